@@ -1,0 +1,119 @@
+// Package netnstest gives tests their own network namespaces, joined by
+// veth pairs, so kernel tests never touch the machine's own namespace.
+package netnstest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var seq atomic.Int64
+
+// NS is a network namespace created for one test and removed after it.
+type NS struct {
+	Name string
+	// FD is an open handle on the namespace, for netlink's NetNS options.
+	FD int
+}
+
+// RequireRoot skips the test unless it runs as root with the ip tool.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("kernel test: needs the ip tool (iproute2)")
+	}
+}
+
+// New creates a namespace with loopback up; it is deleted when the test ends.
+func New(t testing.TB, label string) *NS {
+	t.Helper()
+	RequireRoot(t)
+	name := fmt.Sprintf("efw-%s-%d-%d", label, os.Getpid(), seq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	ns := &NS{Name: name, FD: -1}
+	t.Cleanup(func() {
+		if ns.FD >= 0 {
+			_ = closeFD(ns.FD)
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+			for _, p := range strings.Fields(string(pids)) {
+				_ = exec.Command("kill", "-9", p).Run()
+			}
+		}
+		_ = exec.Command("ip", "netns", "del", name).Run()
+	})
+	f, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		t.Fatalf("open namespace %s: %v", name, err)
+	}
+	fd, err := dupFD(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.FD = fd
+	ns.MustRun(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Run runs a command inside the namespace and returns its combined output.
+func (ns *NS) Run(args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// MustRun runs a command inside the namespace and fails the test on error.
+func (ns *NS) MustRun(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := ns.Run(args...)
+	if err != nil {
+		t.Fatalf("in %s: %s: %v\n%s", ns.Name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Command returns an unstarted command that will run inside the namespace.
+func (ns *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Link joins two namespaces with a veth pair and gives each end the
+// addresses given (CIDR notation, e.g. "192.0.2.1/24", "2001:db8::1/64").
+// IPv6 duplicate address detection is disabled so addresses work at once.
+func Link(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) (aIf, bIf string) {
+	t.Helper()
+	n := seq.Add(1)
+	aIf, bIf = fmt.Sprintf("va%d", n), fmt.Sprintf("vb%d", n)
+	if out, err := exec.Command("ip", "link", "add", aIf, "netns", a.Name, "type", "veth", "peer", "name", bIf, "netns", b.Name).CombinedOutput(); err != nil {
+		t.Fatalf("create veth: %v: %s", err, out)
+	}
+	for _, side := range []struct {
+		ns    *NS
+		ifc   string
+		addrs []string
+	}{{a, aIf, aAddrs}, {b, bIf, bAddrs}} {
+		side.ns.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+side.ifc+".accept_dad=0")
+		for _, addr := range side.addrs {
+			args := []string{"ip", "addr", "add", addr, "dev", side.ifc}
+			if strings.Contains(addr, ":") {
+				args = append(args, "nodad")
+			}
+			side.ns.MustRun(t, args...)
+		}
+		side.ns.MustRun(t, "ip", "link", "set", side.ifc, "up")
+	}
+	return aIf, bIf
+}

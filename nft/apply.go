@@ -1,0 +1,516 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+
+	"github.com/edgefw/edgefw/policy"
+)
+
+// maxElemsPerMessage keeps one SetAddElements call well under the 16-bit
+// netlink attribute length: past 64 KiB google/nftables silently wraps it
+// and the kernel gets a fraction of the elements (LAB.md).
+const maxElemsPerMessage = 1000
+
+// udataHash is the user data type under which a rule's hash is stored.
+// nft(8) shows only the types it knows (comment, ebtables policy), so the
+// hash stays out of `nft list ruleset`.
+const udataHash userdata.Type = 0xed
+
+// Applier writes rulesets to table inet edgefw of one network namespace.
+// It is safe for concurrent use; applies are serialised.
+type Applier struct {
+	netns int
+	mu    sync.Mutex
+}
+
+// Option configures an Applier.
+type Option func(*Applier)
+
+// WithNetNS makes the Applier work in the network namespace open as fd.
+func WithNetNS(fd int) Option { return func(a *Applier) { a.netns = fd } }
+
+// NewApplier returns an Applier for the caller's network namespace unless
+// WithNetNS says otherwise.
+func NewApplier(opts ...Option) *Applier {
+	a := &Applier{}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Result says what an Apply did.
+type Result struct {
+	// Messages is the number of netlink messages written; 0 when the
+	// kernel already held the ruleset.
+	Messages int
+	// Full is true when the table's contents were replaced rather than
+	// patched (first apply, or an incremental patch the kernel refused).
+	Full bool
+	// Changes summarises what was written, one line per object.
+	Changes []string
+}
+
+// Changed reports whether anything was written.
+func (r Result) Changed() bool { return r.Messages > 0 }
+
+var table = &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+
+func (a *Applier) conn() (*nftables.Conn, error) {
+	if a.netns != 0 {
+		return nftables.New(nftables.WithNetNSFd(a.netns))
+	}
+	return nftables.New()
+}
+
+// Apply makes table inet edgefw hold exactly rs, in one transaction. It
+// writes nothing when the kernel already matches, and otherwise only what
+// differs: named counters that stay keep their values. If the kernel
+// refuses the patch, the table's contents are replaced in one transaction
+// instead; if that is refused too, the kernel still holds the previous
+// ruleset and the error names what failed.
+func (a *Applier) Apply(rs *Ruleset) (Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ks, err := a.read()
+	if err != nil {
+		return Result{}, err
+	}
+	b, res, err := plan(ks, rs, false)
+	if err != nil {
+		return Result{}, err
+	}
+	if b.Len() == 0 {
+		return Result{}, nil
+	}
+	err = b.send(a.netns)
+	if err == nil {
+		res.Messages = b.Len()
+		return res, nil
+	}
+	var ke *KernelError
+	if !errors.As(err, &ke) || !ks.exists {
+		return Result{}, err
+	}
+	// The patch was refused as a whole, so the kernel is as it was: try
+	// replacing the contents, which depends less on what is there.
+	fb, fres, ferr := plan(ks, rs, true)
+	if ferr != nil {
+		return Result{}, errors.Join(err, ferr)
+	}
+	if ferr = fb.send(a.netns); ferr != nil {
+		return Result{}, ferr
+	}
+	fres.Messages, fres.Full = fb.Len(), true
+	return fres, nil
+}
+
+// Delete removes table inet edgefw and everything in it. Deleting a table
+// that is not there is not an error.
+func (a *Applier) Delete() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ks, err := a.read()
+	if err != nil || !ks.exists {
+		return err
+	}
+	b, err := newBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.add("delete table inet edgefw", func(c *nftables.Conn) error { c.DelTable(table); return nil }); err != nil {
+		return err
+	}
+	return b.send(a.netns)
+}
+
+// kernelState is what table inet edgefw holds now.
+type kernelState struct {
+	exists   bool
+	chains   map[string]*nftables.Chain
+	rules    map[string][]*nftables.Rule
+	sets     map[string]*nftables.Set
+	elems    map[string][]AddrRange
+	counters map[string]bool
+}
+
+func (a *Applier) read() (*kernelState, error) {
+	c, err := a.conn()
+	if err != nil {
+		return nil, err
+	}
+	ks := &kernelState{
+		chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
+		sets: map[string]*nftables.Set{}, elems: map[string][]AddrRange{}, counters: map[string]bool{},
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return ks, nil
+		}
+		return nil, fmt.Errorf("read table inet %s: %w", TableName, err)
+	}
+	ks.exists = true
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != TableName {
+			continue
+		}
+		ks.chains[ch.Name] = ch
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			return nil, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+		}
+		ks.rules[ch.Name] = rules
+	}
+	sets, err := c.GetSets(table)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		if s.Anonymous {
+			continue
+		}
+		ks.sets[s.Name] = s
+		elems, err := c.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("list elements of set %s: %w", s.Name, err)
+		}
+		ks.elems[s.Name] = elementRanges(elems, s.KeyType.Bytes == 16)
+	}
+	objs, err := c.GetObjects(table)
+	if err != nil {
+		return nil, fmt.Errorf("list counters: %w", err)
+	}
+	for _, o := range objs {
+		if co, ok := o.(*nftables.CounterObj); ok {
+			ks.counters[co.Name] = true
+		}
+	}
+	return ks, nil
+}
+
+// Equal reports whether the kernel holds exactly rs.
+func (a *Applier) Equal(rs *Ruleset) (bool, error) {
+	ks, err := a.read()
+	if err != nil {
+		return false, err
+	}
+	b, _, err := plan(ks, rs, false)
+	if err != nil {
+		return false, err
+	}
+	return b.Len() == 0, nil
+}
+
+func ruleHash(r *nftables.Rule) string {
+	return string(userdata.Get(r.UserData, udataHash))
+}
+
+// plan builds the transaction that turns ks into rs. With full, every rule
+// and named set is rewritten; counters are kept either way.
+func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
+	b, err := newBatch()
+	if err != nil {
+		return nil, Result{}, err
+	}
+	var res Result
+	note := func(s string) { res.Changes = append(res.Changes, s) }
+	q := func(what string, f func(c *nftables.Conn) error) error {
+		note(what)
+		return b.add(what, f)
+	}
+	var errs []error
+	try := func(err error) { errs = append(errs, err) }
+
+	if !ks.exists {
+		try(q("add table inet "+TableName, func(c *nftables.Conn) error { c.AddTable(table); return nil }))
+	}
+	for _, name := range rs.Counters {
+		if !ks.counters[name] {
+			try(q(fmt.Sprintf("add counter %q", name), func(c *nftables.Conn) error {
+				c.AddObj(&nftables.CounterObj{Table: table, Name: name})
+				return nil
+			}))
+		}
+	}
+
+	// Sets: create missing ones; patch changed ones element by element.
+	wantSets := map[string]bool{}
+	recreate := map[string]bool{}
+	for _, s := range rs.Sets {
+		wantSets[s.Name] = true
+		ns := kernelSet(s)
+		old, ok := ks.sets[s.Name]
+		switch {
+		case ok && (old.KeyType.Name != ns.KeyType.Name || !old.Interval):
+			recreate[s.Name] = true
+		case ok && full:
+			try(q(fmt.Sprintf("replace elements of set %s", s.Name), func(c *nftables.Conn) error {
+				c.FlushSet(ns)
+				return addElements(c, ns, addrElements(s.Ranges))
+			}))
+		case ok:
+			del, add := diffRanges(ks.elems[s.Name], s.Ranges)
+			if len(del) > 0 {
+				try(q(fmt.Sprintf("delete %d ranges from set %s", len(del), s.Name), func(c *nftables.Conn) error {
+					return deleteElements(c, ns, addrElements(del))
+				}))
+			}
+			if len(add) > 0 {
+				try(q(fmt.Sprintf("add %d ranges to set %s", len(add), s.Name), func(c *nftables.Conn) error {
+					return addElements(c, ns, addrElements(add))
+				}))
+			}
+		}
+	}
+
+	// Chains: add missing ones, update the policy of existing ones.
+	wantChains := map[string]bool{}
+	for _, ch := range rs.Chains {
+		wantChains[ch.Name] = true
+		old, ok := ks.chains[ch.Name]
+		if ok && (old.Hooknum == nil || *old.Hooknum != *hookOf(ch.Hook) || old.Policy == nil || *old.Policy != chainPolicy(ch.Policy)) {
+			if old.Hooknum != nil && *old.Hooknum == *hookOf(ch.Hook) {
+				try(q(fmt.Sprintf("set policy of chain %s to %s", ch.Name, ch.Policy), func(c *nftables.Conn) error {
+					c.AddChain(kernelChain(ch))
+					return nil
+				}))
+			} else {
+				// A hook cannot change in place: the chain is replaced.
+				try(q("delete chain "+ch.Name, func(c *nftables.Conn) error {
+					c.FlushChain(old)
+					c.DelChain(old)
+					return nil
+				}))
+				ok = false
+				delete(ks.rules, ch.Name)
+			}
+		}
+		if !ok {
+			try(q("add chain "+ch.Name, func(c *nftables.Conn) error { c.AddChain(kernelChain(ch)); return nil }))
+		}
+	}
+	for name, old := range ks.chains {
+		if !wantChains[name] {
+			try(q("delete chain "+name, func(c *nftables.Conn) error {
+				c.FlushChain(old)
+				c.DelChain(old)
+				return nil
+			}))
+		}
+	}
+
+	// Rules: delete what is not wanted, then insert what is missing at its
+	// place. Sets to be recreated force their chains to be rewritten.
+	type insert struct {
+		ch     *Chain
+		r      *Rule
+		before uint64 // handle of the kept rule it goes before; 0: append
+	}
+	var inserts []insert
+	for _, ch := range rs.Chains {
+		old := ks.rules[ch.Name]
+		oldHashes := make([]string, len(old))
+		for i, r := range old {
+			oldHashes[i] = ruleHash(r)
+		}
+		newHashes := make([]string, len(ch.Rules))
+		for i, r := range ch.Rules {
+			newHashes[i] = r.Hash()
+		}
+		keepOld, keepNew := lcs(oldHashes, newHashes)
+		if full || referencesAny(ch, recreate) {
+			keepOld, keepNew = make([]bool, len(old)), make([]bool, len(ch.Rules))
+		}
+		for i, r := range old {
+			if !keepOld[i] {
+				try(q(fmt.Sprintf("delete rule %d of chain %s", r.Handle, ch.Name), func(c *nftables.Conn) error { return c.DelRule(r) }))
+			}
+		}
+		// Walk the new rules backwards to know the next kept rule's handle.
+		var next uint64
+		oi := len(old) - 1
+		pending := []insert{}
+		for ni := len(ch.Rules) - 1; ni >= 0; ni-- {
+			if keepNew[ni] {
+				for oi >= 0 && !(keepOld[oi] && oldHashes[oi] == newHashes[ni]) {
+					oi--
+				}
+				next = old[oi].Handle
+				oi--
+				continue
+			}
+			pending = append(pending, insert{ch: ch, r: ch.Rules[ni], before: next})
+		}
+		slices.Reverse(pending)
+		inserts = append(inserts, pending...)
+	}
+	for name, s := range ks.sets {
+		if !wantSets[name] || recreate[name] {
+			try(q("delete set "+name, func(c *nftables.Conn) error { c.DelSet(s); return nil }))
+		}
+	}
+	for _, s := range rs.Sets {
+		if _, ok := ks.sets[s.Name]; ok && !recreate[s.Name] {
+			continue
+		}
+		try(q(fmt.Sprintf("add set %s (%d ranges)", s.Name, len(s.Ranges)), func(c *nftables.Conn) error {
+			ns := kernelSet(s)
+			if err := c.AddSet(ns, nil); err != nil {
+				return err
+			}
+			return addElements(c, ns, addrElements(s.Ranges))
+		}))
+	}
+	for _, in := range inserts {
+		what := fmt.Sprintf("rule %q in chain %s", in.r.Owner, in.ch.Name)
+		try(q("add "+what, func(c *nftables.Conn) error {
+			eb := &exprBuilder{table: table, addSet: func(s *nftables.Set, elems []nftables.SetElement) error {
+				// Anonymous sets take their elements with the set, in one
+				// message, so they must stay under the attribute limit.
+				if len(elems) > maxElemsPerMessage {
+					return fmt.Errorf("%d addresses or ports in one rule is too many; put them in a named set", len(elems)/2)
+				}
+				return c.AddSet(s, elems)
+			}}
+			exprs, err := eb.ruleExprs(in.r)
+			if err != nil {
+				return err
+			}
+			kr := &nftables.Rule{Table: table, Chain: kernelChain(in.ch), Exprs: exprs,
+				UserData: userdata.Append(nil, udataHash, []byte(in.r.Hash()))}
+			if in.before != 0 {
+				kr.Position = in.before
+				c.InsertRule(kr)
+			} else {
+				c.AddRule(kr)
+			}
+			return nil
+		}))
+	}
+	want := map[string]bool{}
+	for _, n := range rs.Counters {
+		want[n] = true
+	}
+	for name := range ks.counters {
+		if !want[name] {
+			try(q(fmt.Sprintf("delete counter %q", name), func(c *nftables.Conn) error {
+				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
+				return nil
+			}))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, Result{}, err
+	}
+	return b, res, nil
+}
+
+func referencesAny(ch *Chain, sets map[string]bool) bool {
+	if len(sets) == 0 {
+		return false
+	}
+	for _, r := range ch.Rules {
+		for _, m := range r.Matches {
+			if am, ok := m.(AddrMatch); ok && sets[am.Set] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lcs marks the elements of a and b that belong to one longest common
+// subsequence: the rules that can stay where they are.
+func lcs(a, b []string) (keepA, keepB []bool) {
+	n, m := len(a), len(b)
+	dp := make([][]int, n+1)
+	for i := range dp {
+		dp[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if a[i] == b[j] && a[i] != "" {
+				dp[i][j] = dp[i+1][j+1] + 1
+			} else {
+				dp[i][j] = max(dp[i+1][j], dp[i][j+1])
+			}
+		}
+	}
+	keepA, keepB = make([]bool, n), make([]bool, m)
+	for i, j := 0, 0; i < n && j < m; {
+		switch {
+		case a[i] == b[j] && a[i] != "":
+			keepA[i], keepB[j] = true, true
+			i++
+			j++
+		case dp[i+1][j] >= dp[i][j+1]:
+			i++
+		default:
+			j++
+		}
+	}
+	return keepA, keepB
+}
+
+func hookOf(d policy.Direction) *nftables.ChainHook {
+	switch d {
+	case policy.Output:
+		return nftables.ChainHookOutput
+	case policy.Forward:
+		return nftables.ChainHookForward
+	default:
+		return nftables.ChainHookInput
+	}
+}
+
+func chainPolicy(a policy.Action) nftables.ChainPolicy {
+	if a == policy.Drop {
+		return nftables.ChainPolicyDrop
+	}
+	return nftables.ChainPolicyAccept
+}
+
+func kernelChain(ch *Chain) *nftables.Chain {
+	p := chainPolicy(ch.Policy)
+	return &nftables.Chain{
+		Name: ch.Name, Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: hookOf(ch.Hook), Priority: nftables.ChainPriorityFilter, Policy: &p,
+	}
+}
+
+func kernelSet(s *AddrSet) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if s.V6 {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{Table: table, Name: s.Name, Interval: true, KeyType: key}
+}
+
+func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+	for chunk := range slices.Chunk(elems, maxElemsPerMessage) {
+		if err := c.SetAddElements(s, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+	for chunk := range slices.Chunk(elems, maxElemsPerMessage) {
+		if err := c.SetDeleteElements(s, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}

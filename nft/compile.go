@@ -1,0 +1,342 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/edgefw/edgefw/policy"
+)
+
+// Reserved counter names of implicit rules. Each direction has its own so a
+// counter belongs to exactly one chain (and one metric direction label).
+const (
+	prefixReserved = "edgefw-"
+	nameFailsafe   = "edgefw-failsafe"
+)
+
+func implicitName(what string, dir policy.Direction) string {
+	return fmt.Sprintf("edgefw-%s-%s", what, dir)
+}
+
+// DefaultCounter is the counter name of a direction's default policy.
+func DefaultCounter(dir policy.Direction) string { return implicitName("default", dir) }
+
+// TunnelCounter is the counter name of a tunnel's listen-port rule.
+func TunnelCounter(tunnel string) string { return "edgefw-tunnel-" + tunnel }
+
+// LimitedCounter is the counter of packets a rule's limit or connLimit dropped.
+func LimitedCounter(rule string) string { return "edgefw-limited-" + rule }
+
+// SetName is the kernel name of one family's half of a policy set.
+func SetName(set string, v6 bool) string {
+	if v6 {
+		return set + "-v6"
+	}
+	return set + "-v4"
+}
+
+// logRate bounds log messages per rule so a flood of denied packets cannot
+// swamp the daemon's audit log; packets over it are still counted and get
+// their verdict from the unlogged copy of the rule that follows.
+var logRate = RateLimit{Rate: 20, Per: "second", Burst: 50}
+
+// ICMP types accepted by implicit rules. ND and MLD are what IPv6 needs to
+// work at all (RFC 4890 §4.4.1); the error types carry path MTU discovery
+// and unreachability (RFC 4890 §4.3.1, RFC 1191).
+var (
+	icmpv6NDTypes     = []uint8{130, 131, 132, 133, 134, 135, 136, 143}
+	icmpErrorTypes    = []uint8{3, 11, 12}
+	icmpv6ErrorTypes  = []uint8{1, 2, 3, 4}
+	establishedStates = []string{"established", "related"}
+)
+
+type compiler struct {
+	p  *policy.Policy
+	rs *Ruleset
+}
+
+// Compile turns a validated policy into the ruleset of table inet edgefw.
+// It is pure: the same policy always gives the same ruleset.
+func Compile(p *policy.Policy) (*Ruleset, error) {
+	c := &compiler{p: p, rs: &Ruleset{}}
+	for _, s := range p.Sets {
+		v4, v6 := splitFamilies(s.Prefixes)
+		c.rs.Sets = append(c.rs.Sets,
+			&AddrSet{Name: SetName(s.Name, false), Ranges: prefixesToRanges(v4)},
+			&AddrSet{Name: SetName(s.Name, true), V6: true, Ranges: prefixesToRanges(v6)})
+	}
+	var errs []error
+	for _, dir := range policy.Directions {
+		ch := &Chain{Name: string(dir), Hook: dir, Policy: p.Defaults.For(dir)}
+		c.rs.Chains = append(c.rs.Chains, ch)
+		c.implicit(ch)
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			if r.Direction != dir {
+				continue
+			}
+			if err := c.rule(ch, r); err != nil {
+				errs = append(errs, fmt.Errorf("rule %q: %w", r.Name, err))
+			}
+		}
+		c.defaultRule(ch)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c.rs, nil
+}
+
+func (c *compiler) counter(name string, info RuleInfo) {
+	if slices.Contains(c.rs.Counters, name) {
+		return
+	}
+	info.Name = name
+	c.rs.Counters = append(c.rs.Counters, name)
+	c.rs.Rules = append(c.rs.Rules, info)
+}
+
+func (c *compiler) add(ch *Chain, counter string, kind string, action policy.Action, r *Rule) {
+	r.Owner, r.Counter, r.Verdict = counter, counter, action
+	c.counter(counter, RuleInfo{Direction: ch.Hook, Action: action, Kind: kind})
+	ch.Rules = append(ch.Rules, r)
+}
+
+func (c *compiler) implicit(ch *Chain) {
+	dir := ch.Hook
+	c.add(ch, implicitName("established", dir), KindImplicit, policy.Accept,
+		&Rule{Matches: []Match{CtStateMatch{States: establishedStates}}})
+	c.add(ch, implicitName("invalid", dir), KindImplicit, policy.Drop,
+		&Rule{Matches: []Match{CtStateMatch{States: []string{"invalid"}}}})
+	if dir != policy.Forward {
+		c.add(ch, implicitName("loopback", dir), KindImplicit, policy.Accept,
+			&Rule{Matches: []Match{IfaceMatch{Out: dir == policy.Output, Name: "lo"}}})
+		c.add(ch, implicitName("icmpv6-nd", dir), KindImplicit, policy.Accept,
+			&Rule{Matches: []Match{ICMPTypeMatch{V6: true, Types: icmpv6NDTypes}}})
+	}
+	errs := implicitName("icmp-errors", dir)
+	c.add(ch, errs, KindImplicit, policy.Accept, &Rule{Matches: []Match{ICMPTypeMatch{Types: icmpErrorTypes}}})
+	c.add(ch, errs, KindImplicit, policy.Accept, &Rule{Matches: []Match{ICMPTypeMatch{V6: true, Types: icmpv6ErrorTypes}}})
+	switch dir {
+	case policy.Input:
+		for _, alt := range portAlternatives(c.p.Failsafe, false, false) {
+			c.add(ch, nameFailsafe, KindImplicit, policy.Accept, &Rule{Matches: alt})
+		}
+		for _, t := range c.p.Tunnels {
+			if t.ListenPort == 0 {
+				continue
+			}
+			c.add(ch, TunnelCounter(t.Name), KindImplicit, policy.Accept, &Rule{Matches: []Match{
+				L4Match{Protos: []policy.Protocol{policy.UDP}, Ports: []PortSpan{{t.ListenPort, t.ListenPort}}},
+			}})
+		}
+	case policy.Forward:
+		// Clamp the MSS of forwarded TCP SYNs that enter or leave a tunnel:
+		// the tunnel's MTU is smaller than the path's and ICMP may be lost.
+		for _, t := range c.p.Tunnels {
+			for _, out := range []bool{false, true} {
+				ch.Rules = append(ch.Rules, &Rule{
+					Owner:   TunnelCounter(t.Name),
+					Matches: []Match{IfaceMatch{Out: out, Name: t.Name}, L4Match{Protos: []policy.Protocol{policy.TCP}}, TCPSynMatch{}},
+					Stmt:    MSSClampStmt{},
+				})
+			}
+		}
+	}
+}
+
+func (c *compiler) defaultRule(ch *Chain) {
+	name := DefaultCounter(ch.Hook)
+	if ch.Policy == policy.Drop {
+		c.add(ch, name, KindDefault, policy.Drop, &Rule{Limit: &logRate, LogPrefix: name})
+	}
+	c.add(ch, name, KindDefault, ch.Policy, &Rule{})
+}
+
+// rule compiles one policy rule into kernel rules: the product of its from,
+// to and ports alternatives, per address family when addresses are named.
+func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
+	if r.Limit != nil && r.Limit.PerSource {
+		return fmt.Errorf("limit.perSource is not supported yet")
+	}
+	if r.ConnLimit != nil && r.ConnLimit.PerSource {
+		return fmt.Errorf("connLimit.perSource is not supported yet")
+	}
+	var alts [][]Match
+	for _, fam := range c.families(r) {
+		froms := c.peerAlternatives(r.From, false, r.Direction, fam)
+		tos := c.peerAlternatives(r.To, true, r.Direction, fam)
+		ports := portAlternatives(r.Ports, fam == famV4, fam == famV6)
+		for _, f := range froms {
+			for _, t := range tos {
+				for _, p := range ports {
+					alts = append(alts, normalize(slices.Concat(f, t, p)))
+				}
+			}
+		}
+	}
+	if len(alts) == 0 {
+		// The rule can match no packet (e.g. only an icmp entry in an
+		// IPv6-only rule); it still has its counter so metrics list it.
+		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser})
+		return nil
+	}
+	if r.Limit != nil || r.ConnLimit != nil {
+		limited := LimitedCounter(r.Name)
+		for _, alt := range alts {
+			lr := &Rule{Matches: alt}
+			if r.Limit != nil {
+				lr.Limit = &RateLimit{Over: true, Rate: r.Limit.Rate, Per: r.Limit.Per, Burst: r.Limit.Burst}
+			} else {
+				lr.Matches = append(slices.Clone(alt), CtStateMatch{States: []string{"new"}}, ConnCountMatch{Max: r.ConnLimit.Max})
+			}
+			c.add(ch, limited, KindLimited, policy.Drop, lr)
+			c.rs.Rules[len(c.rs.Rules)-1].Rule = r.Name
+		}
+		if r.Limit != nil && r.ConnLimit != nil {
+			for _, alt := range alts {
+				lr := &Rule{Matches: append(slices.Clone(alt), CtStateMatch{States: []string{"new"}}, ConnCountMatch{Max: r.ConnLimit.Max})}
+				c.add(ch, limited, KindLimited, policy.Drop, lr)
+			}
+		}
+	}
+	for _, alt := range alts {
+		if r.Log {
+			c.add(ch, r.Name, KindUser, r.Action, &Rule{Matches: alt, Limit: &logRate, LogPrefix: r.Name})
+		}
+		c.add(ch, r.Name, KindUser, r.Action, &Rule{Matches: alt})
+	}
+	return nil
+}
+
+type family int
+
+const (
+	famAny family = iota
+	famV4
+	famV6
+)
+
+// families returns the passes a rule compiles in: one family-agnostic pass
+// when it names no addresses, else one per family it may match.
+func (c *compiler) families(r *policy.Rule) []family {
+	addrs := false
+	for _, p := range slices.Concat(r.From, r.To) {
+		if p.CIDR.IsValid() || p.Set != "" {
+			addrs = true
+		}
+	}
+	switch {
+	case r.Family == policy.IPv4:
+		return []family{famV4}
+	case r.Family == policy.IPv6:
+		return []family{famV6}
+	case !addrs:
+		return []family{famAny}
+	}
+	return []family{famV4, famV6}
+}
+
+// peerAlternatives compiles a from or to list into OR-ed match lists. An
+// empty list matches everything; a list with nothing usable in this family
+// yields no alternative at all, so the rule has no kernel rule in it.
+func (c *compiler) peerAlternatives(peers []policy.Peer, dst bool, dir policy.Direction, fam family) [][]Match {
+	if len(peers) == 0 {
+		if fam == famAny {
+			return [][]Match{nil}
+		}
+		return [][]Match{{NFProtoMatch{V6: fam == famV6}}}
+	}
+	var alts [][]Match
+	var ranges []AddrRange
+	for _, p := range peers {
+		if !p.CIDR.IsValid() || p.CIDR.Addr().Is6() != (fam == famV6) {
+			continue
+		}
+		rs := subtractRanges([]AddrRange{prefixRange(p.CIDR)}, prefixesToRanges(p.Except))
+		ranges = append(ranges, rs...)
+	}
+	if len(ranges) > 0 {
+		alts = append(alts, []Match{AddrMatch{Dst: dst, V6: fam == famV6, Ranges: mergeRanges(ranges)}})
+	}
+	for _, p := range peers {
+		switch {
+		case p.Set != "" && fam != famAny:
+			alts = append(alts, []Match{AddrMatch{Dst: dst, V6: fam == famV6, Set: SetName(p.Set, fam == famV6)}})
+		case p.Interface != "":
+			m := []Match{IfaceMatch{Out: dst, Name: p.Interface}}
+			if fam != famAny {
+				m = append([]Match{NFProtoMatch{V6: fam == famV6}}, m...)
+			}
+			alts = append(alts, m)
+		}
+	}
+	return alts
+}
+
+// portAlternatives groups ports entries: protocols matched on every port
+// (and ICMP) share one rule; each protocol with ports gets one rule with a
+// port set, never one rule per port.
+func portAlternatives(ports []policy.PortRange, v4Only, v6Only bool) [][]Match {
+	if len(ports) == 0 {
+		return [][]Match{nil}
+	}
+	var whole []policy.Protocol
+	spans := map[policy.Protocol][]PortSpan{}
+	var order []policy.Protocol
+	for _, p := range ports {
+		if (p.Protocol == policy.ICMP && v6Only) || (p.Protocol == policy.ICMPv6 && v4Only) {
+			continue
+		}
+		if p.AllPorts() {
+			if !slices.Contains(whole, p.Protocol) {
+				whole = append(whole, p.Protocol)
+			}
+			continue
+		}
+		if _, ok := spans[p.Protocol]; !ok {
+			order = append(order, p.Protocol)
+		}
+		spans[p.Protocol] = append(spans[p.Protocol], PortSpan{From: p.Port, To: p.EndPort})
+	}
+	var alts [][]Match
+	if len(whole) > 0 {
+		alts = append(alts, []Match{L4Match{Protos: whole}})
+	}
+	for _, proto := range order {
+		if slices.Contains(whole, proto) {
+			continue
+		}
+		alts = append(alts, []Match{L4Match{Protos: []policy.Protocol{proto}, Ports: mergePorts(spans[proto])}})
+	}
+	return alts
+}
+
+// ConnCountMatch matches when the connection count exceeds Max.
+type ConnCountMatch struct{ Max uint32 }
+
+func (m ConnCountMatch) String() string { return fmt.Sprintf("ct count over %d", m.Max) }
+
+// normalize drops redundant family matches: an address match implies its
+// family, and one family match is enough.
+func normalize(ms []Match) []Match {
+	implied := false
+	for _, m := range ms {
+		if _, ok := m.(AddrMatch); ok {
+			implied = true
+		}
+	}
+	out := make([]Match, 0, len(ms))
+	seen := false
+	for _, m := range ms {
+		if _, ok := m.(NFProtoMatch); ok {
+			if implied || seen {
+				continue
+			}
+			seen = true
+		}
+		out = append(out, m)
+	}
+	return out
+}

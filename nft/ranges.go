@@ -1,0 +1,226 @@
+package nft
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+)
+
+// AddrRange is an inclusive range of addresses of one family.
+type AddrRange struct {
+	From, To netip.Addr
+}
+
+func prefixRange(p netip.Prefix) AddrRange {
+	p = p.Masked()
+	from := p.Addr()
+	to := from
+	bits := from.BitLen() - p.Bits()
+	if bits > 0 {
+		b := to.AsSlice()
+		for i := len(b) - 1; i >= 0 && bits > 0; i-- {
+			n := min(bits, 8)
+			b[i] |= byte(1<<n - 1)
+			bits -= n
+		}
+		to, _ = netip.AddrFromSlice(b)
+	}
+	return AddrRange{From: from, To: to}
+}
+
+// mergeRanges sorts ranges and coalesces overlapping and adjacent ones, so
+// the result is the canonical form of the same address space: equal spaces
+// give equal slices, which makes set contents comparable.
+func mergeRanges(rs []AddrRange) []AddrRange {
+	if len(rs) == 0 {
+		return nil
+	}
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b AddrRange) int {
+		if c := a.From.Compare(b.From); c != 0 {
+			return c
+		}
+		return a.To.Compare(b.To)
+	})
+	out := s[:1]
+	for _, r := range s[1:] {
+		last := &out[len(out)-1]
+		if next := last.To.Next(); r.From.Compare(last.To) <= 0 || (next.IsValid() && r.From == next) {
+			if r.To.Compare(last.To) > 0 {
+				last.To = r.To
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// subtractRanges returns the parts of rs not covered by cut. Both must be
+// merged (sorted, disjoint).
+func subtractRanges(rs, cut []AddrRange) []AddrRange {
+	var out []AddrRange
+	for _, r := range rs {
+		cur := r
+		alive := true
+		for _, c := range cut {
+			if !alive {
+				break
+			}
+			if c.To.Compare(cur.From) < 0 || c.From.Compare(cur.To) > 0 {
+				continue
+			}
+			if c.From.Compare(cur.From) > 0 {
+				out = append(out, AddrRange{From: cur.From, To: c.From.Prev()})
+			}
+			if c.To.Compare(cur.To) >= 0 {
+				alive = false
+				break
+			}
+			cur.From = c.To.Next()
+		}
+		if alive {
+			out = append(out, cur)
+		}
+	}
+	return out
+}
+
+// rangePrefixes splits a range into the fewest prefixes covering exactly it.
+func rangePrefixes(r AddrRange) []netip.Prefix {
+	var out []netip.Prefix
+	from := r.From
+	for {
+		bits := from.BitLen()
+		// Grow the prefix while it stays aligned and inside the range.
+		for bits > 0 {
+			p := netip.PrefixFrom(from, bits-1)
+			if p.Masked().Addr() != from || prefixRange(p).To.Compare(r.To) > 0 {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(from, bits)
+		out = append(out, p)
+		end := prefixRange(p).To
+		if end.Compare(r.To) >= 0 {
+			return out
+		}
+		from = end.Next()
+	}
+}
+
+// prefixesToRanges converts prefixes of one family into merged ranges.
+func prefixesToRanges(ps []netip.Prefix) []AddrRange {
+	rs := make([]AddrRange, 0, len(ps))
+	for _, p := range ps {
+		rs = append(rs, prefixRange(p))
+	}
+	return mergeRanges(rs)
+}
+
+// splitFamilies partitions prefixes into IPv4 and IPv6.
+func splitFamilies(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	return v4, v6
+}
+
+// PortSpan is an inclusive port range; From == To for one port.
+type PortSpan struct {
+	From, To uint16
+}
+
+func mergePorts(ps []PortSpan) []PortSpan {
+	if len(ps) == 0 {
+		return nil
+	}
+	s := slices.Clone(ps)
+	slices.SortFunc(s, func(a, b PortSpan) int { return cmp.Compare(a.From, b.From) })
+	out := s[:1]
+	for _, p := range s[1:] {
+		last := &out[len(out)-1]
+		if uint32(p.From) <= uint32(last.To)+1 {
+			last.To = max(last.To, p.To)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// elementRanges decodes the elements of a kernel interval set: a start
+// element opens a range, the next end element (flagged IntervalEnd, one
+// past the range) closes it, and a start with no end runs to the family's
+// last address.
+func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
+	type point struct {
+		addr netip.Addr
+		end  bool
+	}
+	pts := make([]point, 0, len(elems))
+	for _, e := range elems {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok {
+			continue
+		}
+		pts = append(pts, point{a.Unmap(), e.IntervalEnd})
+	}
+	slices.SortFunc(pts, func(a, b point) int { return a.addr.Compare(b.addr) })
+	last := netip.MustParseAddr("255.255.255.255")
+	if v6 {
+		last = netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	}
+	var out []AddrRange
+	var open *netip.Addr
+	for _, p := range pts {
+		switch {
+		case !p.end:
+			if open != nil {
+				// Two starts in a row: the first range ended just before.
+				out = append(out, AddrRange{From: *open, To: p.addr.Prev()})
+			}
+			a := p.addr
+			open = &a
+		case open != nil:
+			out = append(out, AddrRange{From: *open, To: p.addr.Prev()})
+			open = nil
+		}
+	}
+	if open != nil {
+		out = append(out, AddrRange{From: *open, To: last})
+	}
+	return mergeRanges(out)
+}
+
+// diffRanges returns the ranges of have that are not in want and those of
+// want that are not in have. Both are merged; ranges are compared whole.
+func diffRanges(have, want []AddrRange) (del, add []AddrRange) {
+	in := func(rs []AddrRange, r AddrRange) bool {
+		_, found := slices.BinarySearchFunc(rs, r, func(a, b AddrRange) int {
+			if c := a.From.Compare(b.From); c != 0 {
+				return c
+			}
+			return a.To.Compare(b.To)
+		})
+		return found
+	}
+	for _, r := range have {
+		if !in(want, r) {
+			del = append(del, r)
+		}
+	}
+	for _, r := range want {
+		if !in(have, r) {
+			add = append(add, r)
+		}
+	}
+	return del, add
+}

@@ -1,0 +1,393 @@
+// Package nft compiles an edgefw policy into a ruleset value for the one
+// table edgefw owns (table inet edgefw), renders it as nft text, applies it
+// to the kernel in a single netlink transaction and reads its counters.
+//
+// Compiling is pure: a Ruleset is a plain value that renders identically
+// every time, which is what the golden files in testdata pin. Applying is
+// the only part that talks to the kernel.
+package nft
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/edgefw/edgefw/policy"
+)
+
+// TableName is the name of the one inet table edgefw owns.
+const TableName = "edgefw"
+
+// LogGroup is the nflog group denied packets are logged to. It is far from
+// the groups other tools default to (ulogd uses 0 and 1, Suricata 0/2).
+const LogGroup uint16 = 4242
+
+// Rule kinds, for status and metrics.
+const (
+	KindUser     = "user"
+	KindImplicit = "implicit"
+	KindDefault  = "default"
+	KindLimited  = "limited"
+)
+
+// Ruleset is the complete desired content of table inet edgefw.
+type Ruleset struct {
+	// Counters are the named counter objects, in first-use order.
+	Counters []string
+	// Sets are the named address sets.
+	Sets []*AddrSet
+	// Chains are the base chains in rendering order.
+	Chains []*Chain
+	// Rules describes every counter for status and metrics: which policy
+	// rule (or implicit rule) it belongs to, its direction and verdict.
+	Rules []RuleInfo
+}
+
+// RuleInfo describes one counted rule of the ruleset.
+type RuleInfo struct {
+	Name      string // counter name: the policy rule's name or a reserved edgefw- name
+	Direction policy.Direction
+	Action    policy.Action
+	Kind      string // KindUser, KindImplicit, KindDefault or KindLimited
+	// Rule is the policy rule a KindLimited counter belongs to.
+	Rule string
+}
+
+// AddrSet is a named interval set of addresses of one family.
+type AddrSet struct {
+	Name   string
+	V6     bool
+	Ranges []AddrRange // merged
+}
+
+// Chain is a base chain of the table.
+type Chain struct {
+	Name   string
+	Hook   policy.Direction
+	Policy policy.Action // accept or drop
+	Rules  []*Rule
+}
+
+// Rule is one kernel rule: matches, then a named counter, an optional log,
+// and a verdict.
+type Rule struct {
+	// Owner is the counter (policy rule or implicit rule) this kernel rule
+	// belongs to; one policy rule may compile into several kernel rules.
+	Owner   string
+	Matches []Match
+	Counter string
+	// LogPrefix, when not empty, logs matching packets to LogGroup with this
+	// prefix (the owner's name).
+	LogPrefix string
+	// Limit, when set, makes this rule match only packets within (or, with
+	// Over, beyond) the rate.
+	Limit   *RateLimit
+	Verdict policy.Action
+	// Stmts are extra statements rendered before the counter (MSS clamping).
+	Stmt Statement
+}
+
+// RateLimit is an nft "limit rate over" match.
+type RateLimit struct {
+	Over  bool
+	Rate  uint64
+	Per   string // second, minute, hour, day
+	Burst uint32
+}
+
+// Statement is a non-terminal statement other than counter and log.
+type Statement interface {
+	String() string
+}
+
+// Match is one condition of a kernel rule.
+type Match interface {
+	String() string
+}
+
+// Hash fingerprints a rule's complete content. It is stored in the kernel
+// rule's user data, so comparing the kernel with a desired ruleset needs no
+// decoding of expressions.
+func (r *Rule) Hash() string {
+	sum := sha256.Sum256([]byte(r.body()))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (r *Rule) body() string {
+	var parts []string
+	for _, m := range r.Matches {
+		parts = append(parts, m.String())
+	}
+	if r.Limit != nil {
+		parts = append(parts, r.Limit.String())
+	}
+	if r.Stmt != nil {
+		parts = append(parts, r.Stmt.String())
+	}
+	if r.Counter != "" {
+		parts = append(parts, fmt.Sprintf("counter name %q", r.Counter))
+	}
+	if r.LogPrefix != "" {
+		parts = append(parts, fmt.Sprintf("log prefix %q group %d", r.LogPrefix+" ", LogGroup))
+	}
+	if v := r.verdictText(); v != "" {
+		parts = append(parts, v)
+	}
+	return strings.Join(parts, " ")
+}
+
+// String renders the rule as an nft statement line.
+func (r *Rule) String() string { return r.body() }
+
+func (r *Rule) verdictText() string {
+	switch r.Verdict {
+	case policy.Reject:
+		if r.tcpOnly() {
+			return "reject with tcp reset"
+		}
+		return "reject"
+	default:
+		return string(r.Verdict)
+	}
+}
+
+// tcpOnly reports whether the rule matches only TCP, so a reject can answer
+// with a reset instead of an ICMP error.
+func (r *Rule) tcpOnly() bool {
+	for _, m := range r.Matches {
+		if p, ok := m.(L4Match); ok && len(p.Protos) == 1 && p.Protos[0] == policy.TCP {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *RateLimit) String() string {
+	over := ""
+	if l.Over {
+		over = "over "
+	}
+	s := fmt.Sprintf("limit rate %s%d/%s", over, l.Rate, l.Per)
+	if l.Burst > 0 {
+		s += fmt.Sprintf(" burst %d packets", l.Burst)
+	}
+	return s
+}
+
+// NFProtoMatch restricts a rule to IPv4 or IPv6.
+type NFProtoMatch struct{ V6 bool }
+
+func (m NFProtoMatch) String() string {
+	if m.V6 {
+		return "meta nfproto ipv6"
+	}
+	return "meta nfproto ipv4"
+}
+
+// L4Match matches the transport protocol, and ports when Ports is not empty
+// (then Protos has exactly one protocol that carries ports).
+type L4Match struct {
+	Protos []policy.Protocol
+	Ports  []PortSpan // destination ports; empty: any
+}
+
+func (m L4Match) String() string {
+	if len(m.Ports) > 0 {
+		return fmt.Sprintf("%s dport %s", m.Protos[0], renderPorts(m.Ports))
+	}
+	names := make([]string, len(m.Protos))
+	for i, p := range m.Protos {
+		names[i] = l4Name(p)
+	}
+	if len(names) == 1 {
+		return "meta l4proto " + names[0]
+	}
+	return "meta l4proto { " + strings.Join(names, ", ") + " }"
+}
+
+func l4Name(p policy.Protocol) string {
+	if p == policy.ICMPv6 {
+		return "ipv6-icmp"
+	}
+	return string(p)
+}
+
+func renderPorts(ps []PortSpan) string {
+	items := make([]string, len(ps))
+	for i, p := range ps {
+		if p.From == p.To {
+			items[i] = fmt.Sprint(p.From)
+		} else {
+			items[i] = fmt.Sprintf("%d-%d", p.From, p.To)
+		}
+	}
+	if len(items) == 1 {
+		return items[0]
+	}
+	return "{ " + strings.Join(items, ", ") + " }"
+}
+
+// IfaceMatch matches the input or output interface name; a trailing * is a
+// prefix wildcard as in nft.
+type IfaceMatch struct {
+	Out  bool
+	Name string
+}
+
+func (m IfaceMatch) String() string {
+	if m.Out {
+		return fmt.Sprintf("oifname %q", m.Name)
+	}
+	return fmt.Sprintf("iifname %q", m.Name)
+}
+
+// AddrMatch matches the source or destination address against a named set
+// or an anonymous interval set.
+type AddrMatch struct {
+	Dst    bool
+	V6     bool
+	Set    string      // named set, or
+	Ranges []AddrRange // anonymous set contents
+}
+
+func (m AddrMatch) String() string {
+	field := "ip saddr"
+	switch {
+	case m.V6 && m.Dst:
+		field = "ip6 daddr"
+	case m.V6:
+		field = "ip6 saddr"
+	case m.Dst:
+		field = "ip daddr"
+	}
+	if m.Set != "" {
+		return field + " @" + m.Set
+	}
+	return field + " " + renderRanges(m.Ranges, true)
+}
+
+func renderRanges(rs []AddrRange, braces bool) string {
+	var items []string
+	for _, r := range rs {
+		items = append(items, renderRange(r))
+	}
+	if braces && len(items) == 1 && !strings.Contains(items[0], "-") {
+		return items[0]
+	}
+	if braces {
+		return "{ " + strings.Join(items, ", ") + " }"
+	}
+	return strings.Join(items, ", ")
+}
+
+func renderRange(r AddrRange) string {
+	if ps := rangePrefixes(r); len(ps) == 1 {
+		if ps[0].IsSingleIP() {
+			return ps[0].Addr().String()
+		}
+		return ps[0].String()
+	}
+	return r.From.String() + "-" + r.To.String()
+}
+
+// ICMPTypeMatch matches ICMP (V6 false) or ICMPv6 message types.
+type ICMPTypeMatch struct {
+	V6    bool
+	Types []uint8
+}
+
+// Names of the ICMP types used by implicit rules, as nft spells them.
+var icmpTypeNames = map[uint8]string{
+	3: "destination-unreachable", 11: "time-exceeded", 12: "parameter-problem",
+}
+
+var icmpv6TypeNames = map[uint8]string{
+	1: "destination-unreachable", 2: "packet-too-big", 3: "time-exceeded", 4: "parameter-problem",
+	130: "mld-listener-query", 131: "mld-listener-report", 132: "mld-listener-done", 143: "mld2-listener-report",
+	133: "nd-router-solicit", 134: "nd-router-advert", 135: "nd-neighbor-solicit", 136: "nd-neighbor-advert",
+}
+
+func (m ICMPTypeMatch) String() string {
+	names, kw := icmpTypeNames, "icmp type"
+	if m.V6 {
+		names, kw = icmpv6TypeNames, "icmpv6 type"
+	}
+	items := make([]string, len(m.Types))
+	for i, t := range m.Types {
+		items[i] = names[t]
+	}
+	return kw + " { " + strings.Join(items, ", ") + " }"
+}
+
+// CtStateMatch matches connection tracking states.
+type CtStateMatch struct{ States []string }
+
+func (m CtStateMatch) String() string { return "ct state " + strings.Join(m.States, ",") }
+
+// MSSClampStmt clamps the MSS option of TCP SYNs to the route's MTU, so
+// tunnels with a smaller MTU do not black-hole large segments.
+type MSSClampStmt struct{}
+
+func (MSSClampStmt) String() string { return "tcp option maxseg size set rt mtu" }
+
+// TCPSynMatch matches TCP segments with SYN set.
+type TCPSynMatch struct{}
+
+func (TCPSynMatch) String() string { return "tcp flags syn" }
+
+// String renders the ruleset as nft text that `nft -f` loads.
+func (rs *Ruleset) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	for _, c := range rs.Counters {
+		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n\n", c)
+	}
+	for _, s := range rs.Sets {
+		typ := "ipv4_addr"
+		if s.V6 {
+			typ = "ipv6_addr"
+		}
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", s.Name, typ)
+		if len(s.Ranges) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderRanges(s.Ranges, false))
+		}
+		b.WriteString("\t}\n\n")
+	}
+	for i, c := range rs.Chains {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy %s;\n", c.Name, c.Hook, c.Policy)
+		for _, r := range c.Rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// Set returns the named set, or nil.
+func (rs *Ruleset) Set(name string) *AddrSet {
+	for _, s := range rs.Sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Rule returns the description of a counter, or false.
+func (rs *Ruleset) Rule(counter string) (RuleInfo, bool) {
+	for _, r := range rs.Rules {
+		if r.Name == counter {
+			return r, true
+		}
+	}
+	return RuleInfo{}, false
+}
+
+// hostRange is a convenience for tests and implicit rules.
+func hostRange(a netip.Addr) AddrRange { return AddrRange{From: a, To: a} }

@@ -1,0 +1,255 @@
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// A batch collects the netlink messages of one transaction, each tagged
+// with what it does, so that a kernel error can name the rule, set or
+// chain it came from.
+//
+// Messages are built by an nftables.Conn whose socket is a recorder
+// (WithTestDial): google/nftables encodes every object, and the batch is
+// then sent on a socket of our own. That gives three things its Flush
+// lacks: the failing message of a rejected transaction, buffers sized to
+// the batch (its defaults overflow at about 10k set elements, see LAB.md),
+// and an exact count of what is written.
+type batch struct {
+	conn     *nftables.Conn
+	recorded []netlink.Message
+	msgs     []netlink.Message
+	what     []string
+}
+
+func newBatch() (*batch, error) {
+	b := &batch{}
+	conn, err := nftables.New(nftables.WithTestDial(b.record))
+	if err != nil {
+		return nil, err
+	}
+	b.conn = conn
+	return b, nil
+}
+
+// record is the recorder socket: it keeps what is sent and acknowledges
+// every message so that Flush believes it succeeded.
+func (b *batch) record(req []netlink.Message) ([]netlink.Message, error) {
+	if req != nil {
+		b.recorded = append(b.recorded, req...)
+		return nil, nil
+	}
+	return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 20)}}, nil
+}
+
+// add queues the messages that f produces, tagged with what.
+func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
+	if err := f(b.conn); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	b.recorded = b.recorded[:0]
+	if err := b.conn.Flush(); err != nil {
+		return fmt.Errorf("%s: encode: %w", what, err)
+	}
+	for _, m := range b.recorded {
+		if isBatchDelimiter(m.Header.Type) {
+			continue
+		}
+		// Sequence numbers are assigned afresh by the socket that sends.
+		m.Header.Sequence, m.Header.Length, m.Header.PID = 0, 0, 0
+		b.msgs = append(b.msgs, m)
+		b.what = append(b.what, what)
+	}
+	return nil
+}
+
+func isBatchDelimiter(t netlink.HeaderType) bool {
+	return t == unix.NFNL_MSG_BATCH_BEGIN || t == unix.NFNL_MSG_BATCH_END
+}
+
+// Len is the number of messages queued.
+func (b *batch) Len() int { return len(b.msgs) }
+
+// KernelError is a transaction the kernel rejected. Nothing of it was
+// applied: nftables transactions are all or nothing.
+type KernelError struct {
+	// What names the object whose message failed, e.g. `rule "ssh" in chain input`.
+	What  string
+	Errno syscall.Errno
+	// Message is the kernel's extended ack message, if it gave one.
+	Message string
+}
+
+func (e *KernelError) Error() string {
+	s := fmt.Sprintf("kernel rejected %s: %v", e.What, e.Errno)
+	if e.Message != "" {
+		s += " (" + e.Message + ")"
+	}
+	return s
+}
+
+// Unwrap lets errors.Is match the errno.
+func (e *KernelError) Unwrap() error { return e.Errno }
+
+// send writes the batch as one transaction on a netfilter socket in the
+// given network namespace (0: the caller's) and waits for every ack.
+func (b *batch) send(netns int) error {
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
+	if err != nil {
+		return fmt.Errorf("dial netfilter netlink: %w", err)
+	}
+	defer c.Close()
+	size := 0
+	for _, m := range b.msgs {
+		size += int(nlmsgAlign(uint32(16 + len(m.Data))))
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sockErr error
+	if err := raw.Control(func(fd uintptr) {
+		// The whole batch goes in one sendmsg; the kernel refuses it with
+		// EMSGSIZE unless the send buffer holds it. Acks can be many too.
+		sockErr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size+1<<20),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20),
+			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1),
+			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1))
+	}); err != nil {
+		return err
+	}
+	if sockErr != nil {
+		return fmt.Errorf("configure netlink socket: %w", sockErr)
+	}
+
+	msgs := make([]netlink.Message, 0, len(b.msgs)+2)
+	msgs = append(msgs, delimiter(unix.NFNL_MSG_BATCH_BEGIN))
+	msgs = append(msgs, b.msgs...)
+	msgs = append(msgs, delimiter(unix.NFNL_MSG_BATCH_END))
+	sent, err := c.SendMessages(msgs)
+	if err != nil {
+		return fmt.Errorf("send transaction of %d messages: %w", len(msgs), err)
+	}
+	bySeq := make(map[uint32]int, len(sent))
+	expect := 0
+	for i, m := range sent {
+		bySeq[m.Header.Sequence] = i - 1 // index into b.msgs
+		if m.Header.Flags&netlink.Acknowledge != 0 {
+			expect++
+		}
+	}
+	return b.awaitAcks(c, raw, bySeq, expect)
+}
+
+func delimiter(t uint16) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(t), Flags: netlink.Request},
+		// struct nfgenmsg: family unspec, version 0, res_id NFNL_SUBSYS_NFTABLES.
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	}
+}
+
+func nlmsgAlign(n uint32) uint32 { return (n + 3) &^ 3 }
+
+// awaitAcks reads acks until every acknowledged message has answered. The
+// first error wins; after it the kernel may stay silent about the rest, so
+// a short deadline ends the wait.
+func (b *batch) awaitAcks(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32]int, expect int) error {
+	buf := make([]byte, 1<<16)
+	var first *KernelError
+	deadline := time.Now().Add(30 * time.Second)
+	for got := 0; got < expect; {
+		if err := c.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		var n int
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN
+		})
+		if err != nil {
+			if first != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				return first
+			}
+			return fmt.Errorf("read transaction acks: %w", err)
+		}
+		if rerr != nil {
+			return fmt.Errorf("read transaction acks: %w", rerr)
+		}
+		for data := buf[:n]; len(data) >= 16; {
+			l := binary.NativeEndian.Uint32(data[0:4])
+			if l < 16 || int(l) > len(data) {
+				break
+			}
+			typ := binary.NativeEndian.Uint16(data[4:6])
+			flags := binary.NativeEndian.Uint16(data[6:8])
+			body := data[16:l]
+			data = data[min(int(nlmsgAlign(l)), len(data)):]
+			if typ != unix.NLMSG_ERROR || len(body) < 20 {
+				continue
+			}
+			got++
+			errno := int32(binary.NativeEndian.Uint32(body[0:4]))
+			if errno == 0 || first != nil {
+				continue
+			}
+			seq := binary.NativeEndian.Uint32(body[4+8 : 4+12])
+			ke := &KernelError{What: "the transaction", Errno: syscall.Errno(-errno)}
+			if i, ok := bySeq[seq]; ok && i >= 0 && i < len(b.what) {
+				ke.What = b.what[i]
+			}
+			ke.Message = extAckMessage(body, flags)
+			first = ke
+			deadline = time.Now().Add(500 * time.Millisecond)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	return nil
+}
+
+// extAckMessage returns NLMSGERR_ATTR_MSG of an error message, if present.
+func extAckMessage(body []byte, flags uint16) string {
+	const (
+		nlmFCapped  = 0x100
+		nlmFAckTLVs = 0x200
+		attrMsg     = 1
+	)
+	if flags&nlmFAckTLVs == 0 {
+		return ""
+	}
+	off := 20 // errno + the request's header
+	if flags&nlmFCapped == 0 {
+		off = 4 + int(binary.NativeEndian.Uint32(body[4:8]))
+	}
+	for off+4 <= len(body) {
+		l := int(binary.NativeEndian.Uint16(body[off : off+2]))
+		t := binary.NativeEndian.Uint16(body[off+2:off+4]) & 0x3fff
+		if l < 4 || off+l > len(body) {
+			break
+		}
+		if t == attrMsg {
+			v := body[off+4 : off+l]
+			for len(v) > 0 && v[len(v)-1] == 0 {
+				v = v[:len(v)-1]
+			}
+			return string(v)
+		}
+		off += int(nlmsgAlign(uint32(l)))
+	}
+	return ""
+}
