@@ -138,7 +138,7 @@ func (c *compiler) implicit(ch *Chain) {
 			for _, out := range []bool{false, true} {
 				ch.Rules = append(ch.Rules, &Rule{
 					Owner:   TunnelCounter(t.Name),
-					Matches: []Match{IfaceMatch{Out: out, Name: t.Name}, L4Match{Protos: []policy.Protocol{policy.TCP}}, TCPSynMatch{}},
+					Matches: []Match{IfaceMatch{Out: out, Name: t.Name}, TCPSynMatch{}},
 					Stmt:    MSSClampStmt{},
 				})
 			}
@@ -258,7 +258,13 @@ func (c *compiler) peerAlternatives(peers []policy.Peer, dst bool, dir policy.Di
 		ranges = append(ranges, rs...)
 	}
 	if len(ranges) > 0 {
-		alts = append(alts, []Match{AddrMatch{Dst: dst, V6: fam == famV6, Ranges: mergeRanges(ranges)}})
+		merged := mergeRanges(ranges)
+		if len(merged) == 1 && merged[0] == wholeFamily(fam == famV6) {
+			// 0.0.0.0/0 or ::/0: every address of the family.
+			alts = append(alts, []Match{NFProtoMatch{V6: fam == famV6}})
+		} else {
+			alts = append(alts, []Match{AddrMatch{Dst: dst, V6: fam == famV6, Ranges: merged}})
+		}
 	}
 	for _, p := range peers {
 		switch {
@@ -302,6 +308,8 @@ func portAlternatives(ports []policy.PortRange, v4Only, v6Only bool) [][]Match {
 	}
 	var alts [][]Match
 	if len(whole) > 0 {
+		// nft lists the protocols of a set in numeric order.
+		slices.SortFunc(whole, func(a, b policy.Protocol) int { return int(protoNumber(a)) - int(protoNumber(b)) })
 		alts = append(alts, []Match{L4Match{Protos: whole}})
 	}
 	for _, proto := range order {
@@ -319,12 +327,19 @@ type ConnCountMatch struct{ Max uint32 }
 func (m ConnCountMatch) String() string { return fmt.Sprintf("ct count over %d", m.Max) }
 
 // normalize drops redundant family matches: an address match implies its
-// family, and one family match is enough.
+// family, one family match is enough, and nft reads "meta l4proto icmp"
+// (or ipv6-icmp) as implying its family too: it lists a family match
+// before one as part of it.
 func normalize(ms []Match) []Match {
 	implied := false
 	for _, m := range ms {
-		if _, ok := m.(AddrMatch); ok {
+		switch m := m.(type) {
+		case AddrMatch:
 			implied = true
+		case L4Match:
+			if len(m.Protos) == 1 && len(m.Ports) == 0 && (m.Protos[0] == policy.ICMP || m.Protos[0] == policy.ICMPv6) {
+				implied = true
+			}
 		}
 	}
 	out := make([]Match, 0, len(ms))

@@ -71,9 +71,14 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 	case policy.Drop:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
 	case policy.Reject:
-		if r.tcpOnly() {
+		switch r.reject() {
+		case rejectTCPReset:
 			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-		} else {
+		case rejectICMP:
+			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable})
+		case rejectICMPv6:
+			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpv6PortUnreachable})
+		default:
 			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
 		}
 	case "":
@@ -82,6 +87,13 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 	}
 	return out, nil
 }
+
+// ICMP codes of port unreachable: RFC 792 (type 3 code 3) and RFC 4443
+// (type 1 code 4).
+const (
+	icmpPortUnreachable   = 3
+	icmpv6PortUnreachable = 4
+)
 
 func limitUnit(per string) (expr.LimitTime, error) {
 	switch per {
@@ -186,8 +198,9 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 		if m.Set != "" {
 			return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.Set}), nil
 		}
-		if len(m.Ranges) == 1 && m.Ranges[0].From == m.Ranges[0].To {
-			return append(out, cmpEq(m.Ranges[0].From.AsSlice())), nil
+		if len(m.Ranges) == 1 {
+			// One range is a comparison, not a set, as nft compiles it.
+			return append(out, rangeExprs(m.Ranges[0], size)...), nil
 		}
 		key := nftables.TypeIPAddr
 		if m.V6 {
@@ -211,11 +224,13 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []expr.Any{
+		// nft guards icmp with the family too: protocol 1 in an IPv6
+		// packet is not ICMP.
+		return append(nfproto(m.V6),
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq([]byte{proto}),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			l,
-		}, nil
+		), nil
 	case CtStateMatch:
 		var bits uint32
 		for _, st := range m.States {
@@ -234,6 +249,7 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 		return []expr.Any{&expr.Connlimit{Count: m.Max, Flags: expr.NFT_CONNLIMIT_F_INV}}, nil
 	case TCPSynMatch:
 		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq([]byte{unix.IPPROTO_TCP}),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x02}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
@@ -250,6 +266,26 @@ var ctStateBits = map[string]uint32{
 	"related":     1 << 2,
 	"new":         1 << 3,
 	"untracked":   1 << 6,
+}
+
+// rangeExprs compares register 1, loaded with size bytes of address, with
+// one range. A prefix becomes a mask and compare, as nft compiles it, so
+// that nft lists it as a prefix; any other range is a range comparison.
+func rangeExprs(r AddrRange, size uint32) []expr.Any {
+	if r.From == r.To {
+		return []expr.Any{cmpEq(r.From.AsSlice())}
+	}
+	if ps := rangePrefixes(r); len(ps) == 1 {
+		mask := make([]byte, size)
+		for i := 0; i < ps[0].Bits(); i++ {
+			mask[i/8] |= 0x80 >> (i % 8)
+		}
+		return []expr.Any{
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: mask, Xor: make([]byte, size)},
+			cmpEq(r.From.AsSlice()),
+		}
+	}
+	return []expr.Any{&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: r.From.AsSlice(), ToData: r.To.AsSlice()}}
 }
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }

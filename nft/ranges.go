@@ -121,6 +121,14 @@ func prefixesToRanges(ps []netip.Prefix) []AddrRange {
 	return mergeRanges(rs)
 }
 
+// wholeFamily is the range of every IPv4 or every IPv6 address.
+func wholeFamily(v6 bool) AddrRange {
+	if v6 {
+		return AddrRange{From: netip.IPv6Unspecified(), To: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")}
+	}
+	return AddrRange{From: netip.IPv4Unspecified(), To: netip.AddrFrom4([4]byte{255, 255, 255, 255})}
+}
+
 // splitFamilies partitions prefixes into IPv4 and IPv6.
 func splitFamilies(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
 	for _, p := range ps {
@@ -174,10 +182,7 @@ func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
 		pts = append(pts, point{a.Unmap(), e.IntervalEnd})
 	}
 	slices.SortFunc(pts, func(a, b point) int { return a.addr.Compare(b.addr) })
-	last := netip.MustParseAddr("255.255.255.255")
-	if v6 {
-		last = netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-	}
+	last := wholeFamily(v6).To
 	var out []AddrRange
 	var open *netip.Addr
 	for _, p := range pts {

@@ -107,17 +107,28 @@ type Match interface {
 	String() string
 }
 
+// encodingVersion is part of every rule hash. Bump it whenever exprs.go
+// encodes a rule differently while its text stays the same, so that the
+// next apply rewrites the rules the kernel holds in the old encoding.
+const encodingVersion = "2"
+
 // Hash fingerprints a rule's complete content. It is stored in the kernel
 // rule's user data, so comparing the kernel with a desired ruleset needs no
 // decoding of expressions.
 func (r *Rule) Hash() string {
-	sum := sha256.Sum256([]byte(r.body()))
+	sum := sha256.Sum256([]byte(encodingVersion + "\x00" + r.body()))
 	return hex.EncodeToString(sum[:8])
 }
 
 func (r *Rule) body() string {
 	var parts []string
+	impliedFamily := r.Verdict == policy.Reject && (r.reject() == rejectICMP || r.reject() == rejectICMPv6)
 	for _, m := range r.Matches {
+		if _, ok := m.(NFProtoMatch); ok && impliedFamily {
+			// "reject with icmp" implies the family, so nft writes no
+			// family match before it (and adds one when loading).
+			continue
+		}
 		parts = append(parts, m.String())
 	}
 	if r.Limit != nil {
@@ -142,15 +153,66 @@ func (r *Rule) body() string {
 func (r *Rule) String() string { return r.body() }
 
 func (r *Rule) verdictText() string {
-	switch r.Verdict {
-	case policy.Reject:
-		if r.tcpOnly() {
-			return "reject with tcp reset"
-		}
-		return "reject"
-	default:
+	if r.Verdict != policy.Reject {
 		return string(r.Verdict)
 	}
+	switch r.reject() {
+	case rejectTCPReset:
+		return "reject with tcp reset"
+	case rejectICMP:
+		return "reject with icmp port-unreachable"
+	case rejectICMPv6:
+		return "reject with icmpv6 port-unreachable"
+	}
+	return "reject"
+}
+
+// rejectKind is how a reject answers.
+type rejectKind int
+
+const (
+	// rejectICMPX answers with the port unreachable of the packet's family.
+	rejectICMPX rejectKind = iota
+	rejectTCPReset
+	rejectICMP
+	rejectICMPv6
+)
+
+// reject chooses the answer of a rejecting rule: a reset when it matches
+// only TCP, else an ICMP error of its family. A rule of one family says so
+// explicitly, as nft does: nft lists the family-independent form only for
+// rules that match both families.
+func (r *Rule) reject() rejectKind {
+	if r.tcpOnly() {
+		return rejectTCPReset
+	}
+	switch r.family() {
+	case famV4:
+		return rejectICMP
+	case famV6:
+		return rejectICMPv6
+	}
+	return rejectICMPX
+}
+
+// family is the address family the rule's matches restrict it to.
+func (r *Rule) family() family {
+	for _, m := range r.Matches {
+		switch m := m.(type) {
+		case NFProtoMatch:
+			return familyOf(m.V6)
+		case AddrMatch:
+			return familyOf(m.V6)
+		}
+	}
+	return famAny
+}
+
+func familyOf(v6 bool) family {
+	if v6 {
+		return famV6
+	}
+	return famV4
 }
 
 // tcpOnly reports whether the rule matches only TCP, so a reject can answer
@@ -268,18 +330,45 @@ func (m AddrMatch) String() string {
 	return field + " " + renderRanges(m.Ranges, true)
 }
 
+// renderRanges lists ranges as nft writes them. With braces, a single range
+// stands alone, as nft lists it: the kernel holds it as a comparison, not a
+// set (see matchExprs).
 func renderRanges(rs []AddrRange, braces bool) string {
 	var items []string
 	for _, r := range rs {
 		items = append(items, renderRange(r))
 	}
-	if braces && len(items) == 1 && !strings.Contains(items[0], "-") {
+	if braces && len(items) == 1 {
 		return items[0]
 	}
 	if braces {
 		return "{ " + strings.Join(items, ", ") + " }"
 	}
 	return strings.Join(items, ", ")
+}
+
+// renderElements lists a named set's elements the way nft does: IPv4
+// addresses two to a line, IPv6 addresses one to a line (nft's
+// calculate_delim in src/expression.c), so that `nft list` and the
+// rendered ruleset read the same.
+func renderElements(s *AddrSet) string {
+	const newline = ",\n\t\t\t     "
+	perLine := 2
+	if s.V6 {
+		perLine = 1
+	}
+	var b strings.Builder
+	for i, r := range s.Ranges {
+		if i > 0 {
+			if i%perLine == 0 {
+				b.WriteString(newline)
+			} else {
+				b.WriteString(", ")
+			}
+		}
+		b.WriteString(renderRange(r))
+	}
+	return b.String()
 }
 
 func renderRange(r AddrRange) string {
@@ -332,7 +421,8 @@ type MSSClampStmt struct{}
 
 func (MSSClampStmt) String() string { return "tcp option maxseg size set rt mtu" }
 
-// TCPSynMatch matches TCP segments with SYN set.
+// TCPSynMatch matches TCP segments with SYN set. It implies meta l4proto
+// tcp, which nft neither needs written nor lists.
 type TCPSynMatch struct{}
 
 func (TCPSynMatch) String() string { return "tcp flags syn" }
@@ -351,7 +441,7 @@ func (rs *Ruleset) String() string {
 		}
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", s.Name, typ)
 		if len(s.Ranges) > 0 {
-			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderRanges(s.Ranges, false))
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderElements(s))
 		}
 		b.WriteString("\t}\n\n")
 	}
