@@ -1,0 +1,188 @@
+// Command edgefwd is the edgefw daemon: it keeps the host's nftables table
+// inet edgefw and its WireGuard tunnels as the policy declares.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
+	"github.com/edgefw/edgefw/wg"
+)
+
+// Set at build time with -ldflags "-X main.version=… -X main.revision=…".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("edgefwd", flag.ContinueOnError)
+	policyPath := fs.String("policy", "/etc/edgefw/policy.yaml", "policy file; drop-ins are read from policy.d/ beside it")
+	socket := fs.String("socket", "/run/edgefw/edgefwd.sock", "control socket for edgefwctl")
+	metricsAddr := fs.String("metrics-address", daemon.DefaultMetricsAddress, "HOST:PORT for /metrics, /healthz and /readyz; empty disables")
+	stateDir := fs.String("state-dir", "/var/lib/edgefw", "directory for the last good ruleset and pending confirmations")
+	once := fs.Bool("once", false, "apply the policy's firewall idempotently and exit; non-zero and nothing changed on any error")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text (journal-friendly key=value) or json")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if *showVersion {
+		fmt.Printf("edgefwd %s (%s)\n", version, revision)
+		return 0
+	}
+	log, err := newLogger(*logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edgefwd:", err)
+		return 1
+	}
+	if *once {
+		return runOnce(*policyPath, *stateDir, log)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, log); err != nil {
+		log.Error("edgefwd failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// runOnce applies the firewall part of the policy and exits. Tunnels need
+// a running daemon (the userspace backend lives in its process).
+func runOnce(policyPath, stateDir string, log *slog.Logger) int {
+	start := time.Now()
+	pol, err := policy.Load(policyPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
+		return 1
+	}
+	rs, err := nft.Compile(pol)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
+		return 1
+	}
+	res, err := nft.NewApplier().Apply(rs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgefwd: apply failed, the previous ruleset is unchanged: %v\n", err)
+		return 1
+	}
+	if len(pol.Tunnels) > 0 {
+		log.Warn("--once configures the firewall only; tunnels are managed by the running daemon", "tunnels", len(pol.Tunnels))
+	}
+	if err := daemon.SaveLastGood(stateDir, policyPath, pol); err != nil {
+		log.Warn("could not persist the last good ruleset", "error", err)
+	}
+	log.Info("policy applied", "policy", policyPath, "messages", res.Messages, "changes", len(res.Changes), "duration", time.Since(start))
+	return 0
+}
+
+func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, log *slog.Logger) error {
+	reg := daemon.NewRegistry()
+	metrics := daemon.NewMetrics(reg, version, revision)
+	tunnels, err := wg.New(log.With("component", "wg"))
+	if err != nil {
+		return fmt.Errorf("tunnels: %w", err)
+	}
+	var watchdog time.Duration
+	if usec := os.Getenv("WATCHDOG_USEC"); usec != "" {
+		var n int64
+		if _, err := fmt.Sscan(usec, &n); err == nil && n > 0 {
+			watchdog = time.Duration(n) * time.Microsecond / 3
+		}
+	}
+	d, err := daemon.New(daemon.Config{
+		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log,
+		Firewall: nft.NewApplier(), Tunnels: tunnels, Notify: daemon.SystemdNotifier,
+		Metrics: metrics, WatchdogInterval: watchdog,
+	})
+	if err != nil {
+		return err
+	}
+	// The control socket and metrics listen before the first apply so a
+	// slow start can be observed; they answer "not ready" until then.
+	ctl, err := daemon.ListenControl(d, socket, log.With("component", "control"))
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	go func() {
+		if err := ctl.Serve(); err != nil {
+			log.Error("control socket", "error", err)
+		}
+	}()
+	if metricsAddr != "" {
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		srv := &http.Server{Handler: daemon.NewMetricsHandler(reg, d.Ready), ReadHeaderTimeout: 5 * time.Second}
+		reg.MustRegister(daemon.NewCollector(d, log.With("component", "metrics"), time.Now))
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "error", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			d.Reload(ctx, "signal")
+		}
+	}()
+	go func() {
+		if err := d.WatchPolicy(ctx); err != nil {
+			log.Warn("policy file watch unavailable; reload with SIGHUP or edgefwctl reload", "error", err)
+		}
+	}()
+	go func() {
+		if err := d.ListenAudit(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("audit log unavailable: denied packets are counted but not itemised", "error", err)
+		}
+	}()
+	log.Info("edgefwd starting", "version", version, "policy", policyPath, "state_dir", stateDir,
+		"socket", socket, "metrics", metricsAddr, "backend_hint", strings.Join(backendHint(), ","))
+	return d.Run(ctx)
+}
+
+func backendHint() []string {
+	if _, err := os.Stat("/sys/module/wireguard"); err == nil {
+		return []string{"kernel-wireguard"}
+	}
+	return []string{"userspace-wireguard"}
+}

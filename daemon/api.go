@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/edgefw/edgefw/policy"
+	"github.com/edgefw/edgefw/wg"
+)
+
+// Paths of the control API (HTTP+JSON over the Unix socket). Versioned so
+// a newer edgefwctl can talk to an older daemon and the reverse.
+const (
+	PathStatus   = "/v1/status"   // GET → Status
+	PathReload   = "/v1/reload"   // POST → ApplyResponse
+	PathApply    = "/v1/apply"    // POST ApplyRequest → ApplyResponse
+	PathConfirm  = "/v1/confirm"  // POST → ApplyResponse
+	PathRollback = "/v1/rollback" // POST → ApplyResponse
+	PathPlan     = "/v1/ruleset"  // GET → Ruleset (the running ruleset as nft text)
+	PathPeers    = "/v1/peers"    // GET → []wg.TunnelStatus
+	PathDrops    = "/v1/drops"    // GET → []DropRecord
+	PathRemove   = "/v1/remove"   // POST RemoveRequest → ApplyResponse
+)
+
+// Status is the daemon's state as `edgefwctl status` shows it.
+type Status struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"startedAt"`
+	// UptimeSeconds is measured by the daemon, so clients need no clock.
+	UptimeSeconds float64 `json:"uptimeSeconds"`
+	// Policy is where the running policy came from.
+	Policy PolicySource `json:"policy"`
+	// LastApply is the most recent apply attempt, successful or not.
+	LastApply *ApplyInfo `json:"lastApply,omitempty"`
+	// LastSuccess is the most recent successful apply.
+	LastSuccess *ApplyInfo `json:"lastSuccess,omitempty"`
+	// Rules lists every counter of the running ruleset: user rules in
+	// policy order, implicit rules and default policies.
+	Rules []RuleStatus `json:"rules"`
+	// Tunnels and their peers with health.
+	Tunnels []wg.TunnelStatus `json:"tunnels"`
+	// Pending is set while an apply awaits `edgefwctl confirm`.
+	Pending *Pending `json:"pending,omitempty"`
+	// DriftRepairs counts restorations of the table since start.
+	DriftRepairs uint64 `json:"driftRepairs"`
+	// Warnings an operator should read, e.g. other tables hooked at the
+	// same points whose drops apply on top of ours.
+	Warnings []string `json:"warnings"`
+	// OtherTables are the base chains of other tables at our hooks.
+	OtherTables []HookedChain `json:"otherTables"`
+}
+
+// PolicySource identifies the running policy.
+type PolicySource struct {
+	// Path of the main policy file, or of the file given to `apply`.
+	Path string `json:"path"`
+	// Files read, with their SHA-256, in merge order.
+	Files []FileHash `json:"files"`
+	// Hash is a SHA-256 over all files, for comparing hosts at a glance.
+	Hash string `json:"hash"`
+	// Applied is true when it was given by `edgefwctl apply` rather than
+	// read from the policy path (it lasts until the next reload).
+	Applied bool `json:"applied"`
+}
+
+// FileHash is one policy file and its SHA-256.
+type FileHash struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// ApplyInfo describes one apply attempt.
+type ApplyInfo struct {
+	Time            time.Time `json:"time"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	OK              bool      `json:"ok"`
+	Error           string    `json:"error,omitempty"`
+	// Trigger says why: start, boot-ruleset, signal, file-change, reload,
+	// apply, confirm-timeout, rollback, drift.
+	Trigger string `json:"trigger"`
+	// Messages written to the kernel; 0 when it already matched.
+	Messages int `json:"messages"`
+	// Changes summarises what was written.
+	Changes []string `json:"changes,omitempty"`
+}
+
+// RuleStatus is one counter of the running ruleset.
+type RuleStatus struct {
+	Name      string `json:"name"`
+	Direction string `json:"direction"`
+	Action    string `json:"action"`
+	// Kind is user, implicit, default or limited.
+	Kind    string `json:"kind"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Pending is an apply waiting for confirmation.
+type Pending struct {
+	Path     string    `json:"path"`
+	Deadline time.Time `json:"deadline"`
+	// SecondsLeft is computed by the daemon at the time of the request.
+	SecondsLeft float64 `json:"secondsLeft"`
+}
+
+// HookedChain is a base chain of another table at one of our hooks.
+type HookedChain struct {
+	Family   string `json:"family"`
+	Table    string `json:"table"`
+	Chain    string `json:"chain"`
+	Hook     string `json:"hook"`
+	Priority int32  `json:"priority"`
+	Policy   string `json:"policy"`
+}
+
+// ApplyRequest asks the daemon to run a policy that edgefwctl loaded and
+// validated. The policy travels parsed because the daemon, sandboxed,
+// may not be able to read the operator's files.
+type ApplyRequest struct {
+	// Path the policy was loaded from, for status and logs.
+	Path   string         `json:"path"`
+	Policy *policy.Policy `json:"policy"`
+	// ConfirmTimeout, when positive, arms a rollback unless confirmed.
+	ConfirmTimeout Duration `json:"confirmTimeout,omitempty"`
+}
+
+// RemoveRequest asks the daemon to delete the table; Confirm must be
+// exactly "remove-firewall" so that it is never an accident.
+type RemoveRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// RemoveConfirmation is the word a RemoveRequest must carry.
+const RemoveConfirmation = "remove-firewall"
+
+// ApplyResponse is the outcome of reload, apply, confirm and rollback.
+type ApplyResponse struct {
+	OK      bool       `json:"ok"`
+	Error   string     `json:"error,omitempty"`
+	Apply   *ApplyInfo `json:"apply,omitempty"`
+	Pending *Pending   `json:"pending,omitempty"`
+	Message string     `json:"message,omitempty"`
+}
+
+// Ruleset is the running ruleset rendered as nft text.
+type Ruleset struct {
+	Text string `json:"text"`
+}
+
+// DropRecord aggregates logged denied packets by rule, source and port.
+type DropRecord struct {
+	Rule     string    `json:"rule"`
+	Source   string    `json:"source"`
+	Protocol string    `json:"protocol"`
+	Port     uint16    `json:"port"`
+	Packets  uint64    `json:"packets"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+}
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// Duration is a time.Duration that travels as a Go duration string.
+type Duration time.Duration
+
+// MarshalText renders the duration like "2m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
