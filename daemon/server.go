@@ -136,10 +136,10 @@ func (s *ControlServer) allowed(cred *unix.Ucred) bool {
 func (s *ControlServer) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON2(w, http.StatusOK, s.d.Status(r.Context()))
+		writeHTTPJSON(w, http.StatusOK, s.d.Status(r.Context()))
 	})
 	mux.HandleFunc("GET "+PathPlan, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON2(w, http.StatusOK, Ruleset{Text: s.d.RulesetText()})
+		writeHTTPJSON(w, http.StatusOK, Ruleset{Text: s.d.RulesetText()})
 	})
 	mux.HandleFunc("GET "+PathPeers, func(w http.ResponseWriter, r *http.Request) {
 		t, err := s.d.Tunnels(r.Context())
@@ -150,10 +150,10 @@ func (s *ControlServer) routes() http.Handler {
 		if t == nil {
 			t = []wgTunnelStatus{}
 		}
-		writeJSON2(w, http.StatusOK, t)
+		writeHTTPJSON(w, http.StatusOK, t)
 	})
 	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON2(w, http.StatusOK, s.d.Drops())
+		writeHTTPJSON(w, http.StatusOK, s.d.Drops())
 	})
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, r *http.Request) {
 		s.respond(w, s.d.Reload(r.Context(), "reload"))
@@ -201,10 +201,10 @@ func (s *ControlServer) respond(w http.ResponseWriter, resp ApplyResponse) {
 	if !resp.OK {
 		code = http.StatusUnprocessableEntity
 	}
-	writeJSON2(w, code, resp)
+	writeHTTPJSON(w, code, resp)
 }
 
-func writeJSON2(w http.ResponseWriter, code int, v any) {
+func writeHTTPJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
@@ -213,7 +213,7 @@ func writeJSON2(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON2(w, code, ErrorResponse{Error: msg})
+	writeHTTPJSON(w, code, ErrorResponse{Error: msg})
 }
 
 type wgTunnelStatus = wg.TunnelStatus

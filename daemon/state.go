@@ -24,12 +24,12 @@ type savedPolicy struct {
 }
 
 func saveLastGood(dir string, s *savedPolicy) error {
-	return writeJSON(filepath.Join(dir, lastGoodFile), s)
+	return writeFileJSON(filepath.Join(dir, lastGoodFile), s)
 }
 
 func loadLastGood(dir string) (*savedPolicy, error) {
 	var s savedPolicy
-	ok, err := readJSON(filepath.Join(dir, lastGoodFile), &s)
+	ok, err := readFileJSON(filepath.Join(dir, lastGoodFile), &s)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -40,12 +40,12 @@ func loadLastGood(dir string) (*savedPolicy, error) {
 }
 
 func savePending(dir string, p *pendingState) error {
-	return writeJSON(filepath.Join(dir, pendingFile), p)
+	return writeFileJSON(filepath.Join(dir, pendingFile), p)
 }
 
 func loadPending(dir string) (*pendingState, error) {
 	var p pendingState
-	ok, err := readJSON(filepath.Join(dir, pendingFile), &p)
+	ok, err := readFileJSON(filepath.Join(dir, pendingFile), &p)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func removePending(dir string) error {
 
 // writeJSON replaces path atomically: a crash leaves the old or the new
 // file, never half of one.
-func writeJSON(path string, v any) error {
+func writeFileJSON(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -86,7 +86,7 @@ func writeJSON(path string, v any) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func readJSON(path string, v any) (bool, error) {
+func readFileJSON(path string, v any) (bool, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
