@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -116,4 +117,40 @@ func Link(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) (aIf, bI
 		side.ns.MustRun(t, "ip", "link", "set", side.ifc, "up")
 	}
 	return aIf, bIf
+}
+
+// Do runs f on an OS thread that has entered the namespace, and returns
+// its error. Sockets that f opens belong to the namespace and keep working
+// from any goroutine after f returns, so tests can listen and dial inside
+// their namespaces without helper processes.
+func (ns *NS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go ns.enter(f, errc)
+	return <-errc
+}
+
+func (ns *NS) enter(f func() error, errc chan<- error) {
+	runtime.LockOSThread()
+	if isMainThread() {
+		// Never move the main thread: tools such as `ip netns pids` (which
+		// New's cleanup uses to kill what is left in a namespace) go by
+		// it and would take the whole test binary for a process inside.
+		// While this goroutine holds the main thread, the next one cannot
+		// get it.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ns.enter(f, errc)
+		}()
+		<-done
+		runtime.UnlockOSThread()
+		return
+	}
+	// The thread is never unlocked: when this goroutine ends, the runtime
+	// retires the thread instead of reusing it in a foreign namespace.
+	if err := setns(ns.FD); err != nil {
+		errc <- fmt.Errorf("enter namespace %s: %w", ns.Name, err)
+		return
+	}
+	errc <- f()
 }
