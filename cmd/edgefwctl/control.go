@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgefw/edgefw/daemon"
+)
+
+// controlCmd builds confirm, rollback and reload: a POST without a body
+// whose outcome is an ApplyResponse.
+func (a *app) controlCmd(use, short, long, example, done string, call func(*daemon.Client, context.Context) (*daemon.ApplyResponse, error)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		resp, err := call(a.client(), cmd.Context())
+		if err != nil {
+			return fmt.Errorf("%s: %w", use, err)
+		}
+		return a.printOutcome(*out, use, done, resp)
+	}
+	return cmd
+}
+
+// printOutcome prints an ApplyResponse and returns its failure, if any.
+func (a *app) printOutcome(out output, what, done string, resp *daemon.ApplyResponse) error {
+	if out == outputJSON {
+		if err := writeJSON(a.stdout, resp); err != nil {
+			return err
+		}
+		return responseError(what, resp)
+	}
+	if err := responseError(what, resp); err != nil {
+		return err
+	}
+	msg := resp.Message
+	if msg == "" {
+		msg = done
+	}
+	fmt.Fprintln(a.stdout, msg)
+	a.printApplyDetails(resp)
+	return nil
+}
+
+func (a *app) confirmCmd() *cobra.Command {
+	return a.controlCmd("confirm",
+		"Keep the policy applied with --confirm-timeout",
+		`confirm tells edgefwd to keep the policy of the last "apply --confirm-timeout"
+and disarms its rollback. It fails when nothing awaits confirmation.`,
+		`  edgefwctl apply candidate.yaml --confirm-timeout 2m
+  edgefwctl confirm`,
+		"confirmed",
+		(*daemon.Client).Confirm)
+}
+
+func (a *app) rollbackCmd() *cobra.Command {
+	return a.controlCmd("rollback",
+		"Restore the policy that ran before an unconfirmed apply",
+		`rollback restores, at once, the policy that was in force before the last
+"apply --confirm-timeout", without waiting for the timeout. With nothing
+awaiting confirmation, the daemon reloads its policy file instead.`,
+		`  edgefwctl rollback`,
+		"rolled back",
+		(*daemon.Client).Rollback)
+}
+
+func (a *app) reloadCmd() *cobra.Command {
+	return a.controlCmd("reload",
+		"Make the daemon read and apply its policy files again",
+		`reload makes edgefwd read its policy file and drop-ins again and apply them,
+like SIGHUP or "systemctl reload edgefwd". A policy given by "apply" is
+replaced by the file's, and a pending confirmation is disarmed.`,
+		`  edgefwctl reload
+  edgefwctl reload -o json`,
+		"reloaded",
+		(*daemon.Client).Reload)
+}
+
+func (a *app) removeCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "remove",
+		Short: "Delete table inet edgefw from the kernel",
+		Long: `remove asks edgefwd to delete table inet edgefw: the host is then no longer
+filtered by edgefw until the next reload or apply. It asks you to type
+` + daemon.RemoveConfirmation + ` unless --yes is given, and refuses without
+--yes when standard input is not a terminal.`,
+		Example: `  edgefwctl remove
+  edgefwctl remove --yes`,
+		Args: args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if !yes {
+			if err := a.confirmRemove(cmd); err != nil {
+				return err
+			}
+		}
+		resp, err := a.client().Remove(cmd.Context(), daemon.RemoveRequest{Confirm: daemon.RemoveConfirmation})
+		if err != nil {
+			return fmt.Errorf("remove: %w", err)
+		}
+		return a.printOutcome(*out, "remove", "table inet edgefw removed", resp)
+	}
+	return cmd
+}
+
+// confirmRemove asks the operator to type the confirmation word.
+func (a *app) confirmRemove(cmd *cobra.Command) error {
+	in := cmd.InOrStdin()
+	if !a.isTerminal(in) {
+		return errors.New("remove: standard input is not a terminal; nothing removed (pass --yes to remove without asking)")
+	}
+	fmt.Fprintf(a.stderr, "This deletes table inet edgefw: the host is no longer filtered by edgefw until the next reload.\nType %s to confirm: ", daemon.RemoveConfirmation)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return fmt.Errorf("remove: read confirmation: %w", err)
+	}
+	if strings.TrimSpace(line) != daemon.RemoveConfirmation {
+		return errors.New("remove: not confirmed; nothing removed")
+	}
+	return nil
+}
+
+// versionTimeout bounds version's question to the daemon.
+const versionTimeout = 3 * time.Second
+
+// versionInfo is version's JSON output.
+type versionInfo struct {
+	Edgefwctl string `json:"edgefwctl"`
+	// Edgefwd is the daemon's version, empty when it did not answer.
+	Edgefwd string `json:"edgefwd,omitempty"`
+	// EdgefwdError says why the daemon did not answer.
+	EdgefwdError string `json:"edgefwdError,omitempty"`
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the versions of edgefwctl and of the running edgefwd",
+		Long: `version prints the version of edgefwctl and, when the daemon answers, of
+edgefwd. It succeeds when the daemon is not running.`,
+		Example: `  edgefwctl version
+  edgefwctl version -o json`,
+		Args: args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		info := versionInfo{Edgefwctl: version}
+		// A wedged daemon must not hang a version query.
+		ctx, cancel := context.WithTimeout(cmd.Context(), versionTimeout)
+		defer cancel()
+		if st, err := a.client().Status(ctx); err != nil {
+			info.EdgefwdError = err.Error()
+		} else {
+			info.Edgefwd = st.Version
+		}
+		if *out == outputJSON {
+			return writeJSON(a.stdout, info)
+		}
+		fmt.Fprintf(a.stdout, "edgefwctl %s\n", info.Edgefwctl)
+		if info.Edgefwd != "" {
+			fmt.Fprintf(a.stdout, "edgefwd   %s\n", info.Edgefwd)
+		} else {
+			fmt.Fprintf(a.stdout, "edgefwd   unknown: %s\n", info.EdgefwdError)
+		}
+		return nil
+	}
+	return cmd
+}

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/wg"
+)
+
+// cannedTunnels has a healthy peer, one that never shook hands, an
+// undeclared one and a tunnel that could not be created.
+func cannedTunnels() []wg.TunnelStatus {
+	return []wg.TunnelStatus{
+		{Name: "wg0", Backend: "kernel", ListenPort: 51820, Peers: []wg.PeerStatus{
+			{Name: "cluster-gw", PublicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", Endpoint: "192.0.2.10:51820",
+				LastHandshake: testNow.Add(-42 * time.Second), ReceiveBytes: 1258291, TransmitBytes: 2048, Up: true},
+			{Name: "backup-gw", PublicKey: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", Error: `endpoint "gw2.example:51820" does not resolve`},
+			{PublicKey: "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=", Endpoint: "198.51.100.3:40000"},
+		}},
+		{Name: "wg1", Error: "create interface: operation not supported"},
+	}
+}
+
+func cannedStatus() *daemon.Status {
+	return &daemon.Status{
+		Version:       "1.4.0",
+		StartedAt:     testNow.Add(-(3*time.Hour + 12*time.Minute)),
+		UptimeSeconds: (3*time.Hour + 12*time.Minute + 5*time.Second).Seconds(),
+		Policy: daemon.PolicySource{
+			Path:  "/etc/edgefw/policy.yaml",
+			Files: []daemon.FileHash{{Path: "/etc/edgefw/policy.yaml", SHA256: "3f2a"}, {Path: "/etc/edgefw/policy.d/10-web.yaml", SHA256: "9b1c"}},
+			Hash:  "3f2a9c1b7d0e5a6b3f2a9c1b7d0e5a6b",
+		},
+		LastApply:   &daemon.ApplyInfo{Time: testNow.Add(-3 * time.Minute), DurationSeconds: 0.012, OK: true, Trigger: "file-change", Messages: 4},
+		LastSuccess: &daemon.ApplyInfo{Time: testNow.Add(-3 * time.Minute), DurationSeconds: 0.012, OK: true, Trigger: "file-change", Messages: 4},
+		Rules: []daemon.RuleStatus{
+			{Name: "edgefw-established-input", Direction: "input", Action: "accept", Kind: "implicit", Packets: 123456, Bytes: 98765432},
+			{Name: "ssh-from-mgmt", Direction: "input", Action: "accept", Kind: "user", Packets: 12, Bytes: 720},
+			{Name: "kube-api", Direction: "input", Action: "accept", Kind: "user", Packets: 3000, Bytes: 1258291},
+			{Name: "edgefw-default-input", Direction: "input", Action: "drop", Kind: "default", Packets: 7, Bytes: 420},
+		},
+		Tunnels:      cannedTunnels(),
+		Pending:      &daemon.Pending{Path: "/root/candidate.yaml", Deadline: testNow.Add(83 * time.Second), SecondsLeft: 83},
+		DriftRepairs: 2,
+		Warnings:     []string{`table ip filter has a base chain "INPUT" at hook input (priority 0, policy drop)`},
+		OtherTables:  []daemon.HookedChain{{Family: "ip", Table: "filter", Chain: "INPUT", Hook: "input", Policy: "drop"}},
+	}
+}
+
+func cannedDrops() []daemon.DropRecord {
+	return []daemon.DropRecord{
+		{Rule: "edgefw-default-input", Source: "203.0.113.5", Protocol: "tcp", Port: 23, Packets: 40, First: testNow.Add(-time.Hour), Last: testNow.Add(-5 * time.Minute)},
+		{Rule: "drop-blocklisted", Source: "198.51.100.99", Protocol: "icmp", Packets: 3, First: testNow.Add(-2 * time.Hour), Last: testNow.Add(-10 * time.Second)},
+	}
+}
+
+// rowFields returns the fields of the table row that starts with first.
+func rowFields(t *testing.T, out, first string) []string {
+	t.Helper()
+	for _, line := range splitLines(out) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == first {
+			return f
+		}
+	}
+	t.Fatalf("no row starting with %q in:\n%s", first, out)
+	return nil
+}
+
+func TestStatus(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.status = cannedStatus()
+	f.drops = cannedDrops()
+	res := run(t, "--socket", f.socket, "status")
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("status: code %d, stderr %q", res.code, res.stderr)
+	}
+	out := res.stdout
+	deadline := testNow.Add(83 * time.Second).Local().Format("15:04:05")
+	for _, want := range []string{
+		"edgefwd:        1.4.0, up 3h12m\n",
+		"policy:         /etc/edgefw/policy.yaml (sha256 3f2a9c1b7d0e, 2 files)\n",
+		"last apply:     ok 3m ago (12 ms, trigger file-change)\n",
+		"pending:        /root/candidate.yaml awaits edgefwctl confirm: 1m23s left, then the previous policy is restored (at " + deadline + ")\n",
+		"drift repairs:  2\n",
+		"RULE                      DIRECTION  ACTION  KIND      PACKETS  BYTES\n",
+		"INTERFACE  BACKEND  PEER",
+		"RULE                  SOURCE         PROTO  PORT  PACKETS  LAST\n",
+		"error: peer wg0/backup-gw: endpoint \"gw2.example:51820\" does not resolve\n",
+		"error: tunnel wg1: create interface: operation not supported\n",
+		"warning: table ip filter has a base chain \"INPUT\" at hook input (priority 0, policy drop)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	rows := map[string][]string{
+		"ssh-from-mgmt":            {"ssh-from-mgmt", "input", "accept", "user", "12", "720", "B"},
+		"kube-api":                 {"kube-api", "input", "accept", "user", "3000", "1.2", "MiB"},
+		"edgefw-established-input": {"edgefw-established-input", "input", "accept", "implicit", "123456", "94.2", "MiB"},
+		"drop-blocklisted":         {"drop-blocklisted", "198.51.100.99", "icmp", "-", "3", "10s", "ago"},
+	}
+	for first, want := range rows {
+		if diff := cmp.Diff(want, rowFields(t, out, first)); diff != "" {
+			t.Errorf("row %s (-want +got):\n%s", first, diff)
+		}
+	}
+	// The drops table shows the most recent first.
+	if strings.Index(out, "drop-blocklisted") > strings.Index(out, "203.0.113.5") {
+		t.Errorf("drops are not most recent first:\n%s", out)
+	}
+}
+
+func TestStatusFailedApply(t *testing.T) {
+	f := newFakeDaemon(t)
+	st := cannedStatus()
+	st.Pending = nil
+	st.Policy.Applied = true
+	st.LastApply = &daemon.ApplyInfo{Time: testNow.Add(-90 * time.Second), OK: false, Trigger: "reload", Error: "policy.yaml:3:1: version: must be 1"}
+	st.LastSuccess = &daemon.ApplyInfo{Time: testNow.Add(-26 * time.Hour), DurationSeconds: 1.25, OK: true, Trigger: "start"}
+	f.status = st
+	res := run(t, "--socket", f.socket, "status")
+	for _, want := range []string{
+		", applied with edgefwctl apply until the next reload\n",
+		"last apply:     failed 1m ago (trigger reload): policy.yaml:3:1: version: must be 1\n",
+		"last success:   ok 1d2h ago (1.2 s, trigger start)\n",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("status output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if strings.Contains(res.stdout, "pending:") {
+		t.Errorf("status shows a pending apply that is not there:\n%s", res.stdout)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.status = cannedStatus()
+	res := run(t, "--socket", f.socket, "status", "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("code %d, stderr %q", res.code, res.stderr)
+	}
+	var got daemon.Status
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if diff := cmp.Diff(f.status, &got); diff != "" {
+		t.Errorf("status -o json does not round-trip (-daemon +printed):\n%s", diff)
+	}
+}
+
+func TestPeers(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.peers = cannedTunnels()
+	res := run(t, "--socket", f.socket, "peers")
+	if res.code != 0 {
+		t.Fatalf("code %d, stderr %q", res.code, res.stderr)
+	}
+	lines := splitLines(res.stdout)
+	want := [][]string{
+		{"INTERFACE", "BACKEND", "PEER", "ENDPOINT", "HANDSHAKE", "RX", "TX", "UP"},
+		{"wg0", "kernel", "cluster-gw", "192.0.2.10:51820", "42s", "ago", "1.2", "MiB", "2.0", "KiB", "yes"},
+		{"wg0", "kernel", "backup-gw", "-", "never", "0", "B", "0", "B", "no"},
+		{"wg0", "kernel", "undeclared:TrMvSoP4", "198.51.100.3:40000", "never", "0", "B", "0", "B", "no"},
+		{"wg1", "-", "-", "-", "-", "-", "-", "-"},
+	}
+	if len(lines) < len(want) {
+		t.Fatalf("peers printed %d lines:\n%s", len(lines), res.stdout)
+	}
+	for i, w := range want {
+		if diff := cmp.Diff(w, strings.Fields(lines[i])); diff != "" {
+			t.Errorf("line %d (-want +got):\n%s", i+1, diff)
+		}
+	}
+
+	res = run(t, "--socket", f.socket, "peers", "-o", "json")
+	var got []wg.TunnelStatus
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f.peers, got); diff != "" {
+		t.Errorf("peers -o json does not round-trip (-daemon +printed):\n%s", diff)
+	}
+}
+
+func TestDrops(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.drops = cannedDrops()
+	res := run(t, "--socket", f.socket, "drops")
+	want := "RULE                  SOURCE         PROTO  PORT  PACKETS  LAST\n" +
+		"drop-blocklisted      198.51.100.99  icmp   -     3        10s ago\n" +
+		"edgefw-default-input  203.0.113.5    tcp    23    40       5m ago\n"
+	if res.code != 0 || res.stdout != want {
+		t.Errorf("drops = %d\n%s\nwant\n%s", res.code, res.stdout, want)
+	}
+
+	f.drops = nil
+	if res := run(t, "--socket", f.socket, "drops"); res.stdout != "no denied packets logged\n" {
+		t.Errorf("drops with none = %q", res.stdout)
+	}
+	if res := run(t, "--socket", f.socket, "drops", "-o", "json"); res.stdout != "[]\n" {
+		t.Errorf("drops -o json with none = %q", res.stdout)
+	}
+}
+
+func TestControlCommands(t *testing.T) {
+	tests := []struct {
+		cmd    string
+		path   string
+		answer *fakeAnswer
+		code   int
+		stdout string
+		stderr string
+	}{
+		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{200, daemon.ApplyResponse{OK: true, Message: "confirmed /root/candidate.yaml"}},
+			stdout: "confirmed /root/candidate.yaml\n"},
+		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{200, daemon.ApplyResponse{Error: "nothing awaits confirmation"}},
+			code: 1, stderr: "edgefwctl: confirm: nothing awaits confirmation\n"},
+		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{http.StatusConflict, daemon.ErrorResponse{Error: "nothing awaits confirmation"}},
+			code: 1, stderr: "edgefwctl: confirm: nothing awaits confirmation\n"},
+		{cmd: "rollback", path: daemon.PathRollback, answer: &fakeAnswer{200, daemon.ApplyResponse{OK: true, Message: "rolled back /root/candidate.yaml",
+			Apply: &daemon.ApplyInfo{OK: true, DurationSeconds: 0.02, Messages: 3}}},
+			stdout: "rolled back /root/candidate.yaml\nwrote 3 netlink messages in one transaction (20 ms)\n"},
+		{cmd: "reload", path: daemon.PathReload, stdout: "reloaded\n"},
+		{cmd: "reload", path: daemon.PathReload, answer: &fakeAnswer{200, daemon.ApplyResponse{Error: "policy.yaml:1:1: version: must be 1"}},
+			code: 1, stderr: "edgefwctl: reload: policy.yaml:1:1: version: must be 1\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd, func(t *testing.T) {
+			f := newFakeDaemon(t)
+			if tt.answer != nil {
+				f.post[tt.path] = *tt.answer
+			}
+			res := run(t, "--socket", f.socket, tt.cmd)
+			if res.code != tt.code || res.stdout != tt.stdout || res.stderr != tt.stderr {
+				t.Errorf("%s = %d %q %q, want %d %q %q", tt.cmd, res.code, res.stdout, res.stderr, tt.code, tt.stdout, tt.stderr)
+			}
+			if n := len(f.requestsTo(tt.path)); n != 1 {
+				t.Errorf("%d requests to %s, want 1", n, tt.path)
+			}
+		})
+	}
+}
+
+func TestRemove(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		stdin    string
+		terminal bool
+		code     int
+		sent     bool
+	}{
+		{name: "no --yes, not a terminal", args: []string{"remove"}, code: 1},
+		{name: "--yes", args: []string{"remove", "--yes"}, sent: true},
+		{name: "typed confirmation", args: []string{"remove"}, stdin: "remove-firewall\n", terminal: true, sent: true},
+		{name: "wrong confirmation", args: []string{"remove"}, stdin: "yes\n", terminal: true, code: 1},
+		{name: "no answer", args: []string{"remove"}, terminal: true, code: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDaemon(t)
+			res := runApp(t, tt.stdin, func(a *app) { a.isTerminal = func(io.Reader) bool { return tt.terminal } },
+				append([]string{"--socket", f.socket}, tt.args...)...)
+			if res.code != tt.code {
+				t.Errorf("exit code = %d, want %d; stderr %q", res.code, tt.code, res.stderr)
+			}
+			bodies := f.requestsTo(daemon.PathRemove)
+			if !tt.sent {
+				if len(bodies) != 0 {
+					t.Errorf("the daemon got a remove request")
+				}
+				if !strings.Contains(res.stderr, "nothing removed") && !strings.Contains(res.stderr, "read confirmation") {
+					t.Errorf("stderr = %q, want a refusal", res.stderr)
+				}
+				return
+			}
+			if len(bodies) != 1 {
+				t.Fatalf("%d remove requests, want 1", len(bodies))
+			}
+			var req daemon.RemoveRequest
+			if err := json.Unmarshal(bodies[0], &req); err != nil || req.Confirm != daemon.RemoveConfirmation {
+				t.Errorf("remove request = %s (%v)", bodies[0], err)
+			}
+		})
+	}
+}
+
+func TestKeygenPubkey(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "keys", "wg0.key")
+	gen := run(t, "keygen", key)
+	if gen.code != 0 || gen.stderr != "" {
+		t.Fatalf("keygen: code %d, stderr %q", gen.code, gen.stderr)
+	}
+	pub := strings.TrimSuffix(gen.stdout, "\n")
+	if len(pub) != 44 || strings.Contains(pub, "\n") {
+		t.Fatalf("keygen printed %q, want one base64 public key", gen.stdout)
+	}
+	private, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimSpace(string(private))
+
+	got := run(t, "pubkey", key)
+	if got.code != 0 || got.stdout != gen.stdout {
+		t.Errorf("pubkey = %d %q, want %q from keygen", got.code, got.stdout, gen.stdout)
+	}
+	asJSON := run(t, "pubkey", "-o", "json", key)
+	var out publicKeyOutput
+	if err := json.Unmarshal([]byte(asJSON.stdout), &out); err != nil || out.PublicKey != pub {
+		t.Errorf("pubkey -o json = %q (%v)", asJSON.stdout, err)
+	}
+	again := run(t, "keygen", key)
+	if again.code != 1 {
+		t.Errorf("keygen over an existing key: code %d, want 1", again.code)
+	}
+	for _, res := range []result{gen, got, asJSON, again} {
+		if secret == "" || strings.Contains(res.stdout+res.stderr, secret) {
+			t.Fatalf("the private key appears in the output")
+		}
+	}
+
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	insecure := run(t, "pubkey", key)
+	if insecure.code != 1 || strings.Contains(insecure.stdout+insecure.stderr, secret) {
+		t.Errorf("pubkey of a world-readable key: code %d, stderr %q", insecure.code, insecure.stderr)
+	}
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
+)
+
+// invalidPolicyError is a policy that failed to load or compile. Its
+// problems are printed one a line (FILE:LINE:COL: path: message) before
+// the error itself, which only summarises.
+type invalidPolicyError struct {
+	file     string
+	problems policy.ErrorList
+}
+
+func (e *invalidPolicyError) Error() string {
+	return fmt.Sprintf("%s: invalid policy (%s)", e.file, plural(len(e.problems), "problem"))
+}
+
+func (e *invalidPolicyError) Unwrap() error { return e.problems }
+
+// loadPolicy loads and validates a policy, then compiles it, so that a
+// policy the compiler refuses is invalid input too, as it is for the daemon.
+func loadPolicy(file string) (*policy.Policy, *nft.Ruleset, error) {
+	pol, err := policy.Load(file)
+	if err != nil {
+		var list policy.ErrorList
+		if !errors.As(err, &list) {
+			list = policy.ErrorList{{Pos: policy.Pos{File: file}, Msg: err.Error(), Err: err}}
+		}
+		return nil, nil, &invalidPolicyError{file: file, problems: list}
+	}
+	rs, err := nft.Compile(pol)
+	if err != nil {
+		return nil, nil, &invalidPolicyError{file: file, problems: compileProblems(file, pol, err)}
+	}
+	return pol, rs, nil
+}
+
+// compileProblems positions the compiler's errors. nft.Compile reports each
+// as `rule "NAME": …`, which is enough to find the rule in the policy.
+func compileProblems(file string, pol *policy.Policy, err error) policy.ErrorList {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	var list policy.ErrorList
+	for _, e := range errs {
+		list = append(list, compileProblem(file, pol, e))
+	}
+	return list
+}
+
+func compileProblem(file string, pol *policy.Policy, err error) *policy.Error {
+	text := err.Error()
+	// Rule paths are per file, as in the policy package's own errors:
+	// a drop-in's first rule is rules[0] of that drop-in.
+	perFile := map[string]int{}
+	for _, r := range pol.Rules {
+		i := perFile[r.Pos.File]
+		perFile[r.Pos.File]++
+		if rest, ok := strings.CutPrefix(text, fmt.Sprintf("rule %q: ", r.Name)); ok {
+			return &policy.Error{Pos: r.Pos, Path: fmt.Sprintf("rules[%d]", i), Msg: "cannot compile: " + rest, Err: err}
+		}
+	}
+	return &policy.Error{Pos: policy.Pos{File: file}, Msg: "cannot compile: " + text, Err: err}
+}
+
+// load is loadPolicy for commands that print problems as text: each on
+// stderr before the summary error.
+func (a *app) load(file string) (*policy.Policy, *nft.Ruleset, error) {
+	pol, rs, err := loadPolicy(file)
+	if ipe, ok := errors.AsType[*invalidPolicyError](err); ok {
+		for _, p := range ipe.problems {
+			fmt.Fprintln(a.stderr, p.Error())
+		}
+	}
+	return pol, rs, err
+}
+
+// validationResult is validate's JSON output.
+type validationResult struct {
+	File     string            `json:"file"`
+	Valid    bool              `json:"valid"`
+	Rules    int               `json:"rules"`
+	Sets     int               `json:"sets"`
+	Tunnels  int               `json:"tunnels"`
+	Problems []validationIssue `json:"problems"`
+}
+
+// validationIssue is one policy.Error in JSON.
+type validationIssue struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+	// Text is the whole error as the text output prints it.
+	Text string `json:"text"`
+}
+
+func (a *app) validateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a policy file and its drop-ins without applying it",
+		Long: `validate loads FILE, the drop-ins in policy.d/ beside it and the set files
+they name, checks them as the daemon would, and compiles the result. It does
+not need the daemon.
+
+A valid policy prints "FILE: valid (N rules, M sets, K tunnels)". An invalid
+one prints each problem on stderr as FILE:LINE:COL: field.path: message, and
+exits 1.`,
+		Example: `  edgefwctl validate /etc/edgefw/policy.yaml
+  edgefwctl validate -o json candidate.yaml | jq '.problems[].text'`,
+		Args: oneArg("the policy file"),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		file := args[0]
+		if *out == outputJSON {
+			return a.validateJSON(file)
+		}
+		pol, _, err := a.load(file)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s: valid (%s, %s, %s)\n", file,
+			plural(len(pol.Rules), "rule"), plural(len(pol.Sets), "set"), plural(len(pol.Tunnels), "tunnel"))
+		return nil
+	}
+	return cmd
+}
+
+func (a *app) validateJSON(file string) error {
+	pol, _, err := loadPolicy(file)
+	res := validationResult{File: file, Valid: err == nil, Problems: []validationIssue{}}
+	if pol != nil {
+		res.Rules, res.Sets, res.Tunnels = len(pol.Rules), len(pol.Sets), len(pol.Tunnels)
+	}
+	ipe, invalid := errors.AsType[*invalidPolicyError](err)
+	if err != nil && !invalid {
+		return err
+	}
+	if invalid {
+		for _, p := range ipe.problems {
+			res.Problems = append(res.Problems, validationIssue{
+				File: p.Pos.File, Line: p.Pos.Line, Column: p.Pos.Col, Path: p.Path, Message: p.Msg, Text: p.Error(),
+			})
+		}
+	}
+	if werr := writeJSON(a.stdout, res); werr != nil {
+		return werr
+	}
+	return err
+}
+
+func (a *app) planCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Print the exact nftables ruleset a policy compiles to",
+		Long: `plan validates FILE like validate and prints the complete table inet edgefw
+it compiles to, as nft text that "nft -f" loads. It does not need the daemon
+and changes nothing.`,
+		Example: `  edgefwctl plan /etc/edgefw/policy.yaml
+  edgefwctl plan candidate.yaml > edgefw.nft && nft -c -f edgefw.nft`,
+		Args: oneArg("the policy file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, rs, err := a.load(args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(a.stdout, rs.String())
+			return err
+		},
+	}
+}
+
+// diffResult is diff's JSON output.
+type diffResult struct {
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+}
+
+func (a *app) diffCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "diff FILE",
+		Short: "Show how a policy's ruleset differs from the running one",
+		Long: `diff compiles FILE and compares its ruleset with the one edgefwd is running,
+as a unified diff of nft text ("-" running, "+" FILE) with three lines of
+context. It prints "no changes" when they are equal, and exits 0 either way.`,
+		Example: `  edgefwctl diff /etc/edgefw/policy.yaml
+  edgefwctl diff -o json candidate.yaml`,
+		Args: oneArg("the policy file"),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		file := args[0]
+		_, rs, err := a.load(file)
+		if err != nil {
+			return err
+		}
+		running, err := a.client().Ruleset(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("read the running ruleset: %w", err)
+		}
+		oldLines, newLines := splitLines(running.Text), splitLines(rs.String())
+		if *out == outputJSON {
+			res := diffResult{Added: []string{}, Removed: []string{}}
+			for _, e := range diffLines(oldLines, newLines) {
+				switch e.op {
+				case opAdd:
+					res.Added = append(res.Added, e.text)
+				case opDelete:
+					res.Removed = append(res.Removed, e.text)
+				}
+			}
+			return writeJSON(a.stdout, res)
+		}
+		text := unifiedDiff("running ("+a.socket+")", file, oldLines, newLines, 3)
+		if text == "" {
+			text = "no changes\n"
+		}
+		_, err = fmt.Fprint(a.stdout, text)
+		return err
+	}
+	return cmd
+}
+
+func (a *app) applyCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Validate a policy and make the daemon run it",
+		Long: `apply validates FILE locally, then sends it to edgefwd, which applies it in one
+nftables transaction and reconciles the tunnels. The policy stays in force
+until the next reload (SIGHUP, a change of the policy files, or
+"edgefwctl reload"), which reads the daemon's policy file again.
+
+With --confirm-timeout, the daemon restores the previous policy unless
+"edgefwctl confirm" arrives in time: if the new policy cuts your session,
+wait, and the old one comes back.`,
+		Example: `  edgefwctl apply /etc/edgefw/policy.yaml
+  edgefwctl apply candidate.yaml --confirm-timeout 2m && edgefwctl status`,
+		Args: oneArg("the policy file"),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().DurationVar(&timeout, "confirm-timeout", 0, "roll back unless `edgefwctl confirm` arrives within this `DURATION` (e.g. 2m)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if timeout < 0 {
+			return usageError(cmd, fmt.Errorf("--confirm-timeout %s: must not be negative", timeout))
+		}
+		file := args[0]
+		pol, _, err := a.load(file)
+		if err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", file, err)
+		}
+		resp, err := a.client().Apply(cmd.Context(), daemon.ApplyRequest{Path: abs, Policy: pol, ConfirmTimeout: daemon.Duration(timeout)})
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", file, err)
+		}
+		if *out == outputJSON {
+			if err := writeJSON(a.stdout, resp); err != nil {
+				return err
+			}
+			return responseError("apply "+file, resp)
+		}
+		if err := responseError("apply "+file, resp); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "applied %s\n", abs)
+		a.printApplyDetails(resp)
+		if timeout > 0 && resp.Pending == nil {
+			fmt.Fprintln(a.stderr, "edgefwctl: warning: the daemon armed no rollback; this policy is in force without confirmation")
+		}
+		return nil
+	}
+	return cmd
+}
+
+// responseError turns an unsuccessful ApplyResponse into an error.
+func responseError(what string, resp *daemon.ApplyResponse) error {
+	if resp.OK {
+		return nil
+	}
+	msg := resp.Error
+	if msg == "" {
+		msg = "edgefwd reported a failure without a reason"
+	}
+	return fmt.Errorf("%s: %s", what, msg)
+}
+
+// printApplyDetails prints what an apply wrote and, when a rollback is
+// armed, the deadline to confirm by.
+func (a *app) printApplyDetails(resp *daemon.ApplyResponse) {
+	if info := resp.Apply; info != nil {
+		if info.Messages == 0 {
+			fmt.Fprintf(a.stdout, "the kernel already matched: nothing written (%s)\n", millis(info.DurationSeconds))
+		} else {
+			fmt.Fprintf(a.stdout, "wrote %s in one transaction (%s)\n", plural(info.Messages, "netlink message"), millis(info.DurationSeconds))
+		}
+		for _, c := range info.Changes {
+			fmt.Fprintf(a.stdout, "  %s\n", c)
+		}
+	}
+	if p := resp.Pending; p != nil {
+		left := time.Duration(p.SecondsLeft * float64(time.Second)).Round(time.Second)
+		fmt.Fprintf(a.stdout, "run `edgefwctl confirm` within %s or the previous policy is restored at %s\n",
+			left, p.Deadline.In(time.Local).Format(time.TimeOnly))
+	}
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/wg"
+)
+
+// statusDrops is how many drop records status shows; drops shows all.
+const statusDrops = 5
+
+func (a *app) statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the daemon's policy, rule counters, tunnels and recent drops",
+		Long: `status shows the running policy and its last apply, any apply awaiting
+confirmation, drift repairs, every rule counter (user rules in policy order,
+implicit rules, default policies), the tunnels and their peers, the most
+recent denied packets and the warnings an operator should read, such as
+other tables hooked where edgefw is.
+
+-o json prints the daemon's status document as the control API returns it.`,
+		Example: `  edgefwctl status
+  edgefwctl status -o json | jq '.rules[] | select(.packets > 0)'`,
+		Args: args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c := a.client()
+		st, err := c.Status(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		if *out == outputJSON {
+			return writeJSON(a.stdout, st)
+		}
+		drops, dropsErr := c.Drops(cmd.Context())
+		now := a.now()
+		w := a.stdout
+		a.printStatusHeader(w, st, now)
+		fmt.Fprintln(w)
+		printRules(w, st.Rules)
+		fmt.Fprintln(w)
+		printTunnels(w, st.Tunnels, now)
+		if dropsErr != nil {
+			st.Warnings = append(st.Warnings, "cannot read drops: "+dropsErr.Error())
+		} else if len(drops) > 0 {
+			sortDrops(drops)
+			fmt.Fprintln(w)
+			printDrops(w, drops[:min(len(drops), statusDrops)], now)
+			if len(drops) > statusDrops {
+				fmt.Fprintf(w, "… %d more; see edgefwctl drops\n", len(drops)-statusDrops)
+			}
+		}
+		if len(st.Warnings) > 0 {
+			fmt.Fprintln(w)
+			for _, warn := range st.Warnings {
+				fmt.Fprintf(w, "warning: %s\n", warn)
+			}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// printStatusHeader prints the daemon, policy and apply summary lines.
+func (a *app) printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
+	t := newTable(w)
+	defer t.Flush()
+	fmt.Fprintf(t, "edgefwd:\t%s, up %s\n", orDash(st.Version), shortDuration(seconds(st.UptimeSeconds)))
+
+	pol := "none"
+	if st.Policy.Path != "" {
+		pol = st.Policy.Path
+		if h := st.Policy.Hash; h != "" {
+			pol += fmt.Sprintf(" (sha256 %s, %s)", h[:min(len(h), 12)], plural(max(len(st.Policy.Files), 1), "file"))
+		}
+		if st.Policy.Applied {
+			pol += ", applied with edgefwctl apply until the next reload"
+		}
+	}
+	fmt.Fprintf(t, "policy:\t%s\n", pol)
+
+	fmt.Fprintf(t, "last apply:\t%s\n", applySummary(st.LastApply, now))
+	if st.LastApply != nil && !st.LastApply.OK && st.LastSuccess != nil {
+		fmt.Fprintf(t, "last success:\t%s\n", applySummary(st.LastSuccess, now))
+	}
+	if p := st.Pending; p != nil {
+		fmt.Fprintf(t, "pending:\t%s awaits edgefwctl confirm: %s left, then the previous policy is restored (at %s)\n",
+			p.Path, seconds(p.SecondsLeft).Round(time.Second), p.Deadline.In(time.Local).Format(time.TimeOnly))
+	}
+	fmt.Fprintf(t, "drift repairs:\t%d\n", st.DriftRepairs)
+}
+
+// applySummary renders an apply attempt: "ok 3m ago (12 ms, trigger
+// file-change)" or "failed 3m ago (trigger reload): why".
+func applySummary(info *daemon.ApplyInfo, now time.Time) string {
+	if info == nil {
+		return "none yet"
+	}
+	if info.OK {
+		return fmt.Sprintf("ok %s (%s, trigger %s)", ago(now, info.Time), millis(info.DurationSeconds), orDash(info.Trigger))
+	}
+	return fmt.Sprintf("failed %s (trigger %s): %s", ago(now, info.Time), orDash(info.Trigger), info.Error)
+}
+
+// printRules prints the rule counter table.
+func printRules(w io.Writer, rules []daemon.RuleStatus) {
+	if len(rules) == 0 {
+		fmt.Fprintln(w, "no rules")
+		return
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES")
+	for _, r := range rules {
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), orDash(r.Action), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+	}
+	t.Flush()
+}
+
+// printTunnels prints one row per peer (one per tunnel without peers),
+// then the tunnels' and peers' errors.
+func printTunnels(w io.Writer, tunnels []wg.TunnelStatus, now time.Time) {
+	if len(tunnels) == 0 {
+		fmt.Fprintln(w, "no tunnels")
+		return
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "INTERFACE\tBACKEND\tPEER\tENDPOINT\tHANDSHAKE\tRX\tTX\tUP")
+	var problems []string
+	for _, tun := range tunnels {
+		if tun.Error != "" {
+			problems = append(problems, fmt.Sprintf("tunnel %s: %s", tun.Name, tun.Error))
+		}
+		if len(tun.Peers) == 0 {
+			fmt.Fprintf(t, "%s\t%s\t-\t-\t-\t-\t-\t-\n", tun.Name, orDash(tun.Backend))
+			continue
+		}
+		for _, p := range tun.Peers {
+			name := peerName(p)
+			if p.Error != "" {
+				problems = append(problems, fmt.Sprintf("peer %s/%s: %s", tun.Name, name, p.Error))
+			}
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tun.Name, orDash(tun.Backend), name, orDash(p.Endpoint),
+				ago(now, p.LastHandshake), humanBytes(nonNegative(p.ReceiveBytes)), humanBytes(nonNegative(p.TransmitBytes)), yesNo(p.Up))
+		}
+	}
+	t.Flush()
+	for _, p := range problems {
+		fmt.Fprintf(w, "error: %s\n", p)
+	}
+}
+
+// peerName names a peer for tables; a peer running on the interface that
+// the policy does not declare is shown by the start of its public key.
+func peerName(p wg.PeerStatus) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return "undeclared:" + p.PublicKey[:min(len(p.PublicKey), 8)]
+}
+
+func nonNegative(n int64) uint64 { return uint64(max(n, 0)) }
+
+// sortDrops orders drop records most recent first.
+func sortDrops(drops []daemon.DropRecord) {
+	slices.SortStableFunc(drops, func(a, b daemon.DropRecord) int {
+		return cmp.Or(b.Last.Compare(a.Last), cmp.Compare(b.Packets, a.Packets))
+	})
+}
+
+// printDrops prints the denied packets table.
+func printDrops(w io.Writer, drops []daemon.DropRecord, now time.Time) {
+	t := newTable(w)
+	fmt.Fprintln(t, "RULE\tSOURCE\tPROTO\tPORT\tPACKETS\tLAST")
+	for _, d := range drops {
+		port := "-"
+		if d.Port != 0 {
+			port = strconv.Itoa(int(d.Port))
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", d.Rule, orDash(d.Source), orDash(d.Protocol), port, d.Packets, ago(now, d.Last))
+	}
+	t.Flush()
+}
+
+func (a *app) peersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "Show the WireGuard tunnels and their peers' health",
+		Long: `peers lists every declared tunnel with its backend (kernel or userspace) and,
+for each peer, its current endpoint, the time since its last handshake,
+bytes received and sent, and whether it is up (a handshake within 180 s).`,
+		Example: `  edgefwctl peers
+  edgefwctl peers -o json`,
+		Args: args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		tunnels, err := a.client().Peers(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("peers: %w", err)
+		}
+		if *out == outputJSON {
+			if tunnels == nil {
+				tunnels = []wg.TunnelStatus{}
+			}
+			return writeJSON(a.stdout, tunnels)
+		}
+		printTunnels(a.stdout, tunnels, a.now())
+		return nil
+	}
+	return cmd
+}
+
+func (a *app) dropsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drops",
+		Short: "Show denied packets aggregated by rule, source and port",
+		Long: `drops lists the denied packets that reached the daemon (rules with log: true
+and the default policies), aggregated by rule, source address, protocol and
+destination port, most recent first.`,
+		Example: `  edgefwctl drops
+  edgefwctl drops -o json | jq 'map(select(.rule == "edgefw-default-input"))'`,
+		Args: args(cobra.NoArgs),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		drops, err := a.client().Drops(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("drops: %w", err)
+		}
+		sortDrops(drops)
+		if *out == outputJSON {
+			if drops == nil {
+				drops = []daemon.DropRecord{}
+			}
+			return writeJSON(a.stdout, drops)
+		}
+		if len(drops) == 0 {
+			fmt.Fprintln(a.stdout, "no denied packets logged")
+			return nil
+		}
+		printDrops(a.stdout, drops, a.now())
+		return nil
+	}
+	return cmd
+}

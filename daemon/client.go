@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgefw/edgefw/wg"
+)
+
+// Client timeouts. Dialling a local socket is instant unless the daemon is
+// wedged; a request may take longer because an apply resolves endpoint names
+// and sets up tunnels. Callers bound individual requests with their context.
+const (
+	dialTimeout    = 5 * time.Second
+	requestTimeout = 2 * time.Minute
+)
+
+// maxResponseSize bounds a response body. The running ruleset renders every
+// set element, and set files may hold up to 64 MiB of CIDRs.
+const maxResponseSize = 256 << 20
+
+// Client talks to edgefwd's control API (HTTP+JSON over a Unix socket).
+// It is safe for concurrent use.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socketPath.
+// It does not connect until the first request.
+func NewClient(socketPath string) *Client {
+	dialer := &net.Dialer{Timeout: dialTimeout}
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, "unix", socketPath)
+			if err != nil {
+				return nil, &SocketError{Path: socketPath, Err: err}
+			}
+			return conn, nil
+		},
+		MaxIdleConns:          2,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: requestTimeout,
+	}
+	return &Client{
+		socket: socketPath,
+		http:   &http.Client{Transport: transport, Timeout: requestTimeout},
+	}
+}
+
+// Socket returns the path of the socket the client talks to.
+func (c *Client) Socket() string { return c.socket }
+
+// SocketError is a failure to reach the daemon's socket. Its message tells
+// the operator what to do; Unwrap gives the dial error, so callers can test
+// errors.Is(err, fs.ErrNotExist) or errors.Is(err, syscall.ECONNREFUSED).
+type SocketError struct {
+	Path string
+	Err  error
+}
+
+// Error explains the failure in the operator's terms.
+func (e *SocketError) Error() string {
+	switch {
+	case errors.Is(e.Err, fs.ErrNotExist):
+		return fmt.Sprintf("edgefwd is not running (no socket at %s); start it with: systemctl start edgefwd", e.Path)
+	case errors.Is(e.Err, fs.ErrPermission):
+		return fmt.Sprintf("permission denied on %s: run as root or as a member of group edgefw", e.Path)
+	case errors.Is(e.Err, syscall.ECONNREFUSED):
+		// The socket file exists but nobody listens: the daemon died
+		// without removing it.
+		return fmt.Sprintf("edgefwd is not running (stale socket %s)", e.Path)
+	default:
+		return fmt.Sprintf("connect to edgefwd at %s: %v", e.Path, e.Err)
+	}
+}
+
+// Unwrap returns the dial error.
+func (e *SocketError) Unwrap() error { return e.Err }
+
+// NotRunning reports whether the failure means no daemon is listening.
+func (e *SocketError) NotRunning() bool {
+	return errors.Is(e.Err, fs.ErrNotExist) || errors.Is(e.Err, syscall.ECONNREFUSED)
+}
+
+// APIError is a non-2xx answer of the daemon.
+type APIError struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Message is the daemon's ErrorResponse.Error, or the status text when
+	// the body carried none.
+	Message string
+}
+
+// Error returns the daemon's message.
+func (e *APIError) Error() string { return e.Message }
+
+// Status returns the daemon's state.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.do(ctx, http.MethodGet, PathStatus, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Reload makes the daemon read and apply its policy files again.
+func (c *Client) Reload(ctx context.Context) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathReload, nil)
+}
+
+// Apply sends a policy that the caller loaded and validated.
+func (c *Client) Apply(ctx context.Context, req ApplyRequest) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathApply, req)
+}
+
+// Confirm keeps a pending apply and disarms its rollback.
+func (c *Client) Confirm(ctx context.Context) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathConfirm, nil)
+}
+
+// Rollback restores the policy that ran before a pending apply.
+func (c *Client) Rollback(ctx context.Context) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathRollback, nil)
+}
+
+// Remove deletes table inet edgefw. req.Confirm must be RemoveConfirmation.
+func (c *Client) Remove(ctx context.Context, req RemoveRequest) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathRemove, req)
+}
+
+// Ruleset returns the running ruleset as nft text.
+func (c *Client) Ruleset(ctx context.Context) (*Ruleset, error) {
+	var rs Ruleset
+	if err := c.do(ctx, http.MethodGet, PathPlan, nil, &rs); err != nil {
+		return nil, err
+	}
+	return &rs, nil
+}
+
+// Peers returns the tunnels and their peers with health.
+func (c *Client) Peers(ctx context.Context) ([]wg.TunnelStatus, error) {
+	var ts []wg.TunnelStatus
+	if err := c.do(ctx, http.MethodGet, PathPeers, nil, &ts); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// Drops returns the aggregated denied packets.
+func (c *Client) Drops(ctx context.Context) ([]DropRecord, error) {
+	var ds []DropRecord
+	if err := c.do(ctx, http.MethodGet, PathDrops, nil, &ds); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+func (c *Client) applyCall(ctx context.Context, path string, body any) (*ApplyResponse, error) {
+	var resp ApplyResponse
+	if err := c.do(ctx, http.MethodPost, path, body, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// do sends one request and decodes a 2xx answer into out, or turns any
+// other answer into an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var reqBody io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode %s request: %w", path, err)
+		}
+		reqBody = bytes.NewReader(data)
+	}
+	// The host is ignored by the Unix-socket dialer; it names the peer in
+	// the daemon's logs.
+	req, err := http.NewRequestWithContext(ctx, method, "http://edgefwd"+path, reqBody)
+	if err != nil {
+		return fmt.Errorf("build %s request: %w", path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The *url.Error around a dial error only repeats the URL, which
+		// means nothing to an operator.
+		if se, ok := errors.AsType[*SocketError](err); ok {
+			return se
+		}
+		return fmt.Errorf("%s %s via %s: %w", method, path, c.socket, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))
+	if err != nil {
+		return fmt.Errorf("read %s response: %w", path, err)
+	}
+	if len(data) > maxResponseSize {
+		return fmt.Errorf("read %s response: larger than %d MiB", path, maxResponseSize>>20)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return apiError(resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode %s response: %w", path, err)
+	}
+	return nil
+}
+
+func apiError(code int, body []byte) *APIError {
+	var er ErrorResponse
+	if json.Unmarshal(body, &er) == nil && er.Error != "" {
+		return &APIError{StatusCode: code, Message: er.Error}
+	}
+	msg := fmt.Sprintf("edgefwd answered %d %s", code, http.StatusText(code))
+	if text := strings.TrimSpace(string(body)); text != "" && len(text) < 512 {
+		msg += ": " + text
+	}
+	return &APIError{StatusCode: code, Message: msg}
+}

@@ -1,0 +1,337 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefw/edgefw/policy"
+	"github.com/edgefw/edgefw/wg"
+)
+
+// serveUnix runs handler on a Unix socket in a temporary directory and
+// returns the socket's path.
+func serveUnix(t *testing.T, handler http.Handler) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(handler)
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return sock
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func TestClientStatus(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	want := &Status{
+		Version:       "1.2.3",
+		StartedAt:     at,
+		UptimeSeconds: 42,
+		Policy:        PolicySource{Path: "/etc/edgefw/policy.yaml", Hash: "abc", Files: []FileHash{{Path: "/etc/edgefw/policy.yaml", SHA256: "abc"}}},
+		LastApply:     &ApplyInfo{Time: at, DurationSeconds: 0.012, OK: true, Trigger: "start", Messages: 7},
+		Rules:         []RuleStatus{{Name: "ssh", Direction: "input", Action: "accept", Kind: "user", Packets: 3, Bytes: 180}},
+		Tunnels: []wg.TunnelStatus{{Name: "wg0", Backend: "kernel", ListenPort: 51820, Peers: []wg.PeerStatus{
+			{Name: "gw", Endpoint: "192.0.2.1:51820", LastHandshake: at, ReceiveBytes: 10, TransmitBytes: 20, Up: true},
+		}}},
+		Warnings:    []string{},
+		OtherTables: []HookedChain{},
+	}
+	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != PathStatus {
+			writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such path " + r.Method + " " + r.URL.Path})
+			return
+		}
+		writeJSON(w, http.StatusOK, want)
+	}))
+	got, err := NewClient(sock).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Status() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestClientRequests(t *testing.T) {
+	pol, err := policy.Load("../policy/testdata/spec-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := &ApplyResponse{OK: true, Message: "done"}
+	tests := []struct {
+		name       string
+		call       func(*Client) (any, error)
+		method     string
+		path       string
+		wantBody   string // substring of the request body; "" means no body
+		respond    any
+		want       any
+		wantErrSub string
+	}{
+		{
+			name:    "reload",
+			call:    func(c *Client) (any, error) { return c.Reload(context.Background()) },
+			method:  http.MethodPost,
+			path:    PathReload,
+			respond: ok,
+			want:    ok,
+		},
+		{
+			name: "apply",
+			call: func(c *Client) (any, error) {
+				return c.Apply(context.Background(), ApplyRequest{Path: "/tmp/p.yaml", Policy: pol, ConfirmTimeout: Duration(2 * time.Minute)})
+			},
+			method:   http.MethodPost,
+			path:     PathApply,
+			wantBody: `"confirmTimeout":"2m0s"`,
+			respond:  &ApplyResponse{OK: true, Pending: &Pending{Path: "/tmp/p.yaml", SecondsLeft: 120}},
+			want:     &ApplyResponse{OK: true, Pending: &Pending{Path: "/tmp/p.yaml", SecondsLeft: 120}},
+		},
+		{
+			name:    "confirm",
+			call:    func(c *Client) (any, error) { return c.Confirm(context.Background()) },
+			method:  http.MethodPost,
+			path:    PathConfirm,
+			respond: ok,
+			want:    ok,
+		},
+		{
+			name:    "rollback",
+			call:    func(c *Client) (any, error) { return c.Rollback(context.Background()) },
+			method:  http.MethodPost,
+			path:    PathRollback,
+			respond: ok,
+			want:    ok,
+		},
+		{
+			name: "remove",
+			call: func(c *Client) (any, error) {
+				return c.Remove(context.Background(), RemoveRequest{Confirm: RemoveConfirmation})
+			},
+			method:   http.MethodPost,
+			path:     PathRemove,
+			wantBody: `"confirm":"remove-firewall"`,
+			respond:  ok,
+			want:     ok,
+		},
+		{
+			name:    "ruleset",
+			call:    func(c *Client) (any, error) { return c.Ruleset(context.Background()) },
+			method:  http.MethodGet,
+			path:    PathPlan,
+			respond: &Ruleset{Text: "table inet edgefw {\n}\n"},
+			want:    &Ruleset{Text: "table inet edgefw {\n}\n"},
+		},
+		{
+			name:    "peers",
+			call:    func(c *Client) (any, error) { return c.Peers(context.Background()) },
+			method:  http.MethodGet,
+			path:    PathPeers,
+			respond: []wg.TunnelStatus{{Name: "wg0", Peers: []wg.PeerStatus{{Name: "gw"}}}},
+			want:    []wg.TunnelStatus{{Name: "wg0", Peers: []wg.PeerStatus{{Name: "gw"}}}},
+		},
+		{
+			name:    "drops",
+			call:    func(c *Client) (any, error) { return c.Drops(context.Background()) },
+			method:  http.MethodGet,
+			path:    PathDrops,
+			respond: []DropRecord{{Rule: "edgefw-default-input", Source: "198.51.100.7", Protocol: "tcp", Port: 23, Packets: 9}},
+			want:    []DropRecord{{Rule: "edgefw-default-input", Source: "198.51.100.7", Protocol: "tcp", Port: 23, Packets: 9}},
+		},
+		{
+			name:       "confirm with nothing pending",
+			call:       func(c *Client) (any, error) { return c.Confirm(context.Background()) },
+			method:     http.MethodPost,
+			path:       PathConfirm,
+			respond:    ErrorResponse{Error: "nothing awaits confirmation"},
+			wantErrSub: "nothing awaits confirmation",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gotMethod, gotPath, gotBody string
+			sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotMethod, gotPath = r.Method, r.URL.Path
+				body, _ := io.ReadAll(r.Body)
+				gotBody = string(body)
+				code := http.StatusOK
+				if tt.wantErrSub != "" {
+					code = http.StatusConflict
+				}
+				writeJSON(w, code, tt.respond)
+			}))
+			got, err := tt.call(NewClient(sock))
+			if gotMethod != tt.method || gotPath != tt.path {
+				t.Errorf("request = %s %s, want %s %s", gotMethod, gotPath, tt.method, tt.path)
+			}
+			if tt.wantBody == "" && gotBody != "" {
+				t.Errorf("request body = %q, want none", gotBody)
+			}
+			if !strings.Contains(gotBody, tt.wantBody) {
+				t.Errorf("request body = %s, want it to contain %s", gotBody, tt.wantBody)
+			}
+			if tt.wantErrSub != "" {
+				if err == nil || err.Error() != tt.wantErrSub {
+					t.Fatalf("error = %v, want %q", err, tt.wantErrSub)
+				}
+				apiErr, ok := errors.AsType[*APIError](err)
+				if !ok || apiErr.StatusCode != http.StatusConflict {
+					t.Errorf("error = %#v, want an *APIError with status 409", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("response mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestClientApplyPolicyRoundTrip(t *testing.T) {
+	pol, err := policy.Load("../policy/testdata/spec-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ApplyRequest
+	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, ApplyResponse{OK: true})
+	}))
+	req := ApplyRequest{Path: "/etc/edgefw/policy.yaml", Policy: pol, ConfirmTimeout: Duration(90 * time.Second)}
+	if _, err := NewClient(sock).Apply(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	prefixEqual := cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+	if diff := cmp.Diff(req, got, prefixEqual); diff != "" {
+		t.Errorf("ApplyRequest after the wire (-sent +received):\n%s", diff)
+	}
+}
+
+func TestClientHTTPErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		code int
+		body string
+		want string
+	}{
+		{"error response", http.StatusBadRequest, `{"error":"policy: rules[0].name: invalid"}`, "policy: rules[0].name: invalid"},
+		{"plain text", http.StatusInternalServerError, "boom\n", "edgefwd answered 500 Internal Server Error: boom"},
+		{"empty", http.StatusServiceUnavailable, "", "edgefwd answered 503 Service Unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.code)
+				fmt.Fprint(w, tt.body)
+			}))
+			_, err := NewClient(sock).Status(context.Background())
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestClientMissingSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
+	_, err := NewClient(sock).Status(context.Background())
+	want := "edgefwd is not running (no socket at " + sock + "); start it with: systemctl start edgefwd"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+	se, ok := errors.AsType[*SocketError](err)
+	if !ok || !se.NotRunning() || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error = %#v, want a not-running *SocketError wrapping fs.ErrNotExist", err)
+	}
+}
+
+func TestClientStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A daemon that crashed leaves its socket file behind.
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	_, err = NewClient(sock).Status(context.Background())
+	want := "edgefwd is not running (stale socket " + sock + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+}
+
+func TestClientPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may connect to any socket; TestClientSocketErrorMessages covers the message")
+	}
+	sock := serveUnix(t, http.NotFoundHandler())
+	if err := os.Chmod(sock, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewClient(sock).Status(context.Background())
+	want := "permission denied on " + sock + ": run as root or as a member of group edgefw"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+}
+
+func TestClientSocketErrorMessages(t *testing.T) {
+	const sock = "/run/edgefw/edgefwd.sock"
+	dial := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}
+	}
+	tests := []struct {
+		err        error
+		want       string
+		notRunning bool
+	}{
+		{dial(syscall.ENOENT), "edgefwd is not running (no socket at /run/edgefw/edgefwd.sock); start it with: systemctl start edgefwd", true},
+		{dial(syscall.EACCES), "permission denied on /run/edgefw/edgefwd.sock: run as root or as a member of group edgefw", false},
+		{dial(syscall.EPERM), "permission denied on /run/edgefw/edgefwd.sock: run as root or as a member of group edgefw", false},
+		{dial(syscall.ECONNREFUSED), "edgefwd is not running (stale socket /run/edgefw/edgefwd.sock)", true},
+		{dial(syscall.EAGAIN), "connect to edgefwd at /run/edgefw/edgefwd.sock: dial unix: connect: resource temporarily unavailable", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			se := &SocketError{Path: sock, Err: tt.err}
+			if got := se.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+			if got := se.NotRunning(); got != tt.notRunning {
+				t.Errorf("NotRunning() = %v, want %v", got, tt.notRunning)
+			}
+		})
+	}
+}
