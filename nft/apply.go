@@ -219,6 +219,9 @@ func ruleHash(r *nftables.Rule) string {
 // plan builds the transaction that turns ks into rs. With full, every rule
 // and named set is rewritten; counters are kept either way.
 func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
+	if err := rs.validate(); err != nil {
+		return nil, Result{}, err
+	}
 	b, err := newBatch()
 	if err != nil {
 		return nil, Result{}, err
@@ -414,6 +417,33 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		return nil, Result{}, err
 	}
 	return b, res, nil
+}
+
+// validate catches rulesets that the diff cannot express: names are keys
+// of the diff, so a duplicate would silently merge two objects into one.
+// What only the kernel knows (references, limits) the kernel checks.
+func (rs *Ruleset) validate() error {
+	var errs []error
+	dup := func(kind string, names []string) {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if seen[n] {
+				errs = append(errs, fmt.Errorf("invalid ruleset: two %ss named %q", kind, n))
+			}
+			seen[n] = true
+		}
+	}
+	dup("counter", rs.Counters)
+	var sets, chains []string
+	for _, s := range rs.Sets {
+		sets = append(sets, s.Name)
+	}
+	for _, ch := range rs.Chains {
+		chains = append(chains, ch.Name)
+	}
+	dup("set", sets)
+	dup("chain", chains)
+	return errors.Join(errs...)
 }
 
 func referencesAny(ch *Chain, sets map[string]bool) bool {

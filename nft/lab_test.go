@@ -23,6 +23,7 @@ import (
 // lab's namespaces.
 type lab struct {
 	host, client *netnstest.NS
+	hostIf       string // the host's end of the veth pair
 	fw           *Applier
 }
 
@@ -44,7 +45,7 @@ func newLab(t *testing.T, clientAddrs ...string) *lab {
 			cidrs = append(cidrs, a+"/24")
 		}
 	}
-	netnstest.Link(t, l.host, []string{hostV4 + "/24", hostV6 + "/64"}, l.client, cidrs)
+	l.hostIf, _ = netnstest.Link(t, l.host, []string{hostV4 + "/24", hostV6 + "/64"}, l.client, cidrs)
 	l.fw = NewApplier(WithNetNS(l.host.FD))
 	return l
 }
