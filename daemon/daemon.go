@@ -435,11 +435,25 @@ func (d *Daemon) applySaved(ctx context.Context, s *savedPolicy, trigger string)
 }
 
 // applySafe installs the defaults-and-failsafe ruleset of an empty policy.
+// The safe ruleset is a stopgap, not the policy: the rejected apply stays
+// the last apply, so status, the STATUS line and /readyz keep saying that
+// the policy failed.
 func (d *Daemon) applySafe(ctx context.Context) error {
+	d.mu.Lock()
+	rejected := d.lastApply
+	d.mu.Unlock()
 	pol := &policy.Policy{Version: 1,
 		Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
 		Failsafe: []policy.PortRange{{Protocol: policy.TCP, Port: 22, EndPort: 22}}}
-	return d.apply(ctx, pol, PolicySource{Path: "(safe minimal ruleset: policy invalid)"}, "safe-fallback")
+	if err := d.apply(ctx, pol, PolicySource{Path: "(safe minimal ruleset: policy invalid)"}, "safe-fallback"); err != nil {
+		return err
+	}
+	if rejected != nil {
+		d.mu.Lock()
+		d.lastApply = rejected
+		d.mu.Unlock()
+	}
+	return nil
 }
 
 // noteGeneration remembers the ruleset generation our write produced, so
