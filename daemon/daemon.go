@@ -115,9 +115,8 @@ type pendingState struct {
 // event is one thing for the loop to do; done receives the outcome.
 type event struct {
 	kind    string
-	apply   *ApplyRequest
-	timeout time.Duration
-	done    chan ApplyResponse
+	apply *ApplyRequest
+	done  chan ApplyResponse
 }
 
 // New returns a Daemon; Run starts it.
