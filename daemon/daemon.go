@@ -114,7 +114,7 @@ type pendingState struct {
 
 // event is one thing for the loop to do; done receives the outcome.
 type event struct {
-	kind    string
+	kind  string
 	apply *ApplyRequest
 	done  chan ApplyResponse
 }
