@@ -1,0 +1,160 @@
+package wg
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+func TestLoadOrCreatePrivateKeyCreatesMissingFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc", "keys")
+	path := filepath.Join(dir, "wg0.key")
+
+	key, err := LoadOrCreatePrivateKey(path)
+	if err != nil {
+		t.Fatalf("LoadOrCreatePrivateKey: %v", err)
+	}
+	if key == (wgtypes.Key{}) {
+		t.Fatal("got the zero key")
+	}
+	assertMode(t, path, 0o600)
+	assertMode(t, dir, 0o700|fs.ModeDir)
+
+	again, err := LoadOrCreatePrivateKey(path)
+	if err != nil {
+		t.Fatalf("LoadOrCreatePrivateKey (existing file): %v", err)
+	}
+	if again != key {
+		t.Error("second load returned a different key: the file was replaced")
+	}
+	pub, err := PublicKeyFromFile(path)
+	if err != nil {
+		t.Fatalf("PublicKeyFromFile: %v", err)
+	}
+	if pub != key.PublicKey().String() {
+		t.Errorf("PublicKeyFromFile = %s, want %s", pub, key.PublicKey())
+	}
+}
+
+func TestLoadOrCreatePrivateKeyRefusesReadableFile(t *testing.T) {
+	for _, mode := range []fs.FileMode{0o644, 0o640, 0o604} {
+		path := filepath.Join(t.TempDir(), "wg0.key")
+		key, _ := wgtypes.GeneratePrivateKey()
+		if err := os.WriteFile(path, []byte(key.String()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadOrCreatePrivateKey(path)
+		if !errors.Is(err, ErrInsecureKeyFile) {
+			t.Fatalf("mode %04o: error = %v, want ErrInsecureKeyFile", mode, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{path, fmt.Sprintf("mode %04o", mode), "chmod 600"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("mode %04o: error %q does not mention %q", mode, msg, want)
+			}
+		}
+		if strings.Contains(msg, key.String()) {
+			t.Errorf("error contains the key")
+		}
+		if _, err := PublicKeyFromFile(path); !errors.Is(err, ErrInsecureKeyFile) {
+			t.Errorf("PublicKeyFromFile mode %04o: error = %v, want ErrInsecureKeyFile", mode, err)
+		}
+	}
+}
+
+func TestGenerateKeyFileRoundTripAndNoOverwrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	path := filepath.Join(dir, "host.key")
+	pub, err := GenerateKeyFile(path)
+	if err != nil {
+		t.Fatalf("GenerateKeyFile: %v", err)
+	}
+	assertMode(t, path, 0o600)
+	assertMode(t, dir, 0o700|fs.ModeDir)
+	if _, err := wgtypes.ParseKey(pub); err != nil {
+		t.Fatalf("public key %q does not parse: %v", pub, err)
+	}
+	got, err := PublicKeyFromFile(path)
+	if err != nil {
+		t.Fatalf("PublicKeyFromFile: %v", err)
+	}
+	if got != pub {
+		t.Errorf("PublicKeyFromFile = %s, GenerateKeyFile said %s", got, pub)
+	}
+
+	before, _ := os.ReadFile(path)
+	if _, err := GenerateKeyFile(path); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("GenerateKeyFile over an existing file: error = %v, want fs.ErrExist", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Error("GenerateKeyFile replaced an existing key")
+	}
+}
+
+func TestKeyFileErrorsDoNotQuoteContents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.key")
+	secret := "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlYw-not-a-key"
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadOrCreatePrivateKey(path)
+	if err == nil {
+		t.Fatal("garbage key accepted")
+	}
+	if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("error quotes the file contents: %v", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the file", err)
+	}
+}
+
+func TestPresharedKeyIsNeverCreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wg0-gw.psk")
+	_, err := readPresharedKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing preshared key: error = %v, want fs.ErrNotExist", err)
+	}
+	if !strings.Contains(err.Error(), "both peers") {
+		t.Errorf("error %q does not explain why the file is not created", err)
+	}
+	if _, statErr := os.Stat(path); !errors.Is(statErr, fs.ErrNotExist) {
+		t.Error("a preshared key file was created")
+	}
+
+	psk, _ := wgtypes.GenerateKey()
+	if err := os.WriteFile(path, []byte(psk.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPresharedKey(path); !errors.Is(err, ErrInsecureKeyFile) {
+		t.Errorf("readable preshared key: error = %v, want ErrInsecureKeyFile", err)
+	}
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readPresharedKey(path)
+	if err != nil || got != psk {
+		t.Errorf("readPresharedKey = %v (err %v), want the key written", got == psk, err)
+	}
+}
+
+func assertMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode() & (fs.ModePerm | fs.ModeDir); got != want {
+		t.Errorf("%s: mode %v, want %v", path, got, want)
+	}
+}

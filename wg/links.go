@@ -1,0 +1,272 @@
+package wg
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Links is the rtnetlink surface the Manager needs: the tunnel's link, its
+// MTU, state, addresses and the routes it installed. Implementations report a
+// missing link with an error matching errors.Is(err, os.ErrNotExist).
+//
+// Routes lists and changes only routes installed by this package (marked with
+// RouteProtocol), so routes that someone else put on a tunnel interface, and
+// the kernel's own connected routes, are never removed.
+type Links interface {
+	// Link describes the link called name.
+	Link(name string) (LinkInfo, error)
+	// AddWireGuard creates a kernel WireGuard link (down, no addresses).
+	AddWireGuard(name string) error
+	// SetMTU sets the link's MTU.
+	SetMTU(name string, mtu int) error
+	// SetUp sets the link administratively up.
+	SetUp(name string) error
+	// Delete deletes the link, and with it its addresses and routes.
+	Delete(name string) error
+	// Addresses lists the link's addresses, with their host bits.
+	Addresses(name string) ([]netip.Prefix, error)
+	// AddAddress adds an address (with host bits) to the link.
+	AddAddress(name string, addr netip.Prefix) error
+	// DelAddress deletes an address from the link.
+	DelAddress(name string, addr netip.Prefix) error
+	// Routes lists the destinations of the main-table routes through the
+	// link that carry RouteProtocol.
+	Routes(name string) ([]netip.Prefix, error)
+	// AddRoute adds a main-table route to dst through the link, marked with
+	// RouteProtocol.
+	AddRoute(name string, dst netip.Prefix) error
+	// DelRoute deletes a route AddRoute added.
+	DelRoute(name string, dst netip.Prefix) error
+}
+
+// LinkInfo is what the Manager needs to know about an existing link.
+type LinkInfo struct {
+	Name string
+	// Type is the rtnetlink kind: "wireguard" for a kernel WireGuard link,
+	// "tuntap" for the TUN device of the userspace implementation.
+	Type string
+	MTU  int
+	Up   bool
+}
+
+// Link kinds the Manager recognises as WireGuard interfaces it may manage.
+const (
+	linkTypeWireGuard = "wireguard"
+	linkTypeTUN       = "tuntap"
+)
+
+// RouteProtocol is the rtnetlink protocol number that marks the routes this
+// package installs for peers' allowed IPs (shown as "proto 122" by `ip
+// route`). Routes with another protocol are never removed. 122 is not
+// assigned in iproute2's rt_protos, where routing daemons (BIRD, FRR,
+// keepalived, …) have their own numbers.
+const RouteProtocol = 122
+
+// netlinkLinks implements Links with github.com/vishvananda/netlink in the
+// network namespace of the calling thread (the daemon runs in one namespace).
+type netlinkLinks struct{}
+
+func (netlinkLinks) link(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("link %s: %w", name, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (n netlinkLinks) Link(name string) (LinkInfo, error) {
+	l, err := n.link(name)
+	if err != nil {
+		return LinkInfo{}, err
+	}
+	a := l.Attrs()
+	return LinkInfo{Name: a.Name, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0}, nil
+}
+
+func (netlinkLinks) AddWireGuard(name string) error {
+	if err := netlink.LinkAdd(&netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		return fmt.Errorf("add wireguard link %s: %w", name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) SetMTU(name string, mtu int) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("set mtu of %s to %d: %w", name, mtu, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) SetUp(name string) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) Delete(name string) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) Addresses(name string) ([]netip.Prefix, error) {
+	l, err := n.link(name)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		if p, ok := prefixFromIPNet(a.IPNet, false); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (n netlinkLinks) AddAddress(name string, addr netip.Prefix) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: ipNetFromPrefix(addr)}); err != nil {
+		return fmt.Errorf("add address %s to %s: %w", addr, name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) DelAddress(name string, addr netip.Prefix) error {
+	l, err := n.link(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrDel(l, &netlink.Addr{IPNet: ipNetFromPrefix(addr)}); err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", addr, name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) Routes(name string) ([]netip.Prefix, error) {
+	l, err := n.link(name)
+	if err != nil {
+		return nil, err
+	}
+	filter := &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol}
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter,
+		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return nil, fmt.Errorf("list routes of %s: %w", name, err)
+	}
+	out := make([]netip.Prefix, 0, len(routes))
+	for _, r := range routes {
+		switch {
+		case r.Dst != nil:
+			if p, ok := prefixFromIPNet(r.Dst, true); ok {
+				out = append(out, p)
+			}
+		// rtnetlink omits the destination of a default route.
+		case r.Family == unix.AF_INET:
+			out = append(out, netip.PrefixFrom(netip.IPv4Unspecified(), 0))
+		case r.Family == unix.AF_INET6:
+			out = append(out, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+		}
+	}
+	return out, nil
+}
+
+// route builds the route to dst through the tunnel. There is no gateway: the
+// tunnel is point-to-point and WireGuard picks the peer by allowed IPs.
+func (n netlinkLinks) route(name string, dst netip.Prefix) (*netlink.Route, error) {
+	l, err := n.link(name)
+	if err != nil {
+		return nil, err
+	}
+	r := &netlink.Route{
+		LinkIndex: l.Attrs().Index,
+		Dst:       ipNetFromPrefix(dst),
+		Table:     unix.RT_TABLE_MAIN,
+		Protocol:  RouteProtocol,
+	}
+	if dst.Addr().Is4() {
+		// What `ip route add PREFIX dev wg0` chooses for a device route.
+		r.Scope = netlink.SCOPE_LINK
+	}
+	return r, nil
+}
+
+func (n netlinkLinks) AddRoute(name string, dst netip.Prefix) error {
+	r, err := n.route(name, dst)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteAdd(r); err != nil {
+		return fmt.Errorf("add route %s dev %s: %w", dst, name, err)
+	}
+	return nil
+}
+
+func (n netlinkLinks) DelRoute(name string, dst netip.Prefix) error {
+	r, err := n.route(name, dst)
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteDel(r); err != nil {
+		return fmt.Errorf("delete route %s dev %s: %w", dst, name, err)
+	}
+	return nil
+}
+
+// prefixFromIPNet converts a netlink address or route destination. masked
+// drops host bits (route destinations); addresses keep them.
+func prefixFromIPNet(n *net.IPNet, masked bool) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	addr, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	addr = addr.Unmap()
+	ones, bits := n.Mask.Size()
+	if bits != addr.BitLen() {
+		return netip.Prefix{}, false
+	}
+	p := netip.PrefixFrom(addr, ones)
+	if masked {
+		p = p.Masked()
+	}
+	return p, true
+}
+
+// ipNetFromPrefix converts a prefix, keeping host bits (interface addresses
+// carry them).
+func ipNetFromPrefix(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,818 @@
+package wg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/edgefw/edgefw/policy"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/wgctrl"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// RejectAfterTime is how long WireGuard keeps using a session after its
+// handshake (whitepaper §6.1, "Reject-After-Time", 180 s). A peer whose last
+// handshake is older carries no traffic until it handshakes again, so it
+// counts as down, and Refresh sets its declared endpoint again at once.
+const RejectAfterTime = 180 * time.Second
+
+// DefaultMTU is the MTU of a tunnel that declares none: 1500 minus the
+// largest WireGuard overhead (IPv6 40 + UDP 8 + WireGuard 32 bytes), the
+// value wg-quick and the kernel module use.
+const DefaultMTU = 1420
+
+var (
+	// ErrClosed is returned by the Manager's methods after Close.
+	ErrClosed = errors.New("wireguard manager is closed")
+	// ErrForeignInterface is returned (wrapped) when a declared tunnel's name
+	// is taken by an interface that edgefw did not create and that is not a
+	// WireGuard interface it may adopt. Such an interface is never changed.
+	ErrForeignInterface = errors.New("interface exists and is not managed by edgefw")
+)
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithClient replaces the WireGuard control client (default: wgctrl.New()).
+// A client given here is not closed by Manager.Close.
+func WithClient(c Client) Option { return func(m *Manager) { m.client = c } }
+
+// WithLinks replaces the rtnetlink implementation (default: netlink in the
+// calling thread's network namespace).
+func WithLinks(l Links) Option { return func(m *Manager) { m.links = l } }
+
+// WithResolver replaces the resolver of endpoint host names (default:
+// net.DefaultResolver).
+func WithResolver(r Resolver) Option { return func(m *Manager) { m.resolver = r } }
+
+// WithKernelModule replaces the check for the WireGuard kernel module that
+// backend "auto" relies on. The default looks for /sys/module/wireguard and
+// for wireguard.ko in the running kernel's module lists.
+func WithKernelModule(available func() bool) Option {
+	return func(m *Manager) { m.kernelModule = available }
+}
+
+// WithClock replaces time.Now, which decides whether a peer's handshake is
+// recent (Status, Refresh).
+func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
+
+// WithManagedInterfaces names interfaces that an earlier run of edgefw
+// managed, for instance the tunnels of the last policy applied, kept in the
+// state directory. The first Apply removes those that are no longer declared,
+// if they are WireGuard interfaces; without this, a kernel WireGuard interface
+// dropped from the policy while the daemon was stopped would stay forever.
+// Interfaces neither declared nor named here are never touched.
+func WithManagedInterfaces(names ...string) Option {
+	return func(m *Manager) {
+		for _, n := range names {
+			if m.tunnels[n] == nil {
+				m.tunnels[n] = &tunnelState{name: n, owned: true}
+			}
+		}
+	}
+}
+
+// withUserspace replaces the embedded wireguard-go starter (tests).
+func withUserspace(u userspace) Option { return func(m *Manager) { m.userspace = u } }
+
+// Manager reconciles declared tunnels with the host. It is safe for
+// concurrent use: changes are made one call at a time, and DNS lookups run
+// outside its lock, so Status never waits for a slow name server.
+type Manager struct {
+	log          *slog.Logger
+	client       Client
+	ownsClient   bool
+	links        Links
+	resolver     Resolver
+	userspace    userspace
+	kernelModule func() bool
+	now          func() time.Time
+
+	mu      sync.Mutex
+	closed  bool
+	tunnels map[string]*tunnelState // every interface this manager manages
+	order   []string                // declared tunnel names, in policy order
+	dns     map[string]resolution   // endpoint host names of declared peers
+	// kernelAvailable caches kernelModule's answer (nil: not asked yet).
+	kernelAvailable *bool
+}
+
+// tunnelState is what the Manager remembers about one interface.
+type tunnelState struct {
+	name string
+	decl policy.Tunnel
+	// owned: this manager created or adopted the interface, or was told it
+	// is edgefw's (WithManagedInterfaces), so it may delete it.
+	owned bool
+	// backend runs the interface; empty until the interface exists.
+	backend policy.Backend
+	dev     io.Closer // userspace device; nil for kernel
+	key     wgtypes.Key
+	peers   []*peerState // declared order
+	// names remembers peer names by public key, also of peers no longer
+	// declared, so that their removal is logged by name.
+	names map[wgtypes.Key]string
+	// err is the last Apply or Refresh error of this tunnel; a tunnel with
+	// an error gets a full sync at the next Refresh.
+	err error
+}
+
+// peerState is what the Manager remembers about one declared peer.
+type peerState struct {
+	decl policy.TunnelPeer
+	psk  wgtypes.Key
+	// pskErr: the preshared key file could not be read; the running peer is
+	// then left exactly as it is.
+	pskErr error
+	ep     endpoint
+	epErr  error
+	// lastSet is the endpoint this manager last wrote to the device.
+	lastSet netip.AddrPort
+}
+
+// target is the endpoint the peer should have, if one is known: its IP
+// literal, or the address its host name last resolved to.
+func (p *peerState) target(dns map[string]resolution) (netip.AddrPort, bool) {
+	switch {
+	case p.epErr != nil || p.ep.port == 0:
+		return netip.AddrPort{}, false
+	case p.ep.host == "":
+		return netip.AddrPortFrom(p.ep.addr, p.ep.port), true
+	case dns[p.ep.host].addr.IsValid():
+		return netip.AddrPortFrom(dns[p.ep.host].addr, p.ep.port), true
+	default:
+		return netip.AddrPort{}, false
+	}
+}
+
+// New returns a Manager. Without WithClient it opens a wgctrl client, which
+// finds kernel devices over generic netlink (when the module is loaded) and
+// userspace devices through /var/run/wireguard.
+func New(log *slog.Logger, opts ...Option) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{
+		log:          log,
+		links:        netlinkLinks{},
+		resolver:     net.DefaultResolver,
+		userspace:    goUserspace{},
+		kernelModule: kernelModuleAvailable,
+		now:          time.Now,
+		tunnels:      make(map[string]*tunnelState),
+		dns:          make(map[string]resolution),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	if m.client == nil {
+		c, err := wgctrl.New()
+		if err != nil {
+			return nil, fmt.Errorf("open WireGuard control client: %w", err)
+		}
+		m.client, m.ownsClient = c, true
+	}
+	return m, nil
+}
+
+// Apply makes the host's tunnels match tunnels, the complete declared set:
+// it creates missing interfaces, updates keys, MTU, addresses, peers and
+// routes where they differ, and removes the interfaces of tunnels this
+// manager managed that are no longer declared. It is idempotent: with the
+// running configuration it changes nothing.
+//
+// A failing tunnel or peer does not hold back the others; their errors are
+// joined. An endpoint host name that does not resolve is not an error: the
+// peer is configured without (or keeps) its endpoint, the failure is logged,
+// and Refresh tries again.
+func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
+	// Names are looked up before taking the lock, so that a slow name
+	// server never holds up Status. Names resolved before are left to
+	// Refresh.
+	hosts := endpointHosts(tunnels)
+	m.mu.Lock()
+	missing := make(map[string]netip.Addr)
+	for host := range hosts {
+		if !m.dns[host].addr.IsValid() {
+			missing[host] = netip.Addr{}
+		}
+	}
+	m.mu.Unlock()
+	results := m.lookupHosts(ctx, missing)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.storeResolutions(results, hosts)
+	maps.DeleteFunc(m.dns, func(host string, _ resolution) bool { return hosts[host] == nil })
+	var errs []error
+	declared := make(map[string]bool, len(tunnels))
+	var unique []policy.Tunnel
+	for _, t := range tunnels {
+		if declared[t.Name] {
+			errs = append(errs, fmt.Errorf("tunnel %q: declared more than once", t.Name))
+			continue
+		}
+		declared[t.Name] = true
+		unique = append(unique, t)
+	}
+	// Remove first: a listen port or name freed by a removed tunnel may be
+	// what a declared one needs.
+	for _, name := range slices.Sorted(maps.Keys(m.tunnels)) {
+		if !declared[name] {
+			if err := m.removeTunnel(name); err != nil {
+				errs = append(errs, fmt.Errorf("remove tunnel %q: %w", name, err))
+			}
+		}
+	}
+	m.order = m.order[:0]
+	for _, t := range unique {
+		m.order = append(m.order, t.Name)
+		if err := m.applyTunnel(t); err != nil {
+			errs = append(errs, fmt.Errorf("tunnel %q: %w", t.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Refresh re-resolves the endpoint host names of all declared peers and
+// writes an endpoint to the device where wantEndpoint says so: when the
+// name's address changed, or at once when the peer's session is dead (last
+// handshake older than RejectAfterTime). It also repairs peers changed behind
+// edgefw's back, and retries in full every tunnel whose last Apply or Refresh
+// failed. The daemon calls it periodically, e.g. every 30 s.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	var declared []policy.Tunnel
+	for _, name := range m.order {
+		declared = append(declared, m.tunnels[name].decl)
+	}
+	hosts := endpointHosts(declared)
+	current := make(map[string]netip.Addr, len(hosts))
+	for host := range hosts {
+		current[host] = m.dns[host].addr
+	}
+	m.mu.Unlock()
+	results := m.lookupHosts(ctx, current)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.storeResolutions(results, hosts)
+	var errs []error
+	for _, name := range m.order {
+		st := m.tunnels[name]
+		var err error
+		if st.err != nil {
+			err = m.applyTunnel(st.decl)
+		} else {
+			err = m.syncPeers(st)
+			st.err = err
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tunnel %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the userspace devices this manager started, which removes
+// their interfaces (process exit would take them down anyway). Kernel
+// interfaces stay: tunnels outlive a daemon restart.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(m.tunnels)) {
+		if st := m.tunnels[name]; st.dev != nil {
+			if err := st.dev.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close tunnel %q: %w", name, err))
+			}
+			st.dev = nil
+		}
+	}
+	if m.ownsClient {
+		if err := m.client.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close WireGuard control client: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyTunnel fully reconciles one declared tunnel and records the outcome.
+func (m *Manager) applyTunnel(t policy.Tunnel) error {
+	st := m.tunnels[t.Name]
+	if st == nil {
+		st = &tunnelState{name: t.Name}
+		m.tunnels[t.Name] = st
+	}
+	st.decl = t
+	st.err = m.reconcileTunnel(st)
+	return st.err
+}
+
+func (m *Manager) reconcileTunnel(st *tunnelState) error {
+	key, err := LoadOrCreatePrivateKey(st.decl.PrivateKeyFile)
+	if err != nil {
+		// Without its key the interface would come up as someone else.
+		return err
+	}
+	st.key = key
+	errs := m.loadPeers(st)
+	if err := m.ensureInterface(st); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := m.syncLink(st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.syncPeers(st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.syncRoutes(st); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// loadPeers rebuilds the tunnel's peer states from its declaration: reads
+// preshared keys and parses endpoints, keeping the resolution and
+// last-written endpoint of peers that stay. It returns one error per peer
+// that cannot be configured as declared.
+func (m *Manager) loadPeers(st *tunnelState) []error {
+	if st.names == nil {
+		st.names = make(map[wgtypes.Key]string)
+	}
+	old := make(map[wgtypes.Key]*peerState, len(st.peers))
+	for _, p := range st.peers {
+		old[p.decl.PublicKey] = p
+	}
+	var errs []error
+	peers := make([]*peerState, 0, len(st.decl.Peers))
+	seen := make(map[wgtypes.Key]string, len(st.decl.Peers))
+	for _, d := range st.decl.Peers {
+		key := wgtypes.Key(d.PublicKey)
+		if other, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("peer %q: same public key as peer %q", d.Name, other))
+			continue
+		}
+		seen[key] = d.Name
+		st.names[key] = d.Name
+		ps := old[key]
+		if ps == nil {
+			ps = &peerState{}
+		}
+		ps.decl = d
+		ps.psk, ps.pskErr = wgtypes.Key{}, nil
+		if d.PresharedKeyFile != "" {
+			if ps.psk, ps.pskErr = readPresharedKey(d.PresharedKeyFile); ps.pskErr != nil {
+				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.pskErr))
+			}
+		}
+		ps.ep, ps.epErr = endpoint{}, nil
+		if d.Endpoint != "" {
+			if ps.ep, ps.epErr = parseEndpoint(d.Endpoint); ps.epErr != nil {
+				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.epErr))
+			}
+		}
+		peers = append(peers, ps)
+	}
+	st.peers = peers
+	return errs
+}
+
+// chooseBackend decides how the tunnel's interface is implemented. "auto"
+// keeps whatever already runs, since switching would drop every session.
+func (m *Manager) chooseBackend(st *tunnelState) policy.Backend {
+	switch st.decl.Backend {
+	case policy.BackendKernel, policy.BackendUserspace:
+		return st.decl.Backend
+	}
+	if st.backend != "" {
+		return st.backend
+	}
+	if m.kernelAvailable == nil {
+		ok := m.kernelModule()
+		m.kernelAvailable = &ok
+	}
+	if *m.kernelAvailable {
+		return policy.BackendKernel
+	}
+	return policy.BackendUserspace
+}
+
+// ensureInterface makes the tunnel's WireGuard interface exist with the
+// chosen backend.
+func (m *Manager) ensureInterface(st *tunnelState) error {
+	log := m.log.With("interface", st.name)
+	want := m.chooseBackend(st)
+	if st.backend != "" && st.backend != want {
+		log.Info("switching tunnel backend", "from", st.backend, "to", want)
+		if err := m.teardown(st); err != nil {
+			return fmt.Errorf("switch backend from %s to %s: %w", st.backend, want, err)
+		}
+	}
+	info, err := m.links.Link(st.name)
+	exists := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if want == policy.BackendKernel {
+		switch {
+		case exists && info.Type != linkTypeWireGuard:
+			return fmt.Errorf("%w: %s is a %q link", ErrForeignInterface, st.name, info.Type)
+		case exists:
+			if st.backend == "" {
+				log.Info("adopted existing WireGuard interface", "backend", want)
+			}
+		default:
+			err := m.links.AddWireGuard(st.name)
+			if err != nil && st.decl.Backend != policy.BackendKernel {
+				// "auto": the module was reported but cannot be used (not
+				// loadable, or blocked); the userspace implementation works
+				// everywhere.
+				log.Warn("kernel WireGuard unavailable, using userspace", "error", err)
+				want = policy.BackendUserspace
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("create kernel WireGuard interface: %w", err)
+			}
+			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
+		}
+	}
+	if want == policy.BackendUserspace {
+		if st.dev != nil && !exists {
+			// Someone deleted our TUN link; the device behind it is dead.
+			log.Warn("userspace WireGuard interface disappeared, recreating it")
+			_ = st.dev.Close()
+			st.dev = nil
+		}
+		if st.dev == nil {
+			if exists {
+				if info.Type != linkTypeWireGuard || !st.owned {
+					return fmt.Errorf("%w: %s is a %q link", ErrForeignInterface, st.name, info.Type)
+				}
+				// A kernel interface of an earlier edgefw run, now declared
+				// userspace: replace it.
+				if err := m.links.Delete(st.name); err != nil {
+					return err
+				}
+			}
+			dev, err := m.userspace.Start(st.name, mtuOf(st.decl), log)
+			if err != nil {
+				return fmt.Errorf("start userspace WireGuard: %w", err)
+			}
+			st.dev = dev
+			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
+		}
+	}
+	st.backend = want
+	st.owned = true
+	return nil
+}
+
+// teardown removes the tunnel's interface: a userspace device is closed
+// (which deletes its TUN link); a kernel link is deleted only if it is still
+// a WireGuard link, since the name may meanwhile belong to someone else.
+func (m *Manager) teardown(st *tunnelState) error {
+	defer func() { st.backend = "" }()
+	if st.dev != nil {
+		err := st.dev.Close()
+		st.dev = nil
+		if err != nil {
+			return fmt.Errorf("stop userspace device: %w", err)
+		}
+		return nil
+	}
+	info, err := m.links.Link(st.name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.Type != linkTypeWireGuard {
+		m.log.Warn("not deleting interface: it is no longer a WireGuard interface", "interface", st.name, "type", info.Type)
+		return nil
+	}
+	return m.links.Delete(st.name)
+}
+
+// removeTunnel tears down an interface that is no longer declared, if this
+// manager owns it, and forgets it.
+func (m *Manager) removeTunnel(name string) error {
+	st := m.tunnels[name]
+	if st.owned {
+		backend := st.backend
+		if err := m.teardown(st); err != nil {
+			return err // keep the state: the next Apply retries
+		}
+		m.log.Info("removed tunnel", "interface", name, "backend", backendName(backend))
+	}
+	delete(m.tunnels, name)
+	return nil
+}
+
+// syncLink sets the interface's MTU, addresses and up state.
+func (m *Manager) syncLink(st *tunnelState) error {
+	log := m.log.With("interface", st.name)
+	info, err := m.links.Link(st.name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if mtu := mtuOf(st.decl); info.MTU != mtu {
+		if err := m.links.SetMTU(st.name, mtu); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("set MTU", "mtu", mtu)
+		}
+	}
+	have, err := m.links.Addresses(st.name)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	add, del := diffAddresses(st.decl.Addresses, have)
+	// Delete first: the same address with another prefix length is a
+	// different kernel address and could otherwise clash.
+	for _, a := range del {
+		if err := m.links.DelAddress(st.name, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("removed address", "address", a)
+	}
+	for _, a := range add {
+		if err := m.links.AddAddress(st.name, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("added address", "address", a)
+	}
+	if !info.Up {
+		if err := m.links.SetUp(st.name); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("set interface up")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncRoutes installs a route for every allowed-IPs prefix outside the
+// interface's own networks and removes the routes it installed earlier for
+// prefixes no longer declared.
+func (m *Manager) syncRoutes(st *tunnelState) error {
+	log := m.log.With("interface", st.name)
+	var allowed []netip.Prefix
+	for _, p := range st.peers {
+		allowed = append(allowed, p.decl.AllowedIPs...)
+	}
+	want := routesFor(st.decl.Addresses, allowed)
+	have, err := m.links.Routes(st.name)
+	if err != nil {
+		return err
+	}
+	add, del := diffPrefixes(want, have)
+	var errs []error
+	for _, r := range del {
+		if err := m.links.DelRoute(st.name, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("removed route", "route", r)
+	}
+	for _, r := range add {
+		if err := m.links.AddRoute(st.name, r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("added route", "route", r)
+	}
+	return errors.Join(errs...)
+}
+
+// syncPeers reads the device once and sends it only what differs: its
+// private key, listen port and the peer changes diffPeers finds.
+func (m *Manager) syncPeers(st *tunnelState) error {
+	log := m.log.With("interface", st.name)
+	dev, err := m.client.Device(st.name)
+	if err != nil {
+		return fmt.Errorf("read WireGuard device: %w", err)
+	}
+
+	var cfg wgtypes.Config
+	if dev.PrivateKey != st.key {
+		cfg.PrivateKey = &st.key
+	}
+	if port := int(st.decl.ListenPort); port != 0 && dev.ListenPort != port {
+		cfg.ListenPort = &port
+	}
+	cfg.Peers = diffPeers(desiredPeers(st.peers, dev.Peers, m.dns, m.now()), dev.Peers)
+	if configEmpty(cfg) {
+		log.Debug("WireGuard device up to date", "peers", len(dev.Peers))
+		return nil
+	}
+	return m.configure(st, cfg)
+}
+
+// desiredPeers is the declared peer configuration to compare with the
+// running peers. A peer whose preshared key cannot be read is left as it
+// runs: guessing the key would break its session, and removing it would cut
+// a session that may still work.
+func desiredPeers(peers []*peerState, running []wgtypes.Peer, dns map[string]resolution, now time.Time) []wgtypes.PeerConfig {
+	byKey := make(map[wgtypes.Key]*wgtypes.Peer, len(running))
+	for i := range running {
+		byKey[running[i].PublicKey] = &running[i]
+	}
+	out := make([]wgtypes.PeerConfig, 0, len(peers))
+	for _, p := range peers {
+		key := wgtypes.Key(p.decl.PublicKey)
+		r := byKey[key]
+		if p.pskErr != nil {
+			if r != nil {
+				out = append(out, wgtypes.PeerConfig{
+					PublicKey:                   key,
+					PresharedKey:                &r.PresharedKey,
+					PersistentKeepaliveInterval: &r.PersistentKeepaliveInterval,
+					AllowedIPs:                  r.AllowedIPs,
+				})
+			}
+			continue
+		}
+		psk := p.psk
+		// The protocol carries whole seconds; comparing anything finer
+		// would report a change on every run.
+		keepalive := p.decl.PersistentKeepalive.Truncate(time.Second)
+		c := wgtypes.PeerConfig{
+			PublicKey:                   key,
+			PresharedKey:                &psk,
+			PersistentKeepaliveInterval: &keepalive,
+			AllowedIPs:                  prefixesToIPNets(p.decl.AllowedIPs),
+		}
+		if target, ok := p.target(dns); ok && wantEndpoint(target, p.lastSet, r, now) {
+			c.Endpoint = net.UDPAddrFromAddrPort(target)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// configure sends cfg. If the device rejects the whole batch, the changes
+// are sent again one at a time, so that one peer the device refuses does
+// not hold back the others.
+func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config) error {
+	if err := m.client.ConfigureDevice(st.name, cfg); err == nil {
+		m.applied(st, cfg)
+		return nil
+	} else if len(cfg.Peers) == 0 || (len(cfg.Peers) == 1 && cfg.PrivateKey == nil && cfg.ListenPort == nil) {
+		return m.configureError(st, cfg, err)
+	}
+	var errs []error
+	device := wgtypes.Config{PrivateKey: cfg.PrivateKey, ListenPort: cfg.ListenPort}
+	if !configEmpty(device) {
+		if err := m.client.ConfigureDevice(st.name, device); err != nil {
+			errs = append(errs, m.configureError(st, device, err))
+		} else {
+			m.applied(st, device)
+		}
+	}
+	for _, p := range cfg.Peers {
+		one := wgtypes.Config{Peers: []wgtypes.PeerConfig{p}}
+		if err := m.client.ConfigureDevice(st.name, one); err != nil {
+			errs = append(errs, m.configureError(st, one, err))
+			continue
+		}
+		m.applied(st, one)
+	}
+	return errors.Join(errs...)
+}
+
+// configureError names what a rejected configuration was about, never its
+// keys.
+func (m *Manager) configureError(st *tunnelState, cfg wgtypes.Config, err error) error {
+	if len(cfg.Peers) == 1 && cfg.PrivateKey == nil && cfg.ListenPort == nil {
+		return fmt.Errorf("configure peer %q: %w", m.peerName(st, cfg.Peers[0].PublicKey), err)
+	}
+	if len(cfg.Peers) == 0 {
+		return fmt.Errorf("configure device (private key, listen port): %w", err)
+	}
+	return fmt.Errorf("configure device and %d peers: %w", len(cfg.Peers), err)
+}
+
+// applied logs an accepted configuration and remembers the endpoints
+// written.
+func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config) {
+	log := m.log.With("interface", st.name)
+	if cfg.PrivateKey != nil {
+		log.Info("set private key")
+	}
+	if cfg.ListenPort != nil {
+		log.Info("set listen port", "listen_port", *cfg.ListenPort)
+	}
+	byKey := make(map[wgtypes.Key]*peerState, len(st.peers))
+	for _, p := range st.peers {
+		byKey[wgtypes.Key(p.decl.PublicKey)] = p
+	}
+	for _, c := range cfg.Peers {
+		name := m.peerName(st, c.PublicKey)
+		if c.Remove {
+			log.Info("removed peer", "peer", name)
+			continue
+		}
+		if ps := byKey[c.PublicKey]; ps != nil && c.Endpoint != nil {
+			ps.lastSet = udpAddrPort(c.Endpoint)
+		}
+		if !c.UpdateOnly {
+			log.Info("added peer", "peer", name, "endpoint", endpointAttr(c.Endpoint))
+			continue
+		}
+		attrs := []any{"peer", name}
+		var fields []string
+		if c.PresharedKey != nil {
+			fields = append(fields, "preshared-key")
+		}
+		if c.Endpoint != nil {
+			fields = append(fields, "endpoint")
+			attrs = append(attrs, "endpoint", endpointAttr(c.Endpoint))
+		}
+		if c.PersistentKeepaliveInterval != nil {
+			fields = append(fields, "persistent-keepalive")
+		}
+		if c.ReplaceAllowedIPs {
+			fields = append(fields, "allowed-ips")
+		}
+		log.Info("updated peer", append(attrs, "changed", fields)...)
+	}
+}
+
+func (m *Manager) peerName(st *tunnelState, key wgtypes.Key) string {
+	if n, ok := st.names[key]; ok {
+		return n
+	}
+	return "(undeclared)"
+}
+
+func mtuOf(t policy.Tunnel) int {
+	if t.MTU == 0 {
+		return DefaultMTU
+	}
+	return t.MTU
+}
+
+func backendName(b policy.Backend) string {
+	if b == "" {
+		return string(policy.BackendAuto)
+	}
+	return string(b)
+}
+
+func endpointAttr(a *net.UDPAddr) string {
+	if a == nil {
+		return ""
+	}
+	return udpAddrPort(a).String()
+}
+
+// kernelModuleAvailable reports whether the WireGuard kernel module is
+// loaded, built in, or installed for the running kernel (the kernel loads it
+// on demand when the first wireguard link is created). Reading files keeps
+// the check free of side effects; a module that is listed but cannot load
+// makes "auto" fall back to userspace when the link cannot be created.
+func kernelModuleAvailable() bool {
+	if _, err := os.Stat("/sys/module/wireguard"); err == nil {
+		return true
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return false
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	for _, list := range []string{"modules.builtin", "modules.dep"} {
+		data, err := os.ReadFile(filepath.Join("/lib/modules", release, list))
+		if err == nil && bytes.Contains(data, []byte("/wireguard.ko")) {
+			return true
+		}
+	}
+	return false
+}
