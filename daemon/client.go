@@ -100,6 +100,8 @@ type APIError struct {
 	// Message is the daemon's ErrorResponse.Error, or the status text when
 	// the body carried none.
 	Message string
+
+	body []byte
 }
 
 // Error returns the daemon's message.
@@ -115,6 +117,9 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // Reload makes the daemon read and apply its policy files again.
+// Like Apply, Confirm, Rollback and Remove, it returns the daemon's
+// ApplyResponse together with an *APIError when the daemon reports a
+// failure.
 func (c *Client) Reload(ctx context.Context) (*ApplyResponse, error) {
 	return c.applyCall(ctx, PathReload, nil)
 }
@@ -166,9 +171,21 @@ func (c *Client) Drops(ctx context.Context) ([]DropRecord, error) {
 	return ds, nil
 }
 
+// applyCall posts to an endpoint answering an ApplyResponse. The daemon
+// sends an ApplyResponse with OK false and a non-2xx status when the
+// operation failed: the error is then an *APIError, and the response is
+// returned with it so that callers can show what the daemon reported.
 func (c *Client) applyCall(ctx context.Context, path string, body any) (*ApplyResponse, error) {
 	var resp ApplyResponse
-	if err := c.do(ctx, http.MethodPost, path, body, &resp); err != nil {
+	err := c.do(ctx, http.MethodPost, path, body, &resp)
+	if apiErr, ok := errors.AsType[*APIError](err); ok {
+		var failed ApplyResponse
+		if json.Unmarshal(apiErr.body, &failed) == nil && failed.Error != "" {
+			return &failed, err
+		}
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &resp, nil
@@ -224,11 +241,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 func apiError(code int, body []byte) *APIError {
 	var er ErrorResponse
 	if json.Unmarshal(body, &er) == nil && er.Error != "" {
-		return &APIError{StatusCode: code, Message: er.Error}
+		return &APIError{StatusCode: code, Message: er.Error, body: body}
 	}
 	msg := fmt.Sprintf("edgefwd answered %d %s", code, http.StatusText(code))
 	if text := strings.TrimSpace(string(body)); text != "" && len(text) < 512 {
 		msg += ": " + text
 	}
-	return &APIError{StatusCode: code, Message: msg}
+	return &APIError{StatusCode: code, Message: msg, body: body}
 }

@@ -238,6 +238,20 @@ func TestClientApplyPolicyRoundTrip(t *testing.T) {
 	}
 }
 
+func TestClientFailedApplyKeepsResponse(t *testing.T) {
+	want := &ApplyResponse{Error: "tunnel wg0: operation not supported", Apply: &ApplyInfo{Trigger: "apply", Error: "tunnel wg0: operation not supported"}}
+	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusUnprocessableEntity, want)
+	}))
+	got, err := NewClient(sock).Reload(context.Background())
+	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusUnprocessableEntity || err.Error() != want.Error {
+		t.Fatalf("error = %v, want an *APIError %q", err, want.Error)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("response with the error (-want +got):\n%s", diff)
+	}
+}
+
 func TestClientHTTPErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -156,6 +156,7 @@ func TestUsageErrors(t *testing.T) {
 		{"missing file", []string{"validate"}, "edgefwctl: validate takes one argument, the policy file; got 0 (see 'edgefwctl validate --help')\n"},
 		{"extra argument", []string{"status", "now"}, "edgefwctl: unknown command \"now\" for \"edgefwctl status\" (see 'edgefwctl status --help')\n"},
 		{"bad shell", []string{"completion", "powershell"}, "edgefwctl: invalid argument \"powershell\" for \"edgefwctl completion\" (see 'edgefwctl completion --help')\n"},
+		{"negative duration", []string{"apply", "x.yaml", "--confirm-timeout=-1m"}, "edgefwctl: --confirm-timeout -1m0s: must not be negative (see 'edgefwctl apply --help')\n"},
 		{"bad duration", []string{"apply", "x.yaml", "--confirm-timeout", "soon"}, "edgefwctl: invalid argument \"soon\" for \"--confirm-timeout\" flag: time: invalid duration \"soon\" (see 'edgefwctl apply --help')\n"},
 	}
 	for _, tt := range tests {

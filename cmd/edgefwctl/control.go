@@ -13,79 +13,88 @@ import (
 	"github.com/edgefw/edgefw/daemon"
 )
 
-// controlCmd builds confirm, rollback and reload: a POST without a body
+// control describes confirm, rollback and reload: a POST without a body
 // whose outcome is an ApplyResponse.
-func (a *app) controlCmd(use, short, long, example, done string, call func(*daemon.Client, context.Context) (*daemon.ApplyResponse, error)) *cobra.Command {
+type control struct {
+	use, short, long, example string
+	// done is printed when the daemon sends no message.
+	done string
+	// applies is set when the operation applies a policy, so that what it
+	// wrote is worth showing. (The daemon attaches its last apply to every
+	// response; after a confirm that is an older apply.)
+	applies bool
+	call    func(*daemon.Client, context.Context) (*daemon.ApplyResponse, error)
+}
+
+func (a *app) controlCmd(c control) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     use,
-		Short:   short,
-		Long:    long,
-		Example: example,
+		Use:     c.use,
+		Short:   c.short,
+		Long:    c.long,
+		Example: c.example,
 		Args:    args(cobra.NoArgs),
 	}
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		resp, err := call(a.client(), cmd.Context())
-		if err != nil {
-			return fmt.Errorf("%s: %w", use, err)
-		}
-		return a.printOutcome(*out, use, done, resp)
+		resp, err := c.call(a.client(), cmd.Context())
+		return a.report(*out, c.use, resp, err, func() { a.printOutcome(resp, c.done, c.applies) })
 	}
 	return cmd
 }
 
-// printOutcome prints an ApplyResponse and returns its failure, if any.
-func (a *app) printOutcome(out output, what, done string, resp *daemon.ApplyResponse) error {
-	if out == outputJSON {
-		if err := writeJSON(a.stdout, resp); err != nil {
-			return err
-		}
-		return responseError(what, resp)
-	}
-	if err := responseError(what, resp); err != nil {
-		return err
-	}
+// printOutcome prints the daemon's message, or done without one, and,
+// if applies, what was written.
+func (a *app) printOutcome(resp *daemon.ApplyResponse, done string, applies bool) {
 	msg := resp.Message
 	if msg == "" {
 		msg = done
 	}
 	fmt.Fprintln(a.stdout, msg)
-	a.printApplyDetails(resp)
-	return nil
+	if applies {
+		a.printApplyDetails(resp)
+	}
 }
 
 func (a *app) confirmCmd() *cobra.Command {
-	return a.controlCmd("confirm",
-		"Keep the policy applied with --confirm-timeout",
-		`confirm tells edgefwd to keep the policy of the last "apply --confirm-timeout"
+	return a.controlCmd(control{
+		use:   "confirm",
+		short: "Keep the policy applied with --confirm-timeout",
+		long: `confirm tells edgefwd to keep the policy of the last "apply --confirm-timeout"
 and disarms its rollback. It fails when nothing awaits confirmation.`,
-		`  edgefwctl apply candidate.yaml --confirm-timeout 2m
+		example: `  edgefwctl apply candidate.yaml --confirm-timeout 2m
   edgefwctl confirm`,
-		"confirmed",
-		(*daemon.Client).Confirm)
+		done: "confirmed",
+		call: (*daemon.Client).Confirm,
+	})
 }
 
 func (a *app) rollbackCmd() *cobra.Command {
-	return a.controlCmd("rollback",
-		"Restore the policy that ran before an unconfirmed apply",
-		`rollback restores, at once, the policy that was in force before the last
+	return a.controlCmd(control{
+		use:   "rollback",
+		short: "Restore the policy that ran before an unconfirmed apply",
+		long: `rollback restores, at once, the policy that was in force before the last
 "apply --confirm-timeout", without waiting for the timeout. With nothing
 awaiting confirmation, the daemon reloads its policy file instead.`,
-		`  edgefwctl rollback`,
-		"rolled back",
-		(*daemon.Client).Rollback)
+		example: `  edgefwctl rollback`,
+		done:    "rolled back",
+		applies: true,
+		call:    (*daemon.Client).Rollback,
+	})
 }
 
 func (a *app) reloadCmd() *cobra.Command {
-	return a.controlCmd("reload",
-		"Make the daemon read and apply its policy files again",
-		`reload makes edgefwd read its policy file and drop-ins again and apply them,
+	return a.controlCmd(control{
+		use:   "reload",
+		short: "Make the daemon read and apply its policy files again",
+		long: `reload makes edgefwd read its policy file and drop-ins again and apply them,
 like SIGHUP or "systemctl reload edgefwd". A policy given by "apply" is
 replaced by the file's, and a pending confirmation is disarmed.`,
-		`  edgefwctl reload
+		example: `  edgefwctl reload
   edgefwctl reload -o json`,
-		"reloaded",
-		(*daemon.Client).Reload)
+		done:    "reloaded",
+		applies: true,
+		call:    (*daemon.Client).Reload,
+	})
 }
 
 func (a *app) removeCmd() *cobra.Command {
@@ -110,10 +119,7 @@ filtered by edgefw until the next reload or apply. It asks you to type
 			}
 		}
 		resp, err := a.client().Remove(cmd.Context(), daemon.RemoveRequest{Confirm: daemon.RemoveConfirmation})
-		if err != nil {
-			return fmt.Errorf("remove: %w", err)
-		}
-		return a.printOutcome(*out, "remove", "table inet edgefw removed", resp)
+		return a.report(*out, "remove", resp, err, func() { a.printOutcome(resp, "table inet edgefw removed", false) })
 	}
 	return cmd
 }

@@ -221,7 +221,10 @@ func TestControlCommands(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{200, daemon.ApplyResponse{OK: true, Message: "confirmed /root/candidate.yaml"}},
+		// The daemon attaches its last apply to every answer: after a
+		// confirm, that is the apply being confirmed, not news.
+		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{200, daemon.ApplyResponse{OK: true, Message: "confirmed /root/candidate.yaml",
+			Apply: &daemon.ApplyInfo{OK: true, Messages: 2, Changes: []string{"add rule \"kube-api\" in chain input"}}}},
 			stdout: "confirmed /root/candidate.yaml\n"},
 		{cmd: "confirm", path: daemon.PathConfirm, answer: &fakeAnswer{200, daemon.ApplyResponse{Error: "nothing awaits confirmation"}},
 			code: 1, stderr: "edgefwctl: confirm: nothing awaits confirmation\n"},
@@ -231,6 +234,9 @@ func TestControlCommands(t *testing.T) {
 			Apply: &daemon.ApplyInfo{OK: true, DurationSeconds: 0.02, Messages: 3}}},
 			stdout: "rolled back /root/candidate.yaml\nwrote 3 netlink messages in one transaction (20 ms)\n"},
 		{cmd: "reload", path: daemon.PathReload, stdout: "reloaded\n"},
+		{cmd: "reload", path: daemon.PathReload, answer: &fakeAnswer{200, daemon.ApplyResponse{OK: true, Apply: &daemon.ApplyInfo{OK: true, DurationSeconds: 0.027, Messages: 73,
+			Changes: []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10", "c11", "c12"}}}},
+			stdout: "reloaded\nwrote 73 netlink messages in one transaction (27 ms)\n  c1\n  c2\n  c3\n  c4\n  c5\n  c6\n  c7\n  c8\n  c9\n  c10\n  … 2 more (-o json lists them all)\n"},
 		{cmd: "reload", path: daemon.PathReload, answer: &fakeAnswer{200, daemon.ApplyResponse{Error: "policy.yaml:1:1: version: must be 1"}},
 			code: 1, stderr: "edgefwctl: reload: policy.yaml:1:1: version: must be 1\n"},
 	}

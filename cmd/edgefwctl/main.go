@@ -6,16 +6,14 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := execute(ctx, newRootCmd(os.Stdout, os.Stderr), os.Stderr)
-	stop()
-	os.Exit(code)
+	// Interrupts keep their default effect: every request is one round
+	// trip that the daemon completes or abandons on its own, and a prompt
+	// must stay interruptible.
+	os.Exit(execute(context.Background(), newRootCmd(os.Stdout, os.Stderr), os.Stderr))
 }

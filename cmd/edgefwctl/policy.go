@@ -253,7 +253,7 @@ wait, and the old one comes back.`,
 		Args: oneArg("the policy file"),
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().DurationVar(&timeout, "confirm-timeout", 0, "roll back unless `edgefwctl confirm` arrives within this `DURATION` (e.g. 2m)")
+	cmd.Flags().DurationVar(&timeout, "confirm-timeout", 0, "roll back unless edgefwctl confirm arrives within this `DURATION` (e.g. 2m)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if timeout < 0 {
 			return usageError(cmd, fmt.Errorf("--confirm-timeout %s: must not be negative", timeout))
@@ -268,39 +268,46 @@ wait, and the old one comes back.`,
 			return fmt.Errorf("apply %s: %w", file, err)
 		}
 		resp, err := a.client().Apply(cmd.Context(), daemon.ApplyRequest{Path: abs, Policy: pol, ConfirmTimeout: daemon.Duration(timeout)})
-		if err != nil {
-			return fmt.Errorf("apply %s: %w", file, err)
-		}
-		if *out == outputJSON {
-			if err := writeJSON(a.stdout, resp); err != nil {
-				return err
+		return a.report(*out, "apply "+file, resp, err, func() {
+			fmt.Fprintf(a.stdout, "applied %s\n", abs)
+			a.printApplyDetails(resp)
+			if timeout > 0 && resp.Pending == nil {
+				fmt.Fprintln(a.stderr, "edgefwctl: warning: the daemon armed no rollback; this policy is in force without confirmation")
 			}
-			return responseError("apply "+file, resp)
-		}
-		if err := responseError("apply "+file, resp); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "applied %s\n", abs)
-		a.printApplyDetails(resp)
-		if timeout > 0 && resp.Pending == nil {
-			fmt.Fprintln(a.stderr, "edgefwctl: warning: the daemon armed no rollback; this policy is in force without confirmation")
-		}
-		return nil
+		})
 	}
 	return cmd
 }
 
-// responseError turns an unsuccessful ApplyResponse into an error.
-func responseError(what string, resp *daemon.ApplyResponse) error {
-	if resp.OK {
-		return nil
+// report finishes a command that got an ApplyResponse: with -o json it
+// prints the response, failed or not; otherwise, on success, it calls text.
+// It returns the failure, if any, named by what.
+func (a *app) report(out output, what string, resp *daemon.ApplyResponse, err error, text func()) error {
+	if out == outputJSON && resp != nil {
+		if werr := writeJSON(a.stdout, resp); werr != nil {
+			return werr
+		}
 	}
-	msg := resp.Error
-	if msg == "" {
-		msg = "edgefwd reported a failure without a reason"
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%s: %s", what, msg)
+	if !resp.OK {
+		// A daemon answering 200 with OK false still failed.
+		msg := resp.Error
+		if msg == "" {
+			msg = "edgefwd reported a failure without a reason"
+		}
+		return fmt.Errorf("%s: %s", what, msg)
+	}
+	if out == outputText {
+		text()
+	}
+	return nil
 }
+
+// maxChangesShown caps the changes listed after an apply: a first apply
+// adds every counter, set and rule.
+const maxChangesShown = 10
 
 // printApplyDetails prints what an apply wrote and, when a rollback is
 // armed, the deadline to confirm by.
@@ -311,8 +318,11 @@ func (a *app) printApplyDetails(resp *daemon.ApplyResponse) {
 		} else {
 			fmt.Fprintf(a.stdout, "wrote %s in one transaction (%s)\n", plural(info.Messages, "netlink message"), millis(info.DurationSeconds))
 		}
-		for _, c := range info.Changes {
+		for _, c := range info.Changes[:min(len(info.Changes), maxChangesShown)] {
 			fmt.Fprintf(a.stdout, "  %s\n", c)
+		}
+		if more := len(info.Changes) - maxChangesShown; more > 0 {
+			fmt.Fprintf(a.stdout, "  … %d more (-o json lists them all)\n", more)
 		}
 	}
 	if p := resp.Pending; p != nil {

@@ -249,6 +249,14 @@ func TestApply(t *testing.T) {
 			timeout: 0,
 		},
 		{
+			name:    "daemon refuses as edgefwd does",
+			args:    []string{"apply", validPolicy},
+			answer:  fakeAnswer{http.StatusUnprocessableEntity, daemon.ApplyResponse{Error: "tunnel wg0: operation not supported"}},
+			code:    1,
+			stderr:  "edgefwctl: apply testdata/valid.yaml: tunnel wg0: operation not supported\n",
+			timeout: 0,
+		},
+		{
 			name:    "daemon error status",
 			args:    []string{"apply", validPolicy},
 			answer:  fakeAnswer{http.StatusConflict, daemon.ErrorResponse{Error: "a removal is in progress"}},
@@ -337,5 +345,22 @@ func TestCompileProblems(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("compileProblems (-want +got):\n%s", diff)
+	}
+}
+
+func TestApplyJSONFailure(t *testing.T) {
+	f := newFakeDaemon(t)
+	want := daemon.ApplyResponse{Error: "netlink: file exists", Apply: &daemon.ApplyInfo{Trigger: "apply", Error: "netlink: file exists"}}
+	f.post[daemon.PathApply] = fakeAnswer{http.StatusUnprocessableEntity, want}
+	res := run(t, "--socket", f.socket, "apply", "-o", "json", validPolicy)
+	if res.code != 1 || res.stderr != "edgefwctl: apply testdata/valid.yaml: netlink: file exists\n" {
+		t.Errorf("code %d, stderr %q", res.code, res.stderr)
+	}
+	var got daemon.ApplyResponse
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+		t.Fatalf("%v: %q", err, res.stdout)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("apply -o json of a failure (-want +got):\n%s", diff)
 	}
 }

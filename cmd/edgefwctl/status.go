@@ -45,7 +45,7 @@ other tables hooked where edgefw is.
 		drops, dropsErr := c.Drops(cmd.Context())
 		now := a.now()
 		w := a.stdout
-		a.printStatusHeader(w, st, now)
+		printStatusHeader(w, st, now)
 		fmt.Fprintln(w)
 		printRules(w, st.Rules)
 		fmt.Fprintln(w)
@@ -72,7 +72,7 @@ other tables hooked where edgefw is.
 }
 
 // printStatusHeader prints the daemon, policy and apply summary lines.
-func (a *app) printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
+func printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
 	t := newTable(w)
 	defer t.Flush()
 	fmt.Fprintf(t, "edgefwd:\t%s, up %s\n", orDash(st.Version), shortDuration(seconds(st.UptimeSeconds)))
