@@ -33,8 +33,8 @@ func (e *invalidPolicyError) Unwrap() error { return e.problems }
 func loadPolicy(file string) (*policy.Policy, *nft.Ruleset, error) {
 	pol, err := policy.Load(file)
 	if err != nil {
-		var list policy.ErrorList
-		if !errors.As(err, &list) {
+		list, ok := errors.AsType[policy.ErrorList](err)
+		if !ok {
 			list = policy.ErrorList{{Pos: policy.Pos{File: file}, Msg: err.Error(), Err: err}}
 		}
 		return nil, nil, &invalidPolicyError{file: file, problems: list}
