@@ -24,9 +24,9 @@ import (
 	"github.com/edgefw/edgefw/wg"
 )
 
-// serveUnix runs handler on a Unix socket in a temporary directory and
+// serveOnTestSocket runs handler on a Unix socket in a temporary directory and
 // returns the socket's path.
-func serveUnix(t *testing.T, handler http.Handler) string {
+func serveOnTestSocket(t *testing.T, handler http.Handler) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
 	ln, err := net.Listen("unix", sock)
@@ -40,7 +40,7 @@ func serveUnix(t *testing.T, handler http.Handler) string {
 	return sock
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+func answerJSONForClient(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
@@ -61,12 +61,12 @@ func TestClientStatus(t *testing.T) {
 		Warnings:    []string{},
 		OtherTables: []HookedChain{},
 	}
-	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.URL.Path != PathStatus {
-			writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such path " + r.Method + " " + r.URL.Path})
+			answerJSONForClient(w, http.StatusNotFound, ErrorResponse{Error: "no such path " + r.Method + " " + r.URL.Path})
 			return
 		}
-		writeJSON(w, http.StatusOK, want)
+		answerJSONForClient(w, http.StatusOK, want)
 	}))
 	got, err := NewClient(sock).Status(context.Background())
 	if err != nil {
@@ -175,7 +175,7 @@ func TestClientRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var gotMethod, gotPath, gotBody string
-			sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				gotMethod, gotPath = r.Method, r.URL.Path
 				body, _ := io.ReadAll(r.Body)
 				gotBody = string(body)
@@ -183,7 +183,7 @@ func TestClientRequests(t *testing.T) {
 				if tt.wantErrSub != "" {
 					code = http.StatusConflict
 				}
-				writeJSON(w, code, tt.respond)
+				answerJSONForClient(w, code, tt.respond)
 			}))
 			got, err := tt.call(NewClient(sock))
 			if gotMethod != tt.method || gotPath != tt.path {
@@ -221,12 +221,12 @@ func TestClientApplyPolicyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got ApplyRequest
-	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
-			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+			answerJSONForClient(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, ApplyResponse{OK: true})
+		answerJSONForClient(w, http.StatusOK, ApplyResponse{OK: true})
 	}))
 	req := ApplyRequest{Path: "/etc/edgefw/policy.yaml", Policy: pol, ConfirmTimeout: Duration(90 * time.Second)}
 	if _, err := NewClient(sock).Apply(context.Background(), req); err != nil {
@@ -240,8 +240,8 @@ func TestClientApplyPolicyRoundTrip(t *testing.T) {
 
 func TestClientFailedApplyKeepsResponse(t *testing.T) {
 	want := &ApplyResponse{Error: "tunnel wg0: operation not supported", Apply: &ApplyInfo{Trigger: "apply", Error: "tunnel wg0: operation not supported"}}
-	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusUnprocessableEntity, want)
+	sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answerJSONForClient(w, http.StatusUnprocessableEntity, want)
 	}))
 	got, err := NewClient(sock).Reload(context.Background())
 	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusUnprocessableEntity || err.Error() != want.Error {
@@ -265,7 +265,7 @@ func TestClientHTTPErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(tt.code)
 				fmt.Fprint(w, tt.body)
 			}))
@@ -310,7 +310,7 @@ func TestClientPermissionDenied(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root may connect to any socket; TestClientSocketErrorMessages covers the message")
 	}
-	sock := serveUnix(t, http.NotFoundHandler())
+	sock := serveOnTestSocket(t, http.NotFoundHandler())
 	if err := os.Chmod(sock, 0); err != nil {
 		t.Fatal(err)
 	}
