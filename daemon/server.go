@@ -54,8 +54,13 @@ func ListenControl(d *Daemon, path string, log *slog.Logger) (*ControlServer, er
 	gid := -1
 	if g, err := user.LookupGroup(SocketGroup); err == nil {
 		gid, _ = strconv.Atoi(g.Gid)
-		if err := os.Chown(path, -1, gid); err != nil {
-			log.Warn("cannot give the control socket to group "+SocketGroup, "error", err)
+		// Under systemd (Group=edgefw) the socket is born in the group;
+		// chown is then unneeded and the unit's seccomp filter denies it.
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil || int(st.Gid) != gid {
+			if err := os.Chown(path, -1, gid); err != nil {
+				log.Warn("cannot give the control socket to group "+SocketGroup, "error", err)
+			}
 		}
 	}
 	if err := os.Chmod(path, 0o660); err != nil {

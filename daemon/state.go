@@ -108,3 +108,18 @@ func SaveLastGood(dir, path string, pol *policy.Policy) error {
 	}
 	return saveLastGood(dir, &savedPolicy{Source: sourceOf(path, pol, false), Policy: pol})
 }
+
+// LastGoodTunnels names the tunnels of the last applied policy, so a
+// restarted daemon can remove interfaces it created for tunnels that
+// were dropped from the policy while it was stopped.
+func LastGoodTunnels(dir string) []string {
+	s, err := loadLastGood(dir)
+	if err != nil || s == nil {
+		return nil
+	}
+	var names []string
+	for _, t := range s.Policy.Tunnels {
+		names = append(names, t.Name)
+	}
+	return names
+}

@@ -113,7 +113,7 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, log *slog.Logger) error {
 	reg := daemon.NewRegistry()
 	metrics := daemon.NewMetrics(reg, version, revision)
-	tunnels, err := wg.New(log.With("component", "wg"))
+	tunnels, err := wg.New(log.With("component", "wg"), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
 	if err != nil {
 		return fmt.Errorf("tunnels: %w", err)
 	}
