@@ -54,6 +54,12 @@ func (d *Daemon) WatchPolicy(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
+			if name := filepath.Clean(ev.Name); watched[name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				// The kernel dropped the watch with the directory: watch
+				// it again if it comes back.
+				delete(watched, name)
+				_ = w.Remove(name)
+			}
 			if d.relevant(ev.Name) {
 				timer = time.After(watchDebounce)
 			}
@@ -65,6 +71,10 @@ func (d *Daemon) WatchPolicy(ctx context.Context) error {
 		case <-timer:
 			timer = nil
 			d.log.Info("policy files changed: reloading")
+			// Before the reload too: a policy.d/ created since the last
+			// reload must be watched before its files are read, or a
+			// drop-in written in between goes unseen.
+			rewatch()
 			d.Reload(ctx, "file-change")
 			rewatch()
 		}
@@ -79,7 +89,10 @@ func (d *Daemon) relevant(name string) bool {
 	if name == main {
 		return true
 	}
-	if filepath.Dir(name) == filepath.Join(filepath.Dir(main), "policy.d") && filepath.Ext(name) == ".yaml" {
+	dropIns := filepath.Join(filepath.Dir(main), "policy.d")
+	if name == dropIns || filepath.Dir(name) == dropIns && filepath.Ext(name) == ".yaml" {
+		// The directory itself too: creating or removing it adds or
+		// removes drop-ins, and a new one is only watched after a reload.
 		return true
 	}
 	d.mu.Lock()
