@@ -231,6 +231,50 @@ func TestDaemonPolicyFileWatch(t *testing.T) {
 	})
 }
 
+// TestDaemonDropInDirectory creates policy.d/ after the daemon started, as
+// configuration management does on a host that had none, and expects the
+// drop-ins put there to be applied and their removal too.
+func TestDaemonDropInDirectory(t *testing.T) {
+	netnstest.RequireRoot(t)
+	p := startEdgefwdReady(t, edgefwdSetup{Policy: daemonTestdata(t, "base.yaml")})
+	dropIns := filepath.Join(filepath.Dir(p.PolicyPath), "policy.d")
+	if err := os.Mkdir(dropIns, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dropIn := filepath.Join(dropIns, "50-metrics.yaml")
+	daemonWriteAtomic(t, dropIn, daemonTestdata(t, "dropin-metrics.yaml"))
+	waitTable(t, p, "the drop-in's rule dropin-metrics", func(table string) bool {
+		return strings.Contains(table, "counter dropin-metrics ") && strings.Contains(table, "counter web ")
+	})
+	if err := os.Remove(dropIn); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, p, "the removed drop-in's rule to go", func(table string) bool {
+		return !strings.Contains(table, "dropin-metrics") && strings.Contains(table, "counter web ")
+	})
+
+	// Removing the directory drops its watch; a new one is watched again.
+	// Each step waits for its reload, so the last drop-in is seen only
+	// through the new directory's watch.
+	reloads := func() int { return strings.Count(p.Log(), "trigger=file-change") }
+	for _, step := range []func() error{
+		func() error { return os.Remove(dropIns) },
+		func() error { return os.Mkdir(dropIns, 0o755) },
+	} {
+		n := reloads()
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		daemonPoll(t, daemonReadyTimeout, "a reload after a change of policy.d", func() (bool, string) {
+			return reloads() > n, p.Log()
+		})
+	}
+	daemonWriteAtomic(t, dropIn, daemonTestdata(t, "dropin-metrics.yaml"))
+	waitTable(t, p, "the drop-in in the re-created policy.d", func(table string) bool {
+		return strings.Contains(table, "counter dropin-metrics ")
+	})
+}
+
 // waitTable waits until table inet edgefw exists and satisfies ok.
 func waitTable(t *testing.T, p *edgefwdProcess, what string, ok func(table string) bool) string {
 	t.Helper()
