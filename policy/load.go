@@ -1,0 +1,355 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Size limits, checked before a file is read so that a huge or endless file
+// (a mistaken path to a log, /dev/zero) costs nothing.
+const (
+	maxPolicyFileSize = 16 << 20
+	maxSetFileSize    = 64 << 20
+)
+
+// maxErrors bounds the errors reported for one policy. A policy with more is
+// not a policy with typos but the wrong file, and a file of millions of bad
+// entries must not cost memory in proportion.
+const maxErrors = 1000
+
+// dropInDir is the directory, beside the main policy file, whose *.yaml
+// files are merged into the policy in name order.
+const dropInDir = "policy.d"
+
+// Load reads the policy file at path, the drop-ins policy.d/*.yaml beside it
+// (in name order; a missing policy.d is fine; names starting with a dot are
+// skipped, as editors and configuration management use them for temporary
+// files), and the set files these name. It returns the validated policy, or
+// an ErrorList holding every problem found in any of the files.
+//
+// Positions in errors name files as path names them (relative if path is);
+// the paths stored in the Policy are absolute.
+func Load(path string) (*Policy, error) {
+	l := newLoader()
+	data, err := readBounded(path, maxPolicyFileSize)
+	if err != nil {
+		l.fileError(path, "cannot read policy", err)
+		return l.finish()
+	}
+	l.decodeFile(path, data, true)
+
+	dir := filepath.Join(filepath.Dir(path), dropInDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.fileError(dir, "cannot read drop-in directory", err)
+	}
+	// ReadDir sorts by name, which is the documented merge order.
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".yaml") {
+			continue
+		}
+		file := filepath.Join(dir, name)
+		data, err := readBounded(file, maxPolicyFileSize)
+		if err != nil {
+			l.fileError(file, "cannot read drop-in", err)
+			continue
+		}
+		l.decodeFile(file, data, false)
+	}
+	return l.finish()
+}
+
+// Parse parses and validates one policy document, as Load does for a main
+// file without drop-ins. file names the document in errors; set files it
+// names are resolved against filepath.Dir(file) and read.
+func Parse(file string, data []byte) (*Policy, error) {
+	l := newLoader()
+	if len(data) > maxPolicyFileSize {
+		l.add(&Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: tooLarge(maxPolicyFileSize).Error()})
+		return l.finish()
+	}
+	l.decodeFile(file, data, true)
+	return l.finish()
+}
+
+// loader merges the files of one policy and collects the problems found in
+// all of them. It lives for one Load or Parse.
+type loader struct {
+	errs ErrorList
+	// firstDropped is the first error beyond maxErrors, which are not kept.
+	firstDropped *Error
+	policy       Policy
+
+	// yamlFiles and setFiles name the files read, as positions name them,
+	// in merge order; yamlAbs and setAbs hold their absolute paths, once each.
+	yamlFiles, setFiles []string
+	yamlAbs, setAbs     []string
+	seenAbs             map[string]bool
+
+	// Where each name was first defined, for reporting duplicates across files.
+	setDefs, ruleDefs, tunnelDefs map[string]Pos
+	listenPorts                   map[uint16]Pos
+	// setRefs are the {set: NAME} peers, checked once every file is read
+	// because a rule may use a set that a later drop-in defines.
+	setRefs []setRef
+}
+
+type setRef struct {
+	name string
+	pos  Pos
+	path string
+}
+
+func newLoader() *loader {
+	return &loader{
+		policy:      Policy{Version: 1},
+		seenAbs:     map[string]bool{},
+		setDefs:     map[string]Pos{},
+		ruleDefs:    map[string]Pos{},
+		tunnelDefs:  map[string]Pos{},
+		listenPorts: map[uint16]Pos{},
+	}
+}
+
+// add records an error, or counts it once maxErrors are recorded.
+func (l *loader) add(e *Error) {
+	if l.full() {
+		if l.firstDropped == nil {
+			l.firstDropped = e
+		}
+		return
+	}
+	l.errs = append(l.errs, e)
+}
+
+// full reports whether no more errors are recorded.
+func (l *loader) full() bool { return len(l.errs) >= maxErrors }
+
+// fileError reports that a file as a whole cannot be used.
+func (l *loader) fileError(file, what string, err error) {
+	l.add(&Error{Pos: Pos{File: file}, Msg: what + ": " + readErrorText(err), Err: err})
+}
+
+// decodeFile decodes one policy YAML file into the policy being built.
+func (l *loader) decodeFile(file string, data []byte, main bool) {
+	l.yamlFiles = append(l.yamlFiles, file)
+	l.yamlAbs = l.addAbs(l.yamlAbs, file)
+	d := &decoder{file: file, dir: filepath.Dir(file), l: l}
+	before := len(l.errs)
+	root := d.parseDocument(data)
+	if root == nil {
+		if main && len(l.errs) == before {
+			l.add(&Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "empty policy; version: 1 is required"})
+		}
+		if main {
+			l.policy.Defaults = d.defaults(nil)
+			l.policy.Failsafe = d.failsafe(nil)
+		}
+		return
+	}
+	d.top(root, main)
+}
+
+// addAbs appends the absolute path of file to files unless it was added
+// to either list before.
+func (l *loader) addAbs(files []string, file string) []string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		l.fileError(file, "cannot make the path absolute", err)
+		return files
+	}
+	if l.seenAbs[abs] {
+		return files
+	}
+	l.seenAbs[abs] = true
+	return append(files, abs)
+}
+
+// define records the first definition of a name and reports any later one,
+// in the same file or another, naming the place of the first.
+func (l *loader) define(defs map[string]Pos, kind, name string, pos Pos, path string) bool {
+	if first, dup := defs[name]; dup {
+		l.add(&Error{Pos: pos, Path: path, Msg: fmt.Sprintf(
+			"duplicate %s name %q; it is first defined at %s:%d, so choose another name", kind, name, first.File, first.Line)})
+		return false
+	}
+	defs[name] = pos
+	return true
+}
+
+// finish runs the checks that need every file and returns the result.
+func (l *loader) finish() (*Policy, error) {
+	l.checkSetRefs()
+	if len(l.errs) > 0 {
+		rank := map[string]int{}
+		for i, f := range slices.Concat(l.yamlFiles, l.setFiles) {
+			if _, ok := rank[f]; !ok {
+				rank[f] = i
+			}
+		}
+		l.errs.sort(rank)
+		if l.firstDropped != nil {
+			l.errs = append(l.errs, &Error{Pos: l.firstDropped.Pos, Msg: fmt.Sprintf(
+				"too many errors; only the first %d are shown", maxErrors)})
+		}
+		return nil, l.errs
+	}
+	p := l.policy
+	// The YAML files come first, though set files are read while the YAML
+	// files are decoded: Files is documented in merge order.
+	p.Files = slices.Concat(l.yamlAbs, l.setAbs)
+	return &p, nil
+}
+
+// checkSetRefs reports every {set: NAME} peer whose set no file defines.
+func (l *loader) checkSetRefs() {
+	valid := ""
+	for _, ref := range l.setRefs {
+		if _, ok := l.setDefs[ref.name]; ok {
+			continue
+		}
+		if valid == "" {
+			valid = l.definedSets()
+		}
+		l.add(&Error{Pos: ref.pos, Path: ref.path, Msg: fmt.Sprintf("undefined set %q; %s", ref.name, valid)})
+	}
+}
+
+// definedSets says which sets a {set: NAME} peer may name.
+func (l *loader) definedSets() string {
+	const shown = 10
+	var names []string
+	for _, s := range l.policy.Sets {
+		if len(names) == shown {
+			return "defined sets include " + strings.Join(names, ", ") + ", …"
+		}
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return "no sets are defined; define it under sets:"
+	}
+	return "defined sets are " + strings.Join(names, ", ")
+}
+
+// readSetFile reads and parses the set file named by node n (at path) of
+// the file being decoded, adding its entries to set.
+func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
+	name, ok := d.str(n, path)
+	if !ok {
+		return
+	}
+	if name == "" {
+		d.errorf(n, path, "must name a file of CIDRs, one a line, relative to this file")
+		return
+	}
+	file := d.resolve(name)
+	abs, ok := d.resolveAbs(n, path, name)
+	if !ok {
+		return
+	}
+	data, err := readBounded(file, maxSetFileSize)
+	if err != nil {
+		d.errorf(n, path, "cannot read set file %s: %s", file, readErrorText(err))
+		return
+	}
+	set.File = abs
+	d.l.setFiles = append(d.l.setFiles, file)
+	d.l.setAbs = d.l.addAbs(d.l.setAbs, file)
+	setPath := strings.TrimSuffix(path, ".file")
+	seen := map[netip.Prefix]bool{}
+	for e := range setFileEntries(data) {
+		if e.err != nil {
+			if d.l.full() {
+				// Stop: a file of millions of bad lines is the wrong file.
+				d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}})
+				break
+			}
+			d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}, Path: setPath, Msg: e.err.Error()})
+			continue
+		}
+		set.Prefixes = appendUnique(set.Prefixes, seen, e.prefix)
+	}
+}
+
+// resolve returns a path named in the file being decoded, relative to the
+// directory of that file unless it is absolute.
+func (d *decoder) resolve(name string) string {
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name)
+	}
+	return filepath.Join(d.dir, name)
+}
+
+// resolveAbs is resolve made absolute, for paths stored in the Policy.
+func (d *decoder) resolveAbs(n *yaml.Node, path, name string) (string, bool) {
+	abs, err := filepath.Abs(d.resolve(name))
+	if err != nil {
+		d.errorf(n, path, "cannot make %s absolute: %v", name, err)
+		return "", false
+	}
+	return abs, true
+}
+
+// appendUnique appends p unless seen, keeping the first occurrence's order.
+func appendUnique(list []netip.Prefix, seen map[netip.Prefix]bool, p netip.Prefix) []netip.Prefix {
+	if seen[p] {
+		return list
+	}
+	seen[p] = true
+	return append(list, p)
+}
+
+// tooLarge is the error for a file over its size limit, in bytes.
+type tooLarge int64
+
+func (t tooLarge) Error() string {
+	return fmt.Sprintf("the file is larger than the limit of %d MiB", int64(t)>>20)
+}
+
+// readBounded reads a regular file of at most limit bytes. The size is
+// checked before reading, and again while reading in case the file grows.
+// Special files are refused before they are opened: opening a FIFO blocks.
+func readBounded(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > limit {
+		return nil, tooLarge(limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, tooLarge(limit)
+	}
+	return data, nil
+}
+
+// readErrorText describes a read error without repeating the path, which
+// the error's position already names.
+func readErrorText(err error) string {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
