@@ -116,7 +116,9 @@ type pendingState struct {
 type event struct {
 	kind  string
 	apply *ApplyRequest
-	done  chan ApplyResponse
+	// pending is, for confirm-timeout, the apply whose timer fired.
+	pending *pendingState
+	done    chan ApplyResponse
 }
 
 // New returns a Daemon; Run starts it.
@@ -321,7 +323,18 @@ func (d *Daemon) handle(ctx context.Context, ev event) ApplyResponse {
 		return d.applyRequest(ctx, ev.apply)
 	case ev.kind == "confirm":
 		return d.confirm()
-	case ev.kind == "rollback", ev.kind == "confirm-timeout":
+	case ev.kind == "confirm-timeout":
+		d.mu.Lock()
+		current := d.pending == ev.pending
+		d.mu.Unlock()
+		if !current {
+			// The timer fired while the loop was busy with a confirm, a
+			// reload or a newer apply: its apply is no longer pending,
+			// and rolling back now would undo the newer one early.
+			return ApplyResponse{OK: true}
+		}
+		return d.rollback(ctx, ev.kind)
+	case ev.kind == "rollback":
 		return d.rollback(ctx, ev.kind)
 	case ev.kind == "remove":
 		return d.remove()
@@ -552,7 +565,7 @@ func (d *Daemon) arm(path string, timeout time.Duration, prev *savedPolicy) {
 	d.mu.Lock()
 	d.pending = p
 	d.pendingTimer = time.AfterFunc(timeout, func() {
-		d.send(context.Background(), event{kind: "confirm-timeout"})
+		d.send(context.Background(), event{kind: "confirm-timeout", pending: p})
 	})
 	d.mu.Unlock()
 	d.log.Warn("apply awaits confirmation", "policy", path, "deadline", p.Deadline)
