@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/userdata"
 
 	"github.com/edgefw/edgefw/policy"
@@ -28,6 +29,13 @@ const udataHash userdata.Type = 0xed
 type Applier struct {
 	netns int
 	mu    sync.Mutex
+	// known holds the elements of the named sets as this Applier last
+	// committed them, valid while the ruleset generation is knownGen:
+	// reading 100,000 elements back takes a second or more, and a
+	// generation that has not moved since our own commit proves the
+	// kernel still holds what we wrote.
+	known    map[string][]AddrRange
+	knownGen uint32
 }
 
 // Option configures an Applier.
@@ -90,9 +98,11 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	if b.Len() == 0 {
 		return Result{}, nil
 	}
+	a.known = nil
 	err = b.send(a.netns)
 	if err == nil {
 		res.Messages = b.Len()
+		a.remember(ks.gen, rs)
 		return res, nil
 	}
 	var ke *KernelError
@@ -109,7 +119,32 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 		return Result{}, ferr
 	}
 	fres.Messages, fres.Full = fb.Len(), true
+	a.remember(ks.gen, rs)
 	return fres, nil
+}
+
+// remember caches the set contents of rs, just committed on top of
+// generation gen, if the generation shows that no one else committed
+// since gen.
+func (a *Applier) remember(gen uint32, rs *Ruleset) {
+	now, err := a.Generation()
+	if err != nil || now != nextGeneration(gen) {
+		return
+	}
+	a.known = make(map[string][]AddrRange, len(rs.Sets))
+	for _, s := range rs.Sets {
+		a.known[s.Name] = slices.Clone(s.Ranges)
+	}
+	a.knownGen = now
+}
+
+// nextGeneration is the generation the kernel gives the commit after gen:
+// it counts up by one and skips 0 (nf_tables_commit).
+func nextGeneration(gen uint32) uint32 {
+	if gen+1 == 0 {
+		return 1
+	}
+	return gen + 1
 }
 
 // Delete removes table inet edgefw and everything in it. Deleting a table
@@ -128,11 +163,13 @@ func (a *Applier) Delete() error {
 	if err := b.add("delete table inet edgefw", func(c *nftables.Conn) error { c.DelTable(table); return nil }); err != nil {
 		return err
 	}
+	a.known = nil
 	return b.send(a.netns)
 }
 
 // kernelState is what table inet edgefw holds now.
 type kernelState struct {
+	gen      uint32 // the ruleset generation it was read at
 	exists   bool
 	chains   map[string]*nftables.Chain
 	rules    map[string][]*nftables.Rule
@@ -141,12 +178,33 @@ type kernelState struct {
 	counters map[string]bool
 }
 
+// read reads table inet edgefw. The reads are several dumps; if anyone
+// commits between them, they may not fit together, so they are repeated
+// until the generation stays the same across them.
 func (a *Applier) read() (*kernelState, error) {
+	for range 10 {
+		gen, err := a.Generation()
+		if err != nil {
+			return nil, err
+		}
+		ks, err := a.readAt(gen)
+		if err != nil {
+			return nil, err
+		}
+		if after, err := a.Generation(); err != nil || after == gen {
+			return ks, err
+		}
+	}
+	return nil, errors.New("read table inet " + TableName + ": the ruleset kept changing while it was read")
+}
+
+func (a *Applier) readAt(gen uint32) (*kernelState, error) {
 	c, err := a.conn()
 	if err != nil {
 		return nil, err
 	}
 	ks := &kernelState{
+		gen:    gen,
 		chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
 		sets: map[string]*nftables.Set{}, elems: map[string][]AddrRange{}, counters: map[string]bool{},
 	}
@@ -181,7 +239,16 @@ func (a *Applier) read() (*kernelState, error) {
 			continue
 		}
 		ks.sets[s.Name] = s
-		elems, err := c.GetSetElements(s)
+		if s.Dynamic {
+			// A meter's elements are the kernel's per-source state, not
+			// part of the ruleset.
+			continue
+		}
+		if known, ok := a.known[s.Name]; ok && gen == a.knownGen {
+			ks.elems[s.Name] = known
+			continue
+		}
+		elems, err := dumpSetElements(a.netns, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("list elements of set %s: %w", s.Name, err)
 		}
@@ -201,6 +268,8 @@ func (a *Applier) read() (*kernelState, error) {
 
 // Equal reports whether the kernel holds exactly rs.
 func (a *Applier) Equal(rs *Ruleset) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	ks, err := a.read()
 	if err != nil {
 		return false, err
@@ -255,7 +324,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		ns := kernelSet(s)
 		old, ok := ks.sets[s.Name]
 		switch {
-		case ok && (old.KeyType.Name != ns.KeyType.Name || !old.Interval):
+		case ok && (old.KeyType.Name != ns.KeyType.Name || !old.Interval || old.Dynamic):
 			recreate[s.Name] = true
 		case ok && full:
 			try(q(fmt.Sprintf("replace elements of set %s", s.Name), func(c *nftables.Conn) error {
@@ -274,6 +343,15 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 					return addElements(c, ns, addrElements(add))
 				}))
 			}
+		}
+	}
+
+	// Meters: keep those that are as wanted, with their state; recreate
+	// the others.
+	for _, m := range rs.Meters {
+		wantSets[m.Name] = true
+		if old, ok := ks.sets[m.Name]; ok && !sameMeter(old, m) {
+			recreate[m.Name] = true
 		}
 	}
 
@@ -375,6 +453,12 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 			return addElements(c, ns, addrElements(s.Ranges))
 		}))
 	}
+	for _, m := range rs.Meters {
+		if _, ok := ks.sets[m.Name]; ok && !recreate[m.Name] {
+			continue
+		}
+		try(q("add meter "+m.Name, func(c *nftables.Conn) error { return c.AddSet(kernelMeter(m), nil) }))
+	}
 	for _, in := range inserts {
 		what := fmt.Sprintf("rule %q in chain %s", in.r.Owner, in.ch.Name)
 		try(q("add "+what, func(c *nftables.Conn) error {
@@ -452,8 +536,15 @@ func referencesAny(ch *Chain, sets map[string]bool) bool {
 	}
 	for _, r := range ch.Rules {
 		for _, m := range r.Matches {
-			if am, ok := m.(AddrMatch); ok && sets[am.Set] {
-				return true
+			switch m := m.(type) {
+			case AddrMatch:
+				if sets[m.Set] {
+					return true
+				}
+			case MeterMatch:
+				if sets[m.Set] {
+					return true
+				}
 			}
 		}
 	}
@@ -525,6 +616,22 @@ func kernelSet(s *AddrSet) *nftables.Set {
 		key = nftables.TypeIP6Addr
 	}
 	return &nftables.Set{Table: table, Name: s.Name, Interval: true, KeyType: key}
+}
+
+func kernelMeter(m *Meter) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if m.V6 {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{Table: table, Name: m.Name, KeyType: key, KeyByteOrder: binaryutil.BigEndian,
+		Dynamic: true, HasTimeout: m.Timeout > 0, Timeout: m.Timeout, Size: m.Size}
+}
+
+// sameMeter reports whether a kernel set is the meter m.
+func sameMeter(s *nftables.Set, m *Meter) bool {
+	want := kernelMeter(m)
+	return s.Dynamic && !s.Interval && s.KeyType.Name == want.KeyType.Name &&
+		s.HasTimeout == want.HasTimeout && s.Timeout == want.Timeout && s.Size == want.Size
 }
 
 func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgefw/edgefw/internal/netnstest"
 	"github.com/edgefw/edgefw/policy"
@@ -236,13 +238,15 @@ rules:
 	}
 }
 
-// kernelRanges reads a set back through netlink, independently of Apply.
+// kernelRanges reads a set back with google/nftables, independently of
+// Apply's own reader.
 func kernelRanges(t testing.TB, ns *netnstest.NS, name string, v6 bool) []AddrRange {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(ns.FD))
+	c, err := nftables.New(nftables.WithNetNSFd(ns.FD), nftables.AsLasting(), nftables.WithSockOptions(largeDumps))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.CloseLasting()
 	s, err := c.GetSetByName(table, name)
 	if err != nil {
 		t.Fatalf("get set %s: %v", name, err)
@@ -438,5 +442,84 @@ func TestMalformedRulesetRejected(t *testing.T) {
 	}
 	if after := ns.MustRun(t, "nft", "list", "ruleset"); after != before {
 		t.Errorf("the ruleset changed:\n%s", cmp.Diff(before, after))
+	}
+}
+
+// largeDumps makes the kernel send dumps on this socket in messages of
+// 32 KiB rather than a page (see dumpBufferSize): it reads one reply with
+// a large buffer, which the kernel remembers as the reader's size.
+func largeDumps(c *netlink.Conn) error {
+	if _, err := c.Send(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	}); err != nil {
+		return err
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr error
+	if err := raw.Read(func(fd uintptr) bool {
+		_, _, rerr = unix.Recvfrom(int(fd), make([]byte, dumpBufferSize), 0)
+		return rerr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return rerr
+}
+
+// TestForeignChangesRepaired changes table inet edgefw behind the
+// Applier's back, as a stray script would: the next Apply notices, even
+// for set elements it does not read back while nothing else commits, and
+// restores exactly the ruleset.
+func TestForeignChangesRepaired(t *testing.T) {
+	requireTool(t, "nft")
+	ns := netnstest.New(t, "drift")
+	fw := NewApplier(WithNetNS(ns.FD))
+	rs := compileYAML(t, incrementalBase)
+	if _, err := fw.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	golden := listTable(t, ns)
+	handles := ruleHandles(t, ns)
+	for _, tc := range []struct {
+		name    string
+		nft     []string
+		changes []string
+	}{
+		{"element added", []string{"add element inet edgefw trusted-v4 { 10.1.2.3 }"},
+			[]string{"delete 1 ranges from set trusted-v4"}},
+		{"element removed", []string{"delete element inet edgefw trusted-v6 { 2001:db8::/64 }"},
+			[]string{"add 1 ranges to set trusted-v6"}},
+		{"rule deleted", []string{"delete rule inet edgefw input handle " + handles[`tcp dport 80 counter name "web" accept`]},
+			[]string{`add rule "web" in chain input`}},
+		{"rule added", []string{"insert rule inet edgefw input tcp dport 23 accept"},
+			nil},
+		{"chain policy changed", []string{"add chain inet edgefw input { policy accept; }"},
+			[]string{"set policy of chain input to drop"}},
+		{"set flushed", []string{"flush set inet edgefw trusted-v4"},
+			[]string{"add 3 ranges to set trusted-v4"}},
+		{"table deleted", []string{"delete table inet edgefw"},
+			nil},
+	} {
+		for _, cmd := range tc.nft {
+			ns.MustRun(t, "nft", cmd)
+		}
+		res, err := fw.Apply(rs)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.changes != nil {
+			if diff := cmp.Diff(tc.changes, res.Changes); diff != "" {
+				t.Errorf("%s: changes (-want +got):\n%s", tc.name, diff)
+			}
+		} else if res.Messages == 0 {
+			t.Errorf("%s: nothing was repaired", tc.name)
+		}
+		if got := listTable(t, ns); got != golden {
+			t.Errorf("%s: the table was not restored:\n%s", tc.name, cmp.Diff(golden, got))
+		}
+		handles = ruleHandles(t, ns)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/edgefw/edgefw/policy"
 )
@@ -157,12 +158,6 @@ func (c *compiler) defaultRule(ch *Chain) {
 // rule compiles one policy rule into kernel rules: the product of its from,
 // to and ports alternatives, per address family when addresses are named.
 func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
-	if r.Limit != nil && r.Limit.PerSource {
-		return fmt.Errorf("limit.perSource is not supported yet")
-	}
-	if r.ConnLimit != nil && r.ConnLimit.PerSource {
-		return fmt.Errorf("connLimit.perSource is not supported yet")
-	}
 	var alts [][]Match
 	for _, fam := range c.families(r) {
 		froms := c.peerAlternatives(r.From, false, r.Direction, fam)
@@ -183,21 +178,15 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 		return nil
 	}
 	if r.Limit != nil || r.ConnLimit != nil {
-		limited := LimitedCounter(r.Name)
-		for _, alt := range alts {
-			lr := &Rule{Matches: alt}
-			if r.Limit != nil {
-				lr.Limit = &RateLimit{Over: true, Rate: r.Limit.Rate, Per: r.Limit.Per, Burst: r.Limit.Burst}
-			} else {
-				lr.Matches = append(slices.Clone(alt), CtStateMatch{States: []string{"new"}}, ConnCountMatch{Max: r.ConnLimit.Max})
-			}
-			c.add(ch, limited, KindLimited, policy.Drop, lr)
-			c.rs.Rules[len(c.rs.Rules)-1].Rule = r.Name
-		}
-		if r.Limit != nil && r.ConnLimit != nil {
+		c.counter(LimitedCounter(r.Name), RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name})
+		if r.Limit != nil {
 			for _, alt := range alts {
-				lr := &Rule{Matches: append(slices.Clone(alt), CtStateMatch{States: []string{"new"}}, ConnCountMatch{Max: r.ConnLimit.Max})}
-				c.add(ch, limited, KindLimited, policy.Drop, lr)
+				c.limitRules(ch, r, alt)
+			}
+		}
+		if r.ConnLimit != nil {
+			for _, alt := range alts {
+				c.connLimitRules(ch, r, alt)
 			}
 		}
 	}
@@ -208,6 +197,106 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 		c.add(ch, r.Name, KindUser, r.Action, &Rule{Matches: alt})
 	}
 	return nil
+}
+
+// limitRules drops, and counts apart, the packets of one alternative of r
+// that exceed its rate: all its packets together, or per source address,
+// each source with its own token bucket in a meter.
+func (c *compiler) limitRules(ch *Chain, r *policy.Rule, alt []Match) {
+	rate := &RateLimit{Over: true, Rate: r.Limit.Rate, Per: r.Limit.Per, Burst: r.Limit.Burst}
+	if !r.Limit.PerSource {
+		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{Matches: alt, Limit: rate})
+		return
+	}
+	for _, v6 := range matchFamilies(alt) {
+		m := c.meter(MeterName("meter", r.Name, v6), v6, meterTimeout(r.Limit))
+		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
+			Matches: normalize(append(slices.Clone(alt), MeterMatch{Set: m.Name, V6: v6, Limit: rate})),
+		})
+	}
+}
+
+// connLimitRules drops, and counts apart, new connections of one
+// alternative of r beyond its connection limit: over all sources, or per
+// source address, each counted in a meter.
+func (c *compiler) connLimitRules(ch *Chain, r *policy.Rule, alt []Match) {
+	isNew := CtStateMatch{States: []string{"new"}}
+	if !r.ConnLimit.PerSource {
+		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
+			Matches: append(slices.Clone(alt), isNew, ConnCountMatch{Max: r.ConnLimit.Max}),
+		})
+		return
+	}
+	for _, v6 := range matchFamilies(alt) {
+		// No timeout: a source's entry must live as long as its
+		// connections; the kernel collects it once its count is zero.
+		m := c.meter(MeterName("conns", r.Name, v6), v6, 0)
+		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
+			Matches: normalize(append(slices.Clone(alt), isNew, MeterMatch{Set: m.Name, V6: v6, ConnMax: r.ConnLimit.Max})),
+		})
+	}
+}
+
+// meterSize bounds the sources a meter tracks (nft's default for meters).
+// Beyond it new sources are not limited individually; they are still
+// subject to the rule itself.
+const meterSize = 65535
+
+func (c *compiler) meter(name string, v6 bool, timeout time.Duration) *Meter {
+	for _, m := range c.rs.Meters {
+		if m.Name == name {
+			return m
+		}
+	}
+	m := &Meter{Name: name, V6: v6, Size: meterSize, Timeout: timeout}
+	c.rs.Meters = append(c.rs.Meters, m)
+	return m
+}
+
+// MeterName is the kernel name of the dynamic set holding per-source state
+// of a rule's perSource limit (kind "meter") or connLimit (kind "conns").
+func MeterName(kind, rule string, v6 bool) string {
+	return SetName(prefixReserved+kind+"-"+rule, v6)
+}
+
+// meterTimeout is how long a source's token bucket outlives its last
+// packet: the time an empty bucket takes to fill up again (burst packets
+// at the rate), at least one unit of the rate. A source that comes back
+// later finds a full bucket, which it would have had anyway.
+func meterTimeout(l *policy.Limit) time.Duration {
+	unit := rateUnits[l.Per]
+	burst := uint64(l.Burst)
+	if burst == 0 {
+		burst = defaultBurst
+	}
+	units := max(1, (burst+l.Rate-1)/l.Rate)
+	return time.Duration(units) * unit
+}
+
+// defaultBurst is the kernel's burst for a packet limit given none
+// (NFT_LIMIT_PKT_BURST_DEFAULT).
+const defaultBurst = 5
+
+var rateUnits = map[string]time.Duration{
+	"second": time.Second, "minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour,
+}
+
+// matchFamilies returns the families a meter is needed for: the one the
+// matches restrict the packets to, or both.
+func matchFamilies(ms []Match) []bool {
+	for _, m := range ms {
+		switch m := m.(type) {
+		case NFProtoMatch:
+			return []bool{m.V6}
+		case AddrMatch:
+			return []bool{m.V6}
+		case L4Match:
+			if len(m.Protos) == 1 && (m.Protos[0] == policy.ICMP || m.Protos[0] == policy.ICMPv6) {
+				return []bool{m.Protos[0] == policy.ICMPv6}
+			}
+		}
+	}
+	return []bool{false, true}
 }
 
 type family int
@@ -334,7 +423,7 @@ func normalize(ms []Match) []Match {
 	implied := false
 	for _, m := range ms {
 		switch m := m.(type) {
-		case AddrMatch:
+		case AddrMatch, MeterMatch:
 			implied = true
 		case L4Match:
 			if len(m.Protos) == 1 && len(m.Ports) == 0 && (m.Protos[0] == policy.ICMP || m.Protos[0] == policy.ICMPv6) {

@@ -245,6 +245,24 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, bits), Xor: make([]byte, 4)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 		}, nil
+	case MeterMatch:
+		off, size := uint32(12), uint32(4)
+		if m.V6 {
+			off, size = 8, 16
+		}
+		out := append(nfproto(m.V6), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+		if m.Limit == nil {
+			// add: a source's connections are counted from its first one.
+			return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_ADD,
+				Exprs: []expr.Any{&expr.Connlimit{Count: m.ConnMax, Flags: expr.NFT_CONNLIMIT_F_INV}}}), nil
+		}
+		unit, err := limitUnit(m.Limit.Per)
+		if err != nil {
+			return nil, err
+		}
+		// update: every packet refreshes the source's timeout.
+		return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_UPDATE,
+			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: m.Limit.Rate, Over: m.Limit.Over, Unit: unit, Burst: m.Limit.Burst}}}), nil
 	case ConnCountMatch:
 		return []expr.Any{&expr.Connlimit{Count: m.Max, Flags: expr.NFT_CONNLIMIT_F_INV}}, nil
 	case TCPSynMatch:

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/edgefw/edgefw/policy"
 )
@@ -38,6 +39,8 @@ type Ruleset struct {
 	Counters []string
 	// Sets are the named address sets.
 	Sets []*AddrSet
+	// Meters are the dynamic sets of per-source limits, in first-use order.
+	Meters []*Meter
 	// Chains are the base chains in rendering order.
 	Chains []*Chain
 	// Rules describes every counter for status and metrics: which policy
@@ -60,6 +63,53 @@ type AddrSet struct {
 	Name   string
 	V6     bool
 	Ranges []AddrRange // merged
+}
+
+// Meter is a dynamic set of one family's source addresses that holds, per
+// source, the state of one rule's perSource limit (a token bucket) or
+// connLimit (a connection count). The kernel adds sources as packets come.
+type Meter struct {
+	Name string
+	V6   bool
+	// Size is the most sources the meter holds.
+	Size uint32
+	// Timeout is how long a source stays after its last update; 0: until
+	// the kernel collects it (connection counts, once zero).
+	Timeout time.Duration
+}
+
+func (m *Meter) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", m.Name, addrType(m.V6), m.Size)
+	if m.Timeout > 0 {
+		fmt.Fprintf(&b, "\t\tflags dynamic,timeout\n\t\ttimeout %s\n", nftDuration(m.Timeout))
+	} else {
+		b.WriteString("\t\tflags dynamic\n")
+	}
+	b.WriteString("\t}\n")
+	return b.String()
+}
+
+// nftDuration writes a duration as nft does: 1d2h3m4s.
+func nftDuration(d time.Duration) string {
+	var b strings.Builder
+	for _, u := range []struct {
+		unit   time.Duration
+		suffix string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if n := d / u.unit; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.suffix)
+			d -= n * u.unit
+		}
+	}
+	return b.String()
+}
+
+func addrType(v6 bool) string {
+	if v6 {
+		return "ipv6_addr"
+	}
+	return "ipv4_addr"
 }
 
 // Chain is a base chain of the table.
@@ -381,6 +431,27 @@ func renderRange(r AddrRange) string {
 	return r.From.String() + "-" + r.To.String()
 }
 
+// MeterMatch matches when the packet's source address is over its own
+// limit, kept in a meter: a rate (Limit, with Over set) or a number of
+// connections (ConnMax).
+type MeterMatch struct {
+	Set     string // the meter
+	V6      bool
+	Limit   *RateLimit
+	ConnMax uint32
+}
+
+func (m MeterMatch) String() string {
+	field := "ip saddr"
+	if m.V6 {
+		field = "ip6 saddr"
+	}
+	if m.Limit != nil {
+		return fmt.Sprintf("update @%s { %s %s }", m.Set, field, m.Limit)
+	}
+	return fmt.Sprintf("add @%s { %s ct count over %d }", m.Set, field, m.ConnMax)
+}
+
 // ICMPTypeMatch matches ICMP (V6 false) or ICMPv6 message types.
 type ICMPTypeMatch struct {
 	V6    bool
@@ -435,15 +506,15 @@ func (rs *Ruleset) String() string {
 		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n\n", c)
 	}
 	for _, s := range rs.Sets {
-		typ := "ipv4_addr"
-		if s.V6 {
-			typ = "ipv6_addr"
-		}
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", s.Name, typ)
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", s.Name, addrType(s.V6))
 		if len(s.Ranges) > 0 {
 			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderElements(s))
 		}
 		b.WriteString("\t}\n\n")
+	}
+	for _, m := range rs.Meters {
+		b.WriteString(m.String())
+		b.WriteString("\n")
 	}
 	for i, c := range rs.Chains {
 		if i > 0 {

@@ -1,0 +1,162 @@
+package nft
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
+	"github.com/edgefw/edgefw/policy"
+)
+
+// randomPrefixes returns n IPv4 prefixes, /24s and /32s, the same for the
+// same seed. No two overlap or touch, so they stay n ranges after merging.
+func randomPrefixes(seed uint64, n int) []netip.Prefix {
+	rng := rand.New(rand.NewPCG(seed, 0x6564676566770a))
+	const (
+		firstBlock = 1 << 16   // 1.0.0.0
+		lastBlock  = 224 << 16 // below multicast
+	)
+	whole := map[uint32]bool{} // /24 blocks used whole
+	hosts := map[uint32]bool{} // /24 blocks holding /32s
+	taken := map[uint32]bool{} // addresses used as /32s
+	addr := func(v uint32) netip.Addr {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], v)
+		return netip.AddrFrom4(b)
+	}
+	out := make([]netip.Prefix, 0, n)
+	for len(out) < n {
+		block := firstBlock + rng.Uint32N(lastBlock-firstBlock)
+		if rng.IntN(10) < 3 {
+			// A /24 must not touch another /24 or hold /32s.
+			if whole[block] || whole[block-1] || whole[block+1] || hosts[block] {
+				continue
+			}
+			whole[block] = true
+			out = append(out, netip.PrefixFrom(addr(block<<8), 24))
+			continue
+		}
+		// /32s take odd host numbers 1..253: never adjacent to each other
+		// or to a neighbouring /24.
+		if whole[block] {
+			continue
+		}
+		a := block<<8 | (2*rng.Uint32N(127) + 1)
+		if taken[a] {
+			continue
+		}
+		taken[a], hosts[block] = true, true
+		out = append(out, netip.PrefixFrom(addr(a), 32))
+	}
+	return out
+}
+
+func largeSetPolicy(prefixes []netip.Prefix) *policy.Policy {
+	return &policy.Policy{
+		Version:  1,
+		Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
+		Failsafe: []policy.PortRange{{Protocol: policy.TCP, Port: 22, EndPort: 22}},
+		Sets:     []policy.Set{{Name: "blocklist", Prefixes: prefixes}},
+		Rules: []policy.Rule{
+			{Name: "drop-blocklisted", Direction: policy.Input, From: []policy.Peer{{Set: "blocklist"}}, Action: policy.Drop, Log: true},
+			{Name: "ssh", Direction: policy.Input, Ports: []policy.PortRange{{Protocol: policy.TCP, Port: 22, EndPort: 22}}, Action: policy.Accept},
+			{Name: "kube-api", Direction: policy.Input, Ports: []policy.PortRange{{Protocol: policy.TCP, Port: 6443, EndPort: 6443}}, Action: policy.Accept},
+		},
+	}
+}
+
+// TestLargeSet applies a policy whose set holds 100,000 CIDRs, re-applies
+// it and changes one element, logging how long each takes, and checks by
+// reading the set back that the kernel holds every element.
+func TestLargeSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes long: a 100,000-element set")
+	}
+	ns := netnstest.New(t, "large")
+	fw := NewApplier(WithNetNS(ns.FD))
+	const n = 100_000
+	prefixes := randomPrefixes(1, n)
+	rs, err := Compile(largeSetPolicy(prefixes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rs.Set("blocklist-v4").Ranges); got != n {
+		t.Fatalf("compiled set has %d ranges, want %d", got, n)
+	}
+
+	start := time.Now()
+	res, err := fw.Apply(rs)
+	if err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	t.Logf("first apply of %d CIDRs: %v (%d messages)", n, time.Since(start), res.Messages)
+	checkSet(t, ns, rs.Set("blocklist-v4"))
+
+	start = time.Now()
+	res, err = fw.Apply(rs)
+	if err != nil {
+		t.Fatalf("re-apply: %v", err)
+	}
+	t.Logf("idempotent re-apply: %v (%d messages)", time.Since(start), res.Messages)
+	if res.Messages != 0 {
+		t.Errorf("re-apply wrote %d messages: %q", res.Messages, res.Changes)
+	}
+
+	start = time.Now()
+	res, err = NewApplier(WithNetNS(ns.FD)).Apply(rs)
+	if err != nil {
+		t.Fatalf("re-apply by a new Applier: %v", err)
+	}
+	t.Logf("idempotent re-apply by a new Applier, which reads the set back: %v (%d messages)", time.Since(start), res.Messages)
+	if res.Messages != 0 {
+		t.Errorf("re-apply by a new Applier wrote %d messages: %q", res.Messages, res.Changes)
+	}
+
+	changed := append([]netip.Prefix{netip.MustParsePrefix("192.0.2.77/32")}, prefixes[1:]...)
+	rs2, err := Compile(largeSetPolicy(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	res, err = fw.Apply(rs2)
+	if err != nil {
+		t.Fatalf("one-element change: %v", err)
+	}
+	t.Logf("one-element change: %v (%d messages: %q)", time.Since(start), res.Messages, res.Changes)
+	if want := []string{"delete 1 ranges from set blocklist-v4", "add 1 ranges to set blocklist-v4"}; !equalStrings(res.Changes, want) {
+		t.Errorf("changes %q, want %q", res.Changes, want)
+	}
+	checkSet(t, ns, rs2.Set("blocklist-v4"))
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSet reads a set back from the kernel with google/nftables (the nft
+// CLI takes seconds on a set this size) and compares it range by range.
+func checkSet(t *testing.T, ns *netnstest.NS, want *AddrSet) {
+	t.Helper()
+	start := time.Now()
+	got := kernelRanges(t, ns, want.Name, want.V6)
+	t.Logf("read back %d ranges of %s in %v", len(got), want.Name, time.Since(start))
+	if len(got) != len(want.Ranges) {
+		t.Fatalf("the kernel holds %d ranges in %s, want %d", len(got), want.Name, len(want.Ranges))
+	}
+	for i := range got {
+		if got[i] != want.Ranges[i] {
+			t.Fatalf("range %d of %s is %v, want %v", i, want.Name, got[i], want.Ranges[i])
+		}
+	}
+}
