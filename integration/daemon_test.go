@@ -27,15 +27,15 @@ const examplesDir = "../packaging/examples"
 var policyFileLine = regexp.MustCompile(`policy\.yaml:\d+:\d+`)
 
 // edgeDefaultPolicy is the shipped edge-default example, or base.yaml
-// when the examples are not in the tree.
-func edgeDefaultPolicy(t *testing.T) (policy, rule string) {
+// when the examples are not in the tree, with its name and one of its rules.
+func edgeDefaultPolicy(t *testing.T) (policy, name, rule string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(examplesDir, "edge-default.yaml"))
 	if err != nil {
 		t.Logf("no shipped edge-default example (%v): using testdata/base.yaml", err)
-		return daemonTestdata(t, "base.yaml"), "web"
+		return daemonTestdata(t, "base.yaml"), "testdata/base.yaml", "web"
 	}
-	return string(data), "kube-api"
+	return string(data), "packaging/examples/edge-default.yaml", "kube-api"
 }
 
 // TestDaemonReadyOnlyWithTable checks that READY=1 means protected: when
@@ -44,7 +44,7 @@ func edgeDefaultPolicy(t *testing.T) (policy, rule string) {
 // then READY=1.
 func TestDaemonReadyOnlyWithTable(t *testing.T) {
 	netnstest.RequireRoot(t)
-	pol, rule := edgeDefaultPolicy(t)
+	pol, polName, rule := edgeDefaultPolicy(t)
 	p := startEdgefwd(t, edgefwdSetup{Policy: pol})
 
 	for {
@@ -62,7 +62,7 @@ func TestDaemonReadyOnlyWithTable(t *testing.T) {
 		if !strings.Contains(table, "counter "+rule+" ") {
 			t.Fatalf("READY=1 arrived before the policy's rule %q was installed:\n%s", rule, table)
 		}
-		t.Logf("start → READY=1 with %s: %s", filepath.Base(filepath.Join(examplesDir, "edge-default.yaml")), m.At.Sub(p.Started))
+		t.Logf("start → READY=1 with %s: %s", polName, m.At.Sub(p.Started))
 		break
 	}
 
@@ -385,7 +385,10 @@ func TestDaemonCommitConfirmed(t *testing.T) {
 		t.Fatal("the unconfirmed rule vanished with the daemon; the restart would prove nothing")
 	}
 
-	restarted := startEdgefwd(t, edgefwdSetup{NS: p.NS, PolicyPath: p.PolicyPath, StateDir: p.StateDir})
+	if _, err := os.Stat(p.Socket); err != nil {
+		t.Fatalf("a killed daemon should leave its socket behind: %v", err)
+	}
+	restarted := startEdgefwd(t, edgefwdSetup{NS: p.NS, PolicyPath: p.PolicyPath, StateDir: p.StateDir, Socket: p.Socket})
 	restarted.WaitNotify(t, "READY=1")
 	if table, _ := restarted.Table(); table != baseline {
 		t.Errorf("after a restart the unconfirmed apply is still in force:\nwant:\n%s\ngot:\n%s", baseline, table)
@@ -397,6 +400,7 @@ func TestDaemonCommitConfirmed(t *testing.T) {
 		t.Errorf("status still shows a pending confirmation after the restart: %+v", st.Pending)
 	}
 	restarted.WaitLog(t, "daemon restarted while an apply awaited confirmation")
+	restarted.MustCtl(t, "status") // the stale socket was replaced
 }
 
 // TestDaemonStopLeavesRuleset checks fail-closed: SIGTERM ends the daemon

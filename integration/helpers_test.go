@@ -166,6 +166,9 @@ type edgefwdSetup struct {
 	// StateDir is the state directory; "" means a new one. Reusing one
 	// emulates a restart or, in a new namespace, a reboot.
 	StateDir string
+	// Socket is the control socket; "" means one in a new directory.
+	// Reusing a killed daemon's leaves it a stale socket to replace.
+	Socket string
 	// Args are more flags, e.g. --metrics-address; later flags win.
 	Args []string
 }
@@ -235,9 +238,12 @@ func startEdgefwd(t testing.TB, setup edgefwdSetup) *edgefwdProcess {
 		setup.StateDir = filepath.Join(daemonShortDir(t, "state"), "state")
 	}
 	run := daemonShortDir(t, "run")
+	if setup.Socket == "" {
+		setup.Socket = filepath.Join(run, "edgefwd.sock")
+	}
 	p := &edgefwdProcess{
 		NS: setup.NS, PolicyPath: setup.PolicyPath, StateDir: setup.StateDir,
-		Socket: filepath.Join(run, "edgefwd.sock"), Edgefwctl: ctl,
+		Socket: setup.Socket, Edgefwctl: ctl,
 		log: &lockedBuffer{}, notes: make(chan notifyMessage, 64), exited: make(chan struct{}),
 	}
 	notifyPath := filepath.Join(run, "notify.sock")
