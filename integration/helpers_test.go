@@ -269,7 +269,7 @@ func startEdgefwd(t testing.TB, setup edgefwdSetup) *edgefwdProcess {
 	args := append([]string{"--policy", p.PolicyPath, "--socket", p.Socket, "--state-dir", p.StateDir,
 		"--metrics-address", ""}, setup.Args...)
 	p.cmd = p.NS.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
+	p.cmd.Env = append(daemonEnv(), "NOTIFY_SOCKET="+notifyPath)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.Started = time.Now()
 	if err := p.cmd.Start(); err != nil {
@@ -297,6 +297,20 @@ func startEdgefwd(t testing.TB, setup edgefwdSetup) *edgefwdProcess {
 		}
 	})
 	return p
+}
+
+// daemonEnv is the test's environment without what systemd may have given
+// the test itself: the daemon must talk to the test's notify socket only.
+func daemonEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 // startEdgefwdReady starts edgefwd and waits for READY=1.
