@@ -111,6 +111,10 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 }
 
 func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, log *slog.Logger) error {
+	// Catch SIGHUP first: its default action would kill a daemon that is
+	// still starting (systemctl reload right after start).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	reg := daemon.NewRegistry()
 	metrics := daemon.NewMetrics(reg, version, revision)
 	tunnels, err := wg.New(log.With("component", "wg"), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
@@ -158,8 +162,6 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		}()
 		defer srv.Close()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
 			d.Reload(ctx, "signal")
