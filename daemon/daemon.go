@@ -180,7 +180,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		_ = removePending(d.cfg.StateDir)
 	}
-	if !installed {
+	// The last good ruleset may be the unconfirmed one itself: with a
+	// pending apply it is never the fallback.
+	if !installed && pend == nil {
 		if saved, err := loadLastGood(d.cfg.StateDir); err != nil {
 			d.log.Warn("ignoring unreadable last-good ruleset", "error", err)
 		} else if saved != nil {
@@ -191,7 +193,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			}
 		}
 	}
-	if pend == nil {
+	if pend == nil || !installed {
 		if err := d.reload(ctx, "start"); err == nil {
 			installed = true
 		} else if !installed {

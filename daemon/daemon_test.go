@@ -326,3 +326,27 @@ func TestNoStateAndBrokenPolicyInstallsSafeRuleset(t *testing.T) {
 }
 
 func loadPolicy(path string) (*policy.Policy, error) { return policy.Load(path) }
+
+func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	d1 := h.daemon(t)
+	if err := d1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := h.fw.text()
+	if resp := d1.remove(); !resp.OK {
+		t.Fatalf("remove: %+v", resp)
+	}
+	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour)); !resp.OK {
+		t.Fatalf("apply: %+v", resp)
+	}
+	d1.stopPendingTimer()
+	d2 := h.daemon(t)
+	if err := d2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.fw.text() != fromFile {
+		t.Fatalf("restart kept the unconfirmed policy instead of the policy file:\n%s", h.fw.text())
+	}
+}
