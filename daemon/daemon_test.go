@@ -43,7 +43,9 @@ func (f *fakeFirewall) Equal(rs *nft.Ruleset) (bool, error) {
 	return f.rs != nil && f.rs.String() == rs.String(), nil
 }
 
-func (f *fakeFirewall) Counters() (map[string]nft.Counter, error) { return map[string]nft.Counter{}, nil }
+func (f *fakeFirewall) Counters() (map[string]nft.Counter, error) {
+	return map[string]nft.Counter{}, nil
+}
 func (f *fakeFirewall) Generation() (uint32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
