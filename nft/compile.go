@@ -121,8 +121,12 @@ func (c *compiler) implicit(ch *Chain) {
 	c.add(ch, errs, KindImplicit, policy.Accept, &Rule{Matches: []Match{ICMPTypeMatch{V6: true, Types: icmpv6ErrorTypes}}})
 	switch dir {
 	case policy.Input:
-		for _, alt := range portAlternatives(c.p.Failsafe, false, false) {
-			c.add(ch, nameFailsafe, KindImplicit, policy.Accept, &Rule{Matches: alt})
+		// An empty failsafe is disabled, not "all ports": portAlternatives
+		// reads no ports as a match on everything.
+		if len(c.p.Failsafe) > 0 {
+			for _, alt := range portAlternatives(c.p.Failsafe, false, false) {
+				c.add(ch, nameFailsafe, KindImplicit, policy.Accept, &Rule{Matches: alt})
+			}
 		}
 		for _, t := range c.p.Tunnels {
 			if t.ListenPort == 0 {

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -159,4 +160,53 @@ func checkSet(t *testing.T, ns *netnstest.NS, want *AddrSet) {
 			t.Fatalf("range %d of %s is %v, want %v", i, want.Name, got[i], want.Ranges[i])
 		}
 	}
+}
+
+// manyRulesPolicy has n input rules, each opening one port; the rule at
+// index changed opens another port.
+func manyRulesPolicy(n, changed int) *policy.Policy {
+	p := &policy.Policy{Version: 1, Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept}}
+	for i := range n {
+		port := uint16(1000 + i)
+		if i == changed {
+			port = 60000
+		}
+		p.Rules = append(p.Rules, policy.Rule{Name: fmt.Sprintf("rule-%d", i), Direction: policy.Input,
+			Ports: []policy.PortRange{{Protocol: policy.TCP, Port: port, EndPort: port}}, Action: policy.Accept})
+	}
+	return p
+}
+
+// TestManyRules applies a chain of 10,000 rules, 20,000 messages with
+// their counters: the transaction's replies must not overflow (they did,
+// with ENOBUFS after a successful commit), and re-applying or changing
+// one rule in the middle must neither rewrite the chain nor need memory
+// in the square of its length (the rule diff once took 1.3 GB here).
+func TestManyRules(t *testing.T) {
+	ns := netnstest.New(t, "many")
+	fw := NewApplier(WithNetNS(ns.FD))
+	const n = 10_000
+	compile := func(changed int) *Ruleset {
+		rs, err := Compile(manyRulesPolicy(n, changed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	start := time.Now()
+	res, err := fw.Apply(compile(-1))
+	if err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	t.Logf("first apply of %d rules: %v (%d messages)", n, time.Since(start), res.Messages)
+	start = time.Now()
+	if res, err = fw.Apply(compile(-1)); err != nil || res.Messages != 0 {
+		t.Fatalf("re-apply: %d messages, %v", res.Messages, err)
+	}
+	t.Logf("re-apply: %v", time.Since(start))
+	start = time.Now()
+	if res, err = fw.Apply(compile(n / 2)); err != nil || res.Messages != 2 {
+		t.Fatalf("changing one rule: %v, %d messages: %q", err, res.Messages, res.Changes)
+	}
+	t.Logf("one rule changed: %v", time.Since(start))
 }

@@ -100,7 +100,13 @@ func (e *KernelError) Error() string {
 func (e *KernelError) Unwrap() error { return e.Errno }
 
 // send writes the batch as one transaction on a netfilter socket in the
-// given network namespace (0: the caller's) and waits for every ack.
+// given network namespace (0: the caller's) and waits for its outcome.
+//
+// Only the last message asks for an acknowledgement. The kernel reports
+// every failing message anyway, in order, before the acknowledgement of
+// the last one; acknowledging all of them would queue one reply per
+// message at once, and a batch of some 10,000 messages overflowed the
+// receive buffer with ENOBUFS after a commit that had succeeded.
 func (b *batch) send(netns int) error {
 	if len(b.msgs) == 0 {
 		return nil
@@ -121,10 +127,13 @@ func (b *batch) send(netns int) error {
 	var sockErr error
 	if err := raw.Control(func(fd uintptr) {
 		// The whole batch goes in one sendmsg; the kernel refuses it with
-		// EMSGSIZE unless the send buffer holds it. Acks can be many too.
+		// EMSGSIZE unless the send buffer holds it. Errors can be many
+		// when many messages fail; beyond the receive buffer they are
+		// dropped silently (NO_ENOBUFS): the first ones are what matter.
 		sockErr = errors.Join(
 			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size+1<<20),
 			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20),
+			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1),
 			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1),
 			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1))
 	}); err != nil {
@@ -136,21 +145,24 @@ func (b *batch) send(netns int) error {
 
 	msgs := make([]netlink.Message, 0, len(b.msgs)+2)
 	msgs = append(msgs, delimiter(unix.NFNL_MSG_BATCH_BEGIN))
-	msgs = append(msgs, b.msgs...)
+	for i, m := range b.msgs {
+		if i == len(b.msgs)-1 {
+			m.Header.Flags |= netlink.Acknowledge
+		} else {
+			m.Header.Flags &^= netlink.Acknowledge
+		}
+		msgs = append(msgs, m)
+	}
 	msgs = append(msgs, delimiter(unix.NFNL_MSG_BATCH_END))
 	sent, err := c.SendMessages(msgs)
 	if err != nil {
 		return fmt.Errorf("send transaction of %d messages: %w", len(msgs), err)
 	}
 	bySeq := make(map[uint32]int, len(sent))
-	expect := 0
 	for i, m := range sent {
-		bySeq[m.Header.Sequence] = i - 1 // index into b.msgs
-		if m.Header.Flags&netlink.Acknowledge != 0 {
-			expect++
-		}
+		bySeq[m.Header.Sequence] = i - 1 // index into b.msgs; -1: the batch itself
 	}
-	return b.awaitAcks(c, raw, bySeq, expect)
+	return b.awaitOutcome(c, raw, bySeq, sent[len(sent)-2].Header.Sequence)
 }
 
 func delimiter(t uint16) netlink.Message {
@@ -163,14 +175,16 @@ func delimiter(t uint16) netlink.Message {
 
 func nlmsgAlign(n uint32) uint32 { return (n + 3) &^ 3 }
 
-// awaitAcks reads acks until every acknowledged message has answered. The
-// first error wins; after it the kernel may stay silent about the rest, so
-// a short deadline ends the wait.
-func (b *batch) awaitAcks(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32]int, expect int) error {
+// awaitOutcome reads the kernel's replies until the last message's
+// acknowledgement (or error), or an error about the batch as a whole. The
+// first error names the transaction's failure. Should the last reply have
+// been dropped for want of buffer space, a short deadline after the first
+// error ends the wait.
+func (b *batch) awaitOutcome(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32]int, lastSeq uint32) error {
 	buf := make([]byte, 1<<16)
 	var first *KernelError
 	deadline := time.Now().Add(30 * time.Second)
-	for got := 0; got < expect; {
+	for {
 		if err := c.SetReadDeadline(deadline); err != nil {
 			return err
 		}
@@ -184,10 +198,10 @@ func (b *batch) awaitAcks(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32
 			if first != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				return first
 			}
-			return fmt.Errorf("read transaction acks: %w", err)
+			return fmt.Errorf("read the transaction's outcome: %w", err)
 		}
 		if rerr != nil {
-			return fmt.Errorf("read transaction acks: %w", rerr)
+			return fmt.Errorf("read the transaction's outcome: %w", rerr)
 		}
 		for data := buf[:n]; len(data) >= 16; {
 			l := binary.NativeEndian.Uint32(data[0:4])
@@ -201,25 +215,24 @@ func (b *batch) awaitAcks(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32
 			if typ != unix.NLMSG_ERROR || len(body) < 20 {
 				continue
 			}
-			got++
 			errno := int32(binary.NativeEndian.Uint32(body[0:4]))
-			if errno == 0 || first != nil {
-				continue
-			}
 			seq := binary.NativeEndian.Uint32(body[4+8 : 4+12])
-			ke := &KernelError{What: "the transaction", Errno: syscall.Errno(-errno)}
-			if i, ok := bySeq[seq]; ok && i >= 0 && i < len(b.what) {
-				ke.What = b.what[i]
+			i, known := bySeq[seq]
+			if errno != 0 && first == nil {
+				first = &KernelError{What: "the transaction", Errno: syscall.Errno(-errno), Message: extAckMessage(body, flags)}
+				if known && i >= 0 && i < len(b.what) {
+					first.What = b.what[i]
+				}
+				deadline = time.Now().Add(500 * time.Millisecond)
 			}
-			ke.Message = extAckMessage(body, flags)
-			first = ke
-			deadline = time.Now().Add(500 * time.Millisecond)
+			if seq == lastSeq || (errno != 0 && (!known || i < 0)) {
+				if first != nil {
+					return first
+				}
+				return nil
+			}
 		}
 	}
-	if first != nil {
-		return first
-	}
-	return nil
 }
 
 // extAckMessage returns NLMSGERR_ATTR_MSG of an error message, if present.
