@@ -3,6 +3,7 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"syscall"
@@ -360,14 +361,15 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	for _, ch := range rs.Chains {
 		wantChains[ch.Name] = true
 		old, ok := ks.chains[ch.Name]
-		if ok && (old.Hooknum == nil || *old.Hooknum != *hookOf(ch.Hook) || old.Policy == nil || *old.Policy != chainPolicy(ch.Policy)) {
-			if old.Hooknum != nil && *old.Hooknum == *hookOf(ch.Hook) {
+		if ok && (!sameBase(old, ch) || old.Policy == nil || *old.Policy != chainPolicy(ch.Policy)) {
+			if sameBase(old, ch) {
 				try(q(fmt.Sprintf("set policy of chain %s to %s", ch.Name, ch.Policy), func(c *nftables.Conn) error {
 					c.AddChain(kernelChain(ch))
 					return nil
 				}))
 			} else {
-				// A hook cannot change in place: the chain is replaced.
+				// A hook, type or priority cannot change in place: the
+				// chain is replaced.
 				try(q("delete chain "+ch.Name, func(c *nftables.Conn) error {
 					c.FlushChain(old)
 					c.DelChain(old)
@@ -381,8 +383,8 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 			try(q("add chain "+ch.Name, func(c *nftables.Conn) error { c.AddChain(kernelChain(ch)); return nil }))
 		}
 	}
-	for name, old := range ks.chains {
-		if !wantChains[name] {
+	for _, name := range slices.Sorted(maps.Keys(ks.chains)) {
+		if old := ks.chains[name]; !wantChains[name] {
 			try(q("delete chain "+name, func(c *nftables.Conn) error {
 				c.FlushChain(old)
 				c.DelChain(old)
@@ -436,8 +438,8 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		slices.Reverse(pending)
 		inserts = append(inserts, pending...)
 	}
-	for name, s := range ks.sets {
-		if !wantSets[name] || recreate[name] {
+	for _, name := range slices.Sorted(maps.Keys(ks.sets)) {
+		if s := ks.sets[name]; !wantSets[name] || recreate[name] {
 			try(q("delete set "+name, func(c *nftables.Conn) error { c.DelSet(s); return nil }))
 		}
 	}
@@ -489,7 +491,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	for _, n := range rs.Counters {
 		want[n] = true
 	}
-	for name := range ks.counters {
+	for _, name := range slices.Sorted(maps.Keys(ks.counters)) {
 		if !want[name] {
 			try(q(fmt.Sprintf("delete counter %q", name), func(c *nftables.Conn) error {
 				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
@@ -676,6 +678,14 @@ func longestIncreasing(xs []int) []int {
 		i = prev[i]
 	}
 	return out
+}
+
+// sameBase reports whether a kernel chain is the base chain ch would be,
+// its policy aside.
+func sameBase(k *nftables.Chain, ch *Chain) bool {
+	return k.Hooknum != nil && *k.Hooknum == *hookOf(ch.Hook) &&
+		k.Type == nftables.ChainTypeFilter &&
+		k.Priority != nil && *k.Priority == *nftables.ChainPriorityFilter
 }
 
 func hookOf(d policy.Direction) *nftables.ChainHook {
