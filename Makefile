@@ -40,5 +40,16 @@ bench:
 monitoring-check:
 	packaging/monitoring/check.sh
 
+# .deb and .rpm for each of ARCHS in dist/, with nfpm (packaging/build.sh).
+# The package version comes from git describe (converted for deb and rpm);
+# VERSION given on the command line or in the environment replaces it.
+ARCHS        ?= amd64 arm64
+NFPM_VERSION ?= v2.45.2
+.PHONY: package
+package:
+	GO='$(GO)' ARCHS='$(ARCHS)' NFPM_VERSION='$(NFPM_VERSION)' \
+	VERSION='$(if $(filter environment command line,$(origin VERSION)),$(VERSION))' \
+	packaging/build.sh
+
 clean:
 	rm -rf $(BIN) dist
