@@ -194,23 +194,22 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 // running configuration it changes nothing.
 //
 // A failing tunnel or peer does not hold back the others; their errors are
-// joined. An endpoint host name that does not resolve is not an error: the
-// peer is configured without (or keeps) its endpoint, the failure is logged,
-// and Refresh tries again.
+// joined. Every endpoint host name is looked up again, so that a reload
+// follows a name that moved at once instead of at the next Refresh; a name
+// that still has its current address keeps it. An endpoint host name that
+// does not resolve is not an error: the peer is configured without (or
+// keeps) its endpoint, the failure is logged, and Refresh tries again.
 func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	// Names are looked up before taking the lock, so that a slow name
-	// server never holds up Status. Names resolved before are left to
-	// Refresh.
+	// server never holds up Status.
 	hosts := endpointHosts(tunnels)
 	m.mu.Lock()
-	missing := make(map[string]netip.Addr)
+	current := make(map[string]netip.Addr, len(hosts))
 	for host := range hosts {
-		if !m.dns[host].addr.IsValid() {
-			missing[host] = netip.Addr{}
-		}
+		current[host] = m.dns[host].addr
 	}
 	m.mu.Unlock()
-	results := m.lookupHosts(ctx, missing)
+	results := m.lookupHosts(ctx, current)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
