@@ -449,7 +449,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		}
 		try(q(fmt.Sprintf("add set %s (%d ranges)", s.Name, len(s.Ranges)), func(c *nftables.Conn) error {
 			ns := kernelSet(s)
-			if err := c.AddSet(ns, nil); err != nil {
+			if err := b.addSet(c, ns, nil); err != nil {
 				return err
 			}
 			return addElements(c, ns, addrElements(s.Ranges))
@@ -459,7 +459,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		if _, ok := ks.sets[m.Name]; ok && !recreate[m.Name] {
 			continue
 		}
-		try(q("add meter "+m.Name, func(c *nftables.Conn) error { return c.AddSet(kernelMeter(m), nil) }))
+		try(q("add meter "+m.Name, func(c *nftables.Conn) error { return b.addSet(c, kernelMeter(m), nil) }))
 	}
 	for _, in := range inserts {
 		what := fmt.Sprintf("rule %q in chain %s", in.r.Owner, in.ch.Name)
@@ -470,7 +470,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 				if len(elems) > maxElemsPerMessage {
 					return fmt.Errorf("%d addresses or ports in one rule is too many; put them in a named set", len(elems)/2)
 				}
-				return c.AddSet(s, elems)
+				return b.addSet(c, s, elems)
 			}}
 			exprs, err := eb.ruleExprs(in.r)
 			if err != nil {

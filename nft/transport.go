@@ -28,6 +28,7 @@ type batch struct {
 	recorded []netlink.Message
 	msgs     []netlink.Message
 	what     []string
+	setIDs   uint32
 }
 
 func newBatch() (*batch, error) {
@@ -69,6 +70,20 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 		b.what = append(b.what, what)
 	}
 	return nil
+}
+
+// addSet queues a set. Its ID, which rules of the same transaction may
+// refer to it by, is numbered by the batch: google/nftables numbers sets
+// it gives an ID with a package variable that concurrent Appliers would
+// race on, and a duplicate ID could make a rule look up another rule's
+// anonymous set.
+func (b *batch) addSet(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+	b.setIDs++
+	s.ID = b.setIDs
+	if s.Anonymous {
+		s.Name = "__set%d" // the kernel names it
+	}
+	return c.AddSet(s, elems)
 }
 
 func isBatchDelimiter(t netlink.HeaderType) bool {
