@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +73,9 @@ func buildBinaries(t testing.TB) (edgefwd, edgefwctl string) {
 		}
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			// go test does not put the toolchain on PATH; this is where
+			// the Go image installs it.
+			goTool = "/usr/local/go/bin/go"
 		}
 		build := func(name string) (string, error) {
 			out := filepath.Join(dir, name)
