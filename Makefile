@@ -6,7 +6,7 @@ REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 BIN       := bin
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
-STATICCHECK_VERSION ?= 2026.2.2
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build test unit lint bench monitoring-check clean
 
@@ -53,3 +53,15 @@ package:
 
 clean:
 	rm -rf $(BIN) dist
+
+# The guided tour (README's first command): an edge host, its cluster
+# gateway and an outside client in network namespaces of their own; rules,
+# counters, the tunnel, drift repair and a rollback. Needs root. The
+# machine's own firewall and links are not touched; everything is removed
+# at the end. demo-shell leaves the lab up (remove it: demo/demo.sh --down).
+.PHONY: demo demo-shell
+demo: build
+	demo/demo.sh
+
+demo-shell: build
+	demo/demo.sh --shell
