@@ -465,11 +465,6 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		what := fmt.Sprintf("rule %q in chain %s", in.r.Owner, in.ch.Name)
 		try(q("add "+what, func(c *nftables.Conn) error {
 			eb := &exprBuilder{table: table, addSet: func(s *nftables.Set, elems []nftables.SetElement) error {
-				// Anonymous sets take their elements with the set, in one
-				// message, so they must stay under the attribute limit.
-				if len(elems) > maxElemsPerMessage {
-					return fmt.Errorf("%d addresses or ports in one rule is too many; put them in a named set", len(elems)/2)
-				}
 				return b.addSet(c, s, elems)
 			}}
 			exprs, err := eb.ruleExprs(in.r)

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/edgefw/edgefw/internal/netnstest"
 	"github.com/edgefw/edgefw/policy"
@@ -209,4 +212,56 @@ func TestManyRules(t *testing.T) {
 		t.Fatalf("changing one rule: %v, %d messages: %q", err, res.Messages, res.Changes)
 	}
 	t.Logf("one rule changed: %v", time.Since(start))
+}
+
+// TestLargeAnonymousSet gives one rule 3,000 addresses of its own: its
+// anonymous set takes more than one message of elements, and the kernel
+// holds every one.
+func TestLargeAnonymousSet(t *testing.T) {
+	ns := netnstest.New(t, "anon")
+	fw := NewApplier(WithNetNS(ns.FD))
+	var peers []policy.Peer
+	for _, p := range randomPrefixes(3, 3000) {
+		peers = append(peers, policy.Peer{CIDR: p})
+	}
+	p := largeSetPolicy(nil)
+	p.Rules = append(p.Rules, policy.Rule{Name: "inline", Direction: policy.Input, From: peers, Action: policy.Accept})
+	rs, err := Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Apply(rs); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	want := findRule(t, rs, "inline").Matches[0].(AddrMatch).Ranges
+	c, err := nftables.New(nftables.WithNetNSFd(ns.FD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := c.GetSets(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range sets {
+		if !s.Anonymous || s.KeyType != nftables.TypeIPAddr {
+			continue
+		}
+		elems, err := c.GetSetElements(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := elementRanges(elems, false); len(got) == len(want) {
+			found = true
+			if !slices.Equal(got, want) {
+				t.Errorf("the anonymous set holds other ranges than the rule's")
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no anonymous set holds the rule's %d ranges", len(want))
+	}
+	if res, err := fw.Apply(rs); err != nil || res.Messages != 0 {
+		t.Errorf("re-apply: %d messages, %v", res.Messages, err)
+	}
 }

@@ -72,18 +72,35 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 	return nil
 }
 
-// addSet queues a set. Its ID, which rules of the same transaction may
-// refer to it by, is numbered by the batch: google/nftables numbers sets
-// it gives an ID with a package variable that concurrent Appliers would
-// race on, and a duplicate ID could make a rule look up another rule's
-// anonymous set.
+// addSet queues a set and its elements. Its ID, which rules of the same
+// transaction may refer to it by, is numbered by the batch: google/nftables
+// numbers sets it gives an ID with a package variable that concurrent
+// Appliers would race on, and a duplicate ID could make a rule look up
+// another rule's anonymous set.
+//
+// Elements go maxElemsPerMessage to a message (see there), also for an
+// anonymous set: the kernel takes elements for it until a rule binds it,
+// later in the same transaction. google/nftables refuses to add elements
+// to an anonymous set, so those messages are made for a copy of the set
+// not marked anonymous; they name the set by its ID all the same.
 func (b *batch) addSet(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
 	b.setIDs++
 	s.ID = b.setIDs
 	if s.Anonymous {
 		s.Name = "__set%d" // the kernel names it
 	}
-	return c.AddSet(s, elems)
+	first := elems[:min(len(elems), maxElemsPerMessage)]
+	if s.Constant && len(elems) > len(first) {
+		// A constant set is sized by the elements given with it, and
+		// refuses more (ENFILE) unless told its full size.
+		s.Size = uint32(len(elems))
+	}
+	if err := c.AddSet(s, first); err != nil {
+		return err
+	}
+	rest := *s
+	rest.Anonymous = false
+	return addElements(c, &rest, elems[len(first):])
 }
 
 func isBatchDelimiter(t netlink.HeaderType) bool {
