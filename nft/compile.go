@@ -213,7 +213,7 @@ func (c *compiler) limitRules(ch *Chain, r *policy.Rule, alt []Match) {
 		return
 	}
 	for _, v6 := range matchFamilies(alt) {
-		m := c.meter(MeterName("meter", r.Name, v6), v6, meterTimeout(r.Limit))
+		m := c.meter(meterName("meter", r.Name, v6), v6, meterTimeout(r.Limit))
 		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
 			Matches: normalize(append(slices.Clone(alt), MeterMatch{Set: m.Name, V6: v6, Limit: rate})),
 		})
@@ -234,7 +234,7 @@ func (c *compiler) connLimitRules(ch *Chain, r *policy.Rule, alt []Match) {
 	for _, v6 := range matchFamilies(alt) {
 		// No timeout: a source's entry must live as long as its
 		// connections; the kernel collects it once its count is zero.
-		m := c.meter(MeterName("conns", r.Name, v6), v6, 0)
+		m := c.meter(meterName("conns", r.Name, v6), v6, 0)
 		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
 			Matches: normalize(append(slices.Clone(alt), isNew, MeterMatch{Set: m.Name, V6: v6, ConnMax: r.ConnLimit.Max})),
 		})
@@ -257,9 +257,9 @@ func (c *compiler) meter(name string, v6 bool, timeout time.Duration) *Meter {
 	return m
 }
 
-// MeterName is the kernel name of the dynamic set holding per-source state
+// meterName is the kernel name of the dynamic set holding per-source state
 // of a rule's perSource limit (kind "meter") or connLimit (kind "conns").
-func MeterName(kind, rule string, v6 bool) string {
+func meterName(kind, rule string, v6 bool) string {
 	return SetName(prefixReserved+kind+"-"+rule, v6)
 }
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // trafficPolicy exercises every kind of match against real packets. The
@@ -128,6 +130,49 @@ func TestTraffic(t *testing.T) {
 			}
 			want := slices.Sorted(slices.Values(tc.moved))
 			if diff := cmp.Diff(want, moved(before, after)); diff != "" {
+				t.Errorf("%s: counters that moved (-want +got):\n%s", tc.flow, diff)
+			}
+		})
+	}
+}
+
+// TestEdgeDefaultTraffic runs the policy that replaces the iptables
+// DaemonSet: SSH and the Kubernetes API from anywhere, loopback and
+// established traffic, and nothing else. (An empty failsafe list once
+// compiled into an accept-everything rule; this is the test that would
+// have caught it.)
+func TestEdgeDefaultTraffic(t *testing.T) {
+	l := newLab(t, plainV4, plainV6)
+	l.apply(t, compileFile(t, "testdata/golden/edge-default.yaml"))
+	srv := serve(t, l.host, "tcp", 22, 80, 6443)
+	serve(t, l.host, "udp", 53)
+	const (
+		estIn  = "edgefw-established-input"
+		estOut = "edgefw-established-output"
+	)
+	tests := []struct {
+		name  string
+		ns    *netnstest.NS
+		flow  flow
+		want  outcome
+		moved []string
+	}{
+		{"ssh", l.client, flow{"tcp", plainV4, hostV4, 22}, accepted, []string{"ssh", estIn, estOut}},
+		{"ssh v6", l.client, flow{"tcp", plainV6, hostV6, 22}, accepted, []string{"ssh", estIn, estOut}},
+		{"kube-api", l.client, flow{"tcp", plainV4, hostV4, 6443}, accepted, []string{"kube-api", estIn, estOut}},
+		{"anything else", l.client, flow{"tcp", plainV4, hostV4, 80}, timedOut, []string{"edgefw-default-input"}},
+		{"anything else over udp", l.client, flow{"udp", plainV6, hostV6, 53}, timedOut, []string{"edgefw-default-input"}},
+		{"loopback", l.host, flow{"tcp", "127.0.0.1", "127.0.0.1", 80}, accepted,
+			[]string{"edgefw-loopback-input", "edgefw-loopback-output", estIn, estOut}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := l.counters(t)
+			if got := tc.flow.try(t, tc.ns, srv, tc.want); got != tc.want {
+				t.Errorf("%s: %s, want %s", tc.flow, got, tc.want)
+			}
+			want := slices.Sorted(slices.Values(tc.moved))
+			if diff := cmp.Diff(want, moved(before, l.counters(t))); diff != "" {
 				t.Errorf("%s: counters that moved (-want +got):\n%s", tc.flow, diff)
 			}
 		})
