@@ -526,7 +526,6 @@ func TestForeignChangesRepaired(t *testing.T) {
 		if diff := cmp.Diff(golden, tableBlocks(t, ns)); diff != "" {
 			t.Errorf("%s: the table was not restored (-want +got):\n%s", tc.name, diff)
 		}
-		handles = ruleHandles(t, ns)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -549,6 +548,3 @@ func (rs *Ruleset) Rule(counter string) (RuleInfo, bool) {
 	}
 	return RuleInfo{}, false
 }
-
-// hostRange is a convenience for tests and implicit rules.
-func hostRange(a netip.Addr) AddrRange { return AddrRange{From: a, To: a} }
