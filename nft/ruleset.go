@@ -171,13 +171,7 @@ func (r *Rule) Hash() string {
 
 func (r *Rule) body() string {
 	var parts []string
-	impliedFamily := r.Verdict == policy.Reject && (r.reject() == rejectICMP || r.reject() == rejectICMPv6)
 	for _, m := range r.Matches {
-		if _, ok := m.(NFProtoMatch); ok && impliedFamily {
-			// "reject with icmp" implies the family, so nft writes no
-			// family match before it (and adds one when loading).
-			continue
-		}
 		parts = append(parts, m.String())
 	}
 	if r.Limit != nil {

@@ -46,6 +46,16 @@ rules:
     direction: input
     ports: [{protocol: udp, port: 69}]
     action: reject
+  - name: refuse-syslog         # one family each: ICMP, ICMPv6 port unreachable
+    direction: input
+    from: [{cidr: 192.0.2.0/24}]
+    ports: [{protocol: udp, port: 514}]
+    action: reject
+  - name: refuse-syslog-v6
+    direction: input
+    family: ipv6
+    ports: [{protocol: udp, port: 514}]
+    action: reject
   - name: egress
     direction: output
     to: [{cidr: 192.0.2.2/32}]
@@ -76,7 +86,7 @@ func TestTraffic(t *testing.T) {
 	l := newLab(t, plainV4, exceptV4, suspectV4, mgmtV4, plainV6, exceptV6, mgmtV6)
 	l.apply(t, compileYAML(t, trafficPolicy))
 	tcpSrv := serve(t, l.host, "tcp", 22, 25, 80, 8005, 8011, 9000)
-	serve(t, l.host, "udp", 53, 54, 69, 5353)
+	serve(t, l.host, "udp", 53, 54, 69, 514, 5353)
 	clientSrv := serve(t, l.client, "tcp", 7000, 7001)
 
 	const (
@@ -109,6 +119,8 @@ func TestTraffic(t *testing.T) {
 		{"udp dropped v6", flow{"udp", plainV6, hostV6, 54}, false, timedOut, []string{defIn}},
 		{"udp rejected v4", flow{"udp", plainV4, hostV4, 69}, false, refused, []string{"refuse-tftp", estOut}},
 		{"udp rejected v6", flow{"udp", plainV6, hostV6, 69}, false, refused, []string{"refuse-tftp", estOut}},
+		{"udp rejected with icmp", flow{"udp", plainV4, hostV4, 514}, false, refused, []string{"refuse-syslog", estOut}},
+		{"udp rejected with icmpv6", flow{"udp", plainV6, hostV6, 514}, false, refused, []string{"refuse-syslog-v6", estOut}},
 		{"failsafe before a drop of the source", flow{"tcp", suspectV4, hostV4, 22}, false, accepted, []string{"edgefw-failsafe", estIn, estOut}},
 		{"drop of the source", flow{"tcp", suspectV4, hostV4, 80}, false, timedOut, []string{"drop-suspect"}},
 		{"output accepted", flow{"tcp", hostV4, plainV4, 7000}, true, accepted, []string{"egress", estIn, estOut}},
