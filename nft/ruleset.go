@@ -77,6 +77,7 @@ type Meter struct {
 	Timeout time.Duration
 }
 
+// String renders the meter's set declaration as nft lists it.
 func (m *Meter) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", m.Name, addrType(m.V6), m.Size)
