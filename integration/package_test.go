@@ -711,6 +711,16 @@ func TestPackageUnderSystemd(t *testing.T) {
 	lab.MustExec(t, "test", "-f", "/etc/edgefw/policy.yaml")
 	lab.MustExec(t, "test", "-d", "/var/lib/edgefw")
 
+	// Reinstall over the kept configuration: back as it was, enabled
+	// and running, on the same table.
+	out = lab.MustExec(t, "sh", "-c", "dpkg -i /tmp/edgefw-upgrade.deb 2>&1")
+	t.Logf("lab: dpkg -i (reinstall):\n%s", out)
+	lab.WaitActive(t, "edgefwd.service")
+	if got := pkgTableHandle(t, lab); got != handle {
+		t.Errorf("after the reinstall: table handle %s, was %s", got, handle)
+	}
+	lab.MustExec(t, "dpkg", "--remove", "edgefw")
+
 	// Purge: the table, the configuration, the state go.
 	out = lab.MustExec(t, "sh", "-c", "dpkg --purge edgefw 2>&1")
 	t.Logf("lab: dpkg --purge:\n%s", out)

@@ -21,14 +21,22 @@ policy=/etc/edgefw/policy.yaml
 case "$1" in
 configure)
 	# An empty LAST-CONFIGURED-VERSION is a first install. A reinstall
-	# after "dpkg --remove" (configuration kept) counts as an upgrade:
-	# the unit's enablement was kept with the configuration.
-	if [ -z "$2" ]; then action=install; else action=upgrade; fi
+	# after "dpkg --remove" (see preinst) brings the daemon back as the
+	# kept enablement says.
+	if [ -z "$2" ]; then
+		action=install
+	elif [ -e /run/edgefw.reinstall ]; then
+		action=restore
+	else
+		action=upgrade
+	fi
+	rm -f /run/edgefw.reinstall
 	;;
 1) action=install ;;
 [0-9]*) action=upgrade ;;
 abort-remove)
-	# prerm stopped the daemon, then the removal failed: start it again.
+	# prerm stopped the daemon, then the removal failed: start it again
+	# if it is enabled.
 	action=restore
 	;;
 *)

@@ -39,4 +39,11 @@ install | upgrade | [0-9]*)
 	;;
 esac
 
+# deb: "install OLD-VERSION" is a reinstall after "dpkg --remove", which
+# stopped the daemon but kept its configuration; postinst cannot tell it
+# from an upgrade, where the daemon still runs, so leave it a note.
+if [ "$1" = install ] && [ -n "$2" ]; then
+	: >/run/edgefw.reinstall 2>/dev/null || true
+fi
+
 exit 0
