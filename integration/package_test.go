@@ -100,13 +100,23 @@ func pkgMake(root, dist, archs, version string) (*pkgSet, error) {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pkgBuildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "package")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "DIST="+dist, "GO="+goTool, "ARCHS="+archs)
+	// Under `make test`, the outer make's MAKEFLAGS would hand its
+	// command-line variables (VERSION=…) to this make; without VERSION,
+	// the version comes from git, as in a release build.
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VERSION":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "DIST="+dist, "GO="+goTool, "ARCHS="+archs)
 	if version != "" {
 		cmd.Env = append(cmd.Env, "VERSION="+version)
 	}
