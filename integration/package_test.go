@@ -184,6 +184,23 @@ var pkgFiles = map[string]string{
 	"/usr/share/doc/edgefw/runbook.md":                    "-rw-r--r--",
 }
 
+// pkgOwners are the owners of pkgFiles that are not root:root, given by
+// name in both packages and resolved when they are unpacked.
+var pkgOwners = map[string]string{
+	"/etc/edgefw":             "root edgefw",
+	"/etc/edgefw/policy.d":    "root edgefw",
+	"/etc/edgefw/keys":        "edgefw edgefw",
+	"/etc/edgefw/policy.yaml": "root edgefw",
+}
+
+// pkgOwner is the owner of a file of pkgFiles, "USER GROUP".
+func pkgOwner(path string) string {
+	if owner, ok := pkgOwners[path]; ok {
+		return owner
+	}
+	return "root root"
+}
+
 // pkgDebOnly and pkgRPMOnly are the files of one package only.
 var (
 	pkgDebOnly = []string{
@@ -258,8 +275,8 @@ func TestPackageDeb(t *testing.T) {
 					t.Errorf("the .deb has no %s", path)
 					continue
 				}
-				if got.mode != mode || got.owner != "root/root" {
-					t.Errorf("%s: %s %s, want %s root/root", path, got.mode, got.owner, mode)
+				if owner := strings.Replace(pkgOwner(path), " ", "/", 1); got.mode != mode || got.owner != owner {
+					t.Errorf("%s: %s %s, want %s %s", path, got.mode, got.owner, mode, owner)
 				}
 			}
 			for path := range listing {
@@ -337,8 +354,8 @@ func TestPackageRPM(t *testing.T) {
 					t.Errorf("the .rpm has no %s:\n%s", path, paths)
 					continue
 				}
-				if f[0] != mode {
-					t.Errorf("%s: mode %s, want %s", path, f[0], mode)
+				if f[0] != mode || f[2]+" "+f[3] != pkgOwner(debPath) {
+					t.Errorf("%s: %s %s %s, want %s %s", path, f[0], f[2], f[3], mode, pkgOwner(debPath))
 				}
 			}
 			for _, path := range pkgRPMOnly {
@@ -354,18 +371,6 @@ func TestPackageRPM(t *testing.T) {
 			for _, path := range []string{"/lib/systemd/system/edgefwd.service", "/usr/share/zsh/vendor-completions/_edgefwctl", "/usr/share/doc/edgefw/copyright"} {
 				if _, ok := listing[path]; ok {
 					t.Errorf("the .rpm has the Debian path %s", path)
-				}
-			}
-			// Owners by name, resolved by rpm after %pre made the user.
-			for path, owner := range map[string]string{
-				"/etc/edgefw":             "root edgefw",
-				"/etc/edgefw/policy.d":    "root edgefw",
-				"/etc/edgefw/keys":        "edgefw edgefw",
-				"/etc/edgefw/policy.yaml": "root edgefw",
-				"/usr/bin/edgefwd":        "root root",
-			} {
-				if f := listing[path]; f != nil && f[2]+" "+f[3] != owner {
-					t.Errorf("%s: owner %s %s, want %s", path, f[2], f[3], owner)
 				}
 			}
 
@@ -545,8 +550,16 @@ func TestPackageHostInstall(t *testing.T) {
 		}
 	})
 
-	out := pkgRunAll(t, "dpkg", "-i", deb)
-	t.Logf("dpkg -i:\n%s", out)
+	// dpkg -i in two steps: after the unpack, before postinst runs, the
+	// directories already have their owners, resolved by name.
+	out := pkgRunAll(t, "dpkg", "--unpack", deb)
+	for _, path := range []string{"/etc/edgefw", "/etc/edgefw/policy.d", "/etc/edgefw/keys"} {
+		if got := strings.TrimSpace(pkgRun(t, "stat", "-c", "%U %G", path)); got != pkgOwner(path) {
+			t.Errorf("unpacked %s: %s, want %s", path, got, pkgOwner(path))
+		}
+	}
+	out += pkgRunAll(t, "dpkg", "--configure", "edgefw")
+	t.Logf("dpkg -i (--unpack, --configure):\n%s", out)
 	if _, err := os.Stat("/run/edgefw/edgefwd.sock"); err == nil {
 		t.Error("installing started edgefwd on this machine")
 	}

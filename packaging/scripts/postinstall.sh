@@ -56,8 +56,9 @@ else
 	chown edgefw:edgefw /etc/edgefw/keys
 	chmod 0700 /etc/edgefw/keys
 fi
-# The daemon reads the policy through its group. The package ships it
-# root-owned (0640); a group an admin chose is left alone.
+# The daemon reads the policy through its group, which the package gives
+# it by name. Were the group missing at unpack, dpkg and rpm fall back to
+# root: fix that. A group an admin chose is left alone.
 if [ -f "$policy" ] && [ "$(stat -c %G "$policy")" = root ]; then
 	chgrp edgefw "$policy"
 fi

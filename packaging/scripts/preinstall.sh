@@ -5,7 +5,8 @@
 #   rpm: 1 (install) | 2 or more (upgrade)
 #
 # Creates the edgefw system user and group before the files are unpacked, so
-# that rpm can give /etc/edgefw and its keys/ their owner by name. Works
+# that dpkg and rpm give /etc/edgefw, its keys/ and the policy their owner
+# and group by name. Works
 # without a running systemd (containers, image builds): nothing here talks to
 # the service manager.
 set -e
