@@ -275,9 +275,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case ev := <-d.events:
 			ev.done <- d.handle(ctx, ev)
 		case <-drift.C:
-			d.checkDrift(ctx, false)
+			d.checkDrift(false)
 		case <-full.C:
-			d.checkDrift(ctx, true)
+			d.checkDrift(true)
 		case <-refresh.C:
 			if d.cfg.Tunnels != nil {
 				if err := d.cfg.Tunnels.Refresh(ctx); err != nil {
@@ -481,7 +481,7 @@ func (d *Daemon) noteGeneration() {
 
 // checkDrift restores the table if anyone else changed it. The cheap
 // generation check runs often; with full, the table is compared anyway.
-func (d *Daemon) checkDrift(ctx context.Context, full bool) {
+func (d *Daemon) checkDrift(full bool) {
 	d.mu.Lock()
 	cur, known, ours := d.cur, d.genKnown, d.ourGen
 	d.mu.Unlock()
@@ -519,7 +519,6 @@ func (d *Daemon) checkDrift(ctx context.Context, full bool) {
 	}
 	d.log.Warn("table inet edgefw was changed outside edgefw: restored", "changed_by", who,
 		"messages", res.Messages, "repair_ms", d.now().Sub(start).Milliseconds())
-	_ = ctx
 }
 
 // applyRequest runs a policy given by `edgefwctl apply`, arming the

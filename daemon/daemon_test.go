@@ -281,12 +281,12 @@ func TestDriftIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := h.fw.text()
-	d.checkDrift(ctx, false)
+	d.checkDrift(false)
 	if d.Status(ctx).DriftRepairs != 0 {
 		t.Fatal("repair without drift")
 	}
 	h.fw.flush()
-	d.checkDrift(ctx, false)
+	d.checkDrift(false)
 	if h.fw.text() != want || d.Status(ctx).DriftRepairs != 1 {
 		t.Fatalf("drift not repaired: repairs=%d", d.Status(ctx).DriftRepairs)
 	}

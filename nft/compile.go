@@ -164,8 +164,8 @@ func (c *compiler) defaultRule(ch *Chain) {
 func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 	var alts [][]Match
 	for _, fam := range c.families(r) {
-		froms := c.peerAlternatives(r.From, false, r.Direction, fam)
-		tos := c.peerAlternatives(r.To, true, r.Direction, fam)
+		froms := c.peerAlternatives(r.From, false, fam)
+		tos := c.peerAlternatives(r.To, true, fam)
 		ports := portAlternatives(r.Ports, fam == famV4, fam == famV6)
 		for _, f := range froms {
 			for _, t := range tos {
@@ -334,7 +334,7 @@ func (c *compiler) families(r *policy.Rule) []family {
 // peerAlternatives compiles a from or to list into OR-ed match lists. An
 // empty list matches everything; a list with nothing usable in this family
 // yields no alternative at all, so the rule has no kernel rule in it.
-func (c *compiler) peerAlternatives(peers []policy.Peer, dst bool, dir policy.Direction, fam family) [][]Match {
+func (c *compiler) peerAlternatives(peers []policy.Peer, dst bool, fam family) [][]Match {
 	if len(peers) == 0 {
 		if fam == famAny {
 			return [][]Match{nil}
