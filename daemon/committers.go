@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgefw/edgefw/nft"
 )
 
 // committerLog remembers which process committed recent nftables
@@ -42,8 +44,10 @@ func (l *committerLog) describe(gen uint32) string {
 	return "unknown"
 }
 
-// watchCommitters follows nftables notifications until ctx ends. It is
-// best effort: without it, repairs still happen, only "who" is unknown.
+// watchCommitters follows nftables notifications until ctx ends. Each
+// commit by another process triggers a drift check at once. It is best
+// effort: without it, the periodic generation check still repairs drift,
+// only later and without knowing who changed the table.
 func (d *Daemon) watchCommitters(ctx context.Context) {
 	conn, err := nftables.New()
 	if err != nil {
@@ -59,12 +63,62 @@ func (d *Daemon) watchCommitters(ctx context.Context) {
 		<-ctx.Done()
 		_ = mon.Close()
 	}()
+	d.monitoring.Store(true)
+	defer d.monitoring.Store(false)
 	for ev := range events {
 		if ev == nil || ev.GeneratedBy == nil {
 			continue
 		}
-		if g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg); ok && int(g.ProcPID) != unix.Getpid() {
-			d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, g.ProcPID))
+		g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg)
+		if !ok || int(g.ProcPID) == unix.Getpid() {
+			continue
+		}
+		d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, g.ProcPID))
+		if !touchesOurTable(ev.Changes) {
+			// kube-proxy, Docker and friends commit often; comparing our
+			// table after each of their commits would be wasted work.
+			continue
+		}
+		select {
+		case d.foreignCommit <- struct{}{}:
+		default: // a check is already due
 		}
 	}
+}
+
+// touchesOurTable reports whether a commit changed table inet edgefw.
+// Set element notifications do not name their table; element drift is
+// left to the periodic full comparison.
+func touchesOurTable(changes []*nftables.MonitorEvent) bool {
+	ours := func(t *nftables.Table) bool {
+		return t != nil && t.Name == nft.TableName && t.Family == nftables.TableFamilyINet
+	}
+	for _, c := range changes {
+		if c.Error != nil {
+			return true // cannot tell: check
+		}
+		switch v := c.Data.(type) {
+		case *nftables.Table:
+			if ours(v) {
+				return true
+			}
+		case *nftables.Chain:
+			if ours(v.Table) {
+				return true
+			}
+		case *nftables.Rule:
+			if ours(v.Table) {
+				return true
+			}
+		case *nftables.Set:
+			if ours(v.Table) {
+				return true
+			}
+		case *nftables.CounterObj:
+			if ours(v.Table) {
+				return true
+			}
+		}
+	}
+	return false
 }

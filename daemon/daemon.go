@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgefw/edgefw/nft"
@@ -102,7 +103,14 @@ type Daemon struct {
 
 	pendingTimer *time.Timer
 	committers   *committerLog
-	audit        *Audit
+	// foreignCommit is signalled when another process commits to
+	// nftables, so the loop checks for drift at once instead of at the
+	// next tick.
+	foreignCommit chan struct{}
+	// monitoring is true while nftables notifications are followed; the
+	// frequent generation check is then redundant.
+	monitoring atomic.Bool
+	audit      *Audit
 }
 
 type pendingState struct {
@@ -146,9 +154,10 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	return &Daemon{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now,
-		events:     make(chan event),
-		committers: newCommitterLog(),
-		audit:      NewAudit(cfg.Now),
+		events:        make(chan event),
+		committers:    newCommitterLog(),
+		foreignCommit: make(chan struct{}, 1),
+		audit:         NewAudit(cfg.Now),
 	}, nil
 }
 
@@ -274,8 +283,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return nil
 		case ev := <-d.events:
 			ev.done <- d.handle(ctx, ev)
-		case <-drift.C:
+		case <-d.foreignCommit:
 			d.checkDrift(false)
+		case <-drift.C:
+			if !d.monitoring.Load() {
+				d.checkDrift(false)
+			}
 		case <-full.C:
 			d.checkDrift(true)
 		case <-refresh.C:
