@@ -182,6 +182,7 @@ type kernelCollector struct {
 	readUp, readDuration                                    *prometheus.Desc
 }
 
+// Describe implements prometheus.Collector.
 func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.rulePackets, c.ruleBytes, c.limitedPackets, c.countersMissing,
@@ -192,6 +193,7 @@ func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect implements prometheus.Collector: it reads the kernel now.
 func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
 	start := c.now()
 	ok := c.collectRules(ch)

@@ -417,6 +417,7 @@ func portAlternatives(ports []policy.PortRange, v4Only, v6Only bool) [][]Match {
 // ConnCountMatch matches when the connection count exceeds Max.
 type ConnCountMatch struct{ Max uint32 }
 
+// String renders it as nft text.
 func (m ConnCountMatch) String() string { return fmt.Sprintf("ct count over %d", m.Max) }
 
 // normalize drops redundant family matches: an address match implies its

@@ -270,6 +270,7 @@ func (r *Rule) tcpOnly() bool {
 	return false
 }
 
+// String renders it as nft text.
 func (l *RateLimit) String() string {
 	over := ""
 	if l.Over {
@@ -285,6 +286,7 @@ func (l *RateLimit) String() string {
 // NFProtoMatch restricts a rule to IPv4 or IPv6.
 type NFProtoMatch struct{ V6 bool }
 
+// String renders it as nft text.
 func (m NFProtoMatch) String() string {
 	if m.V6 {
 		return "meta nfproto ipv6"
@@ -299,6 +301,7 @@ type L4Match struct {
 	Ports  []PortSpan // destination ports; empty: any
 }
 
+// String renders it as nft text.
 func (m L4Match) String() string {
 	if len(m.Ports) > 0 {
 		return fmt.Sprintf("%s dport %s", m.Protos[0], renderPorts(m.Ports))
@@ -342,6 +345,7 @@ type IfaceMatch struct {
 	Name string
 }
 
+// String renders it as nft text.
 func (m IfaceMatch) String() string {
 	if m.Out {
 		return fmt.Sprintf("oifname %q", m.Name)
@@ -358,6 +362,7 @@ type AddrMatch struct {
 	Ranges []AddrRange // anonymous set contents
 }
 
+// String renders it as nft text.
 func (m AddrMatch) String() string {
 	field := "ip saddr"
 	switch {
@@ -435,6 +440,7 @@ type MeterMatch struct {
 	ConnMax uint32
 }
 
+// String renders it as nft text.
 func (m MeterMatch) String() string {
 	field := "ip saddr"
 	if m.V6 {
@@ -463,6 +469,7 @@ var icmpv6TypeNames = map[uint8]string{
 	133: "nd-router-solicit", 134: "nd-router-advert", 135: "nd-neighbor-solicit", 136: "nd-neighbor-advert",
 }
 
+// String renders it as nft text.
 func (m ICMPTypeMatch) String() string {
 	names, kw := icmpTypeNames, "icmp type"
 	if m.V6 {
@@ -478,18 +485,21 @@ func (m ICMPTypeMatch) String() string {
 // CtStateMatch matches connection tracking states.
 type CtStateMatch struct{ States []string }
 
+// String renders it as nft text.
 func (m CtStateMatch) String() string { return "ct state " + strings.Join(m.States, ",") }
 
 // MSSClampStmt clamps the MSS option of TCP SYNs to the route's MTU, so
 // tunnels with a smaller MTU do not black-hole large segments.
 type MSSClampStmt struct{}
 
+// String renders it as nft text.
 func (MSSClampStmt) String() string { return "tcp option maxseg size set rt mtu" }
 
 // TCPSynMatch matches TCP segments with SYN set. It implies meta l4proto
 // tcp, which nft neither needs written nor lists.
 type TCPSynMatch struct{}
 
+// String renders it as nft text.
 func (TCPSynMatch) String() string { return "tcp flags syn" }
 
 // String renders the ruleset as nft text that `nft -f` loads.

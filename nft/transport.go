@@ -120,6 +120,7 @@ type KernelError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *KernelError) Error() string {
 	s := fmt.Sprintf("kernel rejected %s: %v", e.What, e.Errno)
 	if e.Message != "" {

@@ -15,6 +15,7 @@ const (
 	famBoth = famV4 | famV6
 )
 
+// String renders it for error messages.
 func (s famSet) String() string {
 	switch s {
 	case famV4:

@@ -312,6 +312,7 @@ func appendUnique(list []netip.Prefix, seen map[netip.Prefix]bool, p netip.Prefi
 // tooLarge is the error for a file over its size limit, in bytes.
 type tooLarge int64
 
+// Error implements error.
 func (t tooLarge) Error() string {
 	return fmt.Sprintf("the file is larger than the limit of %d MiB", int64(t)>>20)
 }

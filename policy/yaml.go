@@ -125,6 +125,7 @@ type pathSegment struct {
 	index  int    // a list index when key is empty
 }
 
+// String renders it for error messages.
 func (s *pathSegment) String() string {
 	if s == nil {
 		return ""

@@ -84,6 +84,7 @@ func (netlinkLinks) link(name string) (netlink.Link, error) {
 	return l, nil
 }
 
+// Link implements Links with netlink.
 func (n netlinkLinks) Link(name string) (LinkInfo, error) {
 	l, err := n.link(name)
 	if err != nil {
@@ -93,6 +94,7 @@ func (n netlinkLinks) Link(name string) (LinkInfo, error) {
 	return LinkInfo{Name: a.Name, Type: l.Type(), MTU: a.MTU, Up: a.Flags&net.FlagUp != 0}, nil
 }
 
+// AddWireGuard implements Links with netlink.
 func (netlinkLinks) AddWireGuard(name string) error {
 	if err := netlink.LinkAdd(&netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
 		return fmt.Errorf("add wireguard link %s: %w", name, err)
@@ -100,6 +102,7 @@ func (netlinkLinks) AddWireGuard(name string) error {
 	return nil
 }
 
+// SetMTU implements Links with netlink.
 func (n netlinkLinks) SetMTU(name string, mtu int) error {
 	l, err := n.link(name)
 	if err != nil {
@@ -111,6 +114,7 @@ func (n netlinkLinks) SetMTU(name string, mtu int) error {
 	return nil
 }
 
+// SetUp implements Links with netlink.
 func (n netlinkLinks) SetUp(name string) error {
 	l, err := n.link(name)
 	if err != nil {
@@ -122,6 +126,7 @@ func (n netlinkLinks) SetUp(name string) error {
 	return nil
 }
 
+// Delete implements Links with netlink.
 func (n netlinkLinks) Delete(name string) error {
 	l, err := n.link(name)
 	if err != nil {
@@ -133,6 +138,7 @@ func (n netlinkLinks) Delete(name string) error {
 	return nil
 }
 
+// Addresses implements Links with netlink.
 func (n netlinkLinks) Addresses(name string) ([]netip.Prefix, error) {
 	l, err := n.link(name)
 	if err != nil {
@@ -151,6 +157,7 @@ func (n netlinkLinks) Addresses(name string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// AddAddress implements Links with netlink.
 func (n netlinkLinks) AddAddress(name string, addr netip.Prefix) error {
 	l, err := n.link(name)
 	if err != nil {
@@ -162,6 +169,7 @@ func (n netlinkLinks) AddAddress(name string, addr netip.Prefix) error {
 	return nil
 }
 
+// DelAddress implements Links with netlink.
 func (n netlinkLinks) DelAddress(name string, addr netip.Prefix) error {
 	l, err := n.link(name)
 	if err != nil {
@@ -173,6 +181,7 @@ func (n netlinkLinks) DelAddress(name string, addr netip.Prefix) error {
 	return nil
 }
 
+// Routes implements Links with netlink.
 func (n netlinkLinks) Routes(name string) ([]netip.Prefix, error) {
 	l, err := n.link(name)
 	if err != nil {
@@ -221,6 +230,7 @@ func (n netlinkLinks) route(name string, dst netip.Prefix) (*netlink.Route, erro
 	return r, nil
 }
 
+// AddRoute implements Links with netlink.
 func (n netlinkLinks) AddRoute(name string, dst netip.Prefix) error {
 	r, err := n.route(name, dst)
 	if err != nil {
@@ -232,6 +242,7 @@ func (n netlinkLinks) AddRoute(name string, dst netip.Prefix) error {
 	return nil
 }
 
+// DelRoute implements Links with netlink.
 func (n netlinkLinks) DelRoute(name string, dst netip.Prefix) error {
 	r, err := n.route(name, dst)
 	if err != nil {

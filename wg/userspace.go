@@ -34,6 +34,7 @@ type userspaceDevice struct {
 	uapi net.Listener
 }
 
+// Start implements Links with netlink.
 func (goUserspace) Start(name string, mtu int, log *slog.Logger) (io.Closer, error) {
 	tunDev, err := tun.CreateTUN(name, mtu)
 	if err != nil {

@@ -22,10 +22,12 @@ type invalidPolicyError struct {
 	problems policy.ErrorList
 }
 
+// Error implements error.
 func (e *invalidPolicyError) Error() string {
 	return fmt.Sprintf("%s: invalid policy (%s)", e.file, plural(len(e.problems), "problem"))
 }
 
+// Unwrap returns the underlying error.
 func (e *invalidPolicyError) Unwrap() error { return e.problems }
 
 // loadPolicy loads and validates a policy, then compiles it, so that a

@@ -127,6 +127,7 @@ const (
 	outputJSON output = "json"
 )
 
+// String implements pflag.Value.
 func (o *output) String() string { return string(*o) }
 
 // Set accepts text or json.
