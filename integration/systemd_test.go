@@ -259,12 +259,11 @@ func TestUnitUnderSystemd(t *testing.T) {
 	})
 
 	t.Run("edgefwd", func(t *testing.T) {
-		// Skip only while the daemon has not been written; once it exists,
-		// a build failure fails the test.
-		if _, err := os.Stat(systemdRepoFile(t, "cmd/edgefwd")); err != nil {
-			t.Skipf("cmd/edgefwd does not exist yet: %v", err)
+		edgefwd, edgefwctl := buildBinaries(t)
+		if edgefwctl == "" {
+			t.Fatal("edgefwctl did not build")
 		}
-		systemdTestEdgefwd(t, lab, buildSystemdBinaries(t))
+		systemdTestEdgefwd(t, lab, filepath.Dir(edgefwd))
 	})
 }
 
@@ -351,7 +350,7 @@ func systemdTestEdgefwd(t *testing.T, lab *systemdLab, bin string) {
 
 	t.Run("watchdog", func(t *testing.T) {
 		first := lab.Property(t, "edgefwd.service", "WatchdogTimestampMonotonic")
-		systemdPoll(t, 15*time.Second, "a watchdog ping", func() (bool, string) {
+		daemonPoll(t, 15*time.Second, "a watchdog ping", func() (bool, string) {
 			now := lab.Property(t, "edgefwd.service", "WatchdogTimestampMonotonic")
 			return now != first && now != "0", now
 		})
@@ -420,24 +419,6 @@ func systemdInstallEdgefw(t *testing.T, lab *systemdLab, bin string) {
 	lab.WriteFile(t, "/etc/edgefw/policy.yaml", []byte(systemdTestPolicy), 0o640)
 	lab.MustExec(t, "chgrp", "edgefw", "/etc/edgefw/policy.yaml")
 	lab.MustExec(t, "systemctl", "daemon-reload")
-}
-
-// buildSystemdBinaries builds edgefwd and edgefwctl into a temporary
-// directory and returns it.
-func buildSystemdBinaries(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	dir := t.TempDir()
-	// One invocation compiles the shared packages once, in parallel.
-	cmd := exec.Command(goTool, "build", "-o", dir+"/", "./cmd/edgefwd", "./cmd/edgefwctl")
-	cmd.Dir = systemdRepoFile(t, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/edgefwd ./cmd/edgefwctl: %v\n%s", err, out)
-	}
-	return dir
 }
 
 // systemdLab is a systemd running as PID 1 of a throw-away machine: private
@@ -539,7 +520,7 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 	// Commands must not enter the machine before its PID 1 is systemd:
 	// until then its root is still the host's, and systemctl would talk to
 	// the host's service manager.
-	systemdPoll(t, 15*time.Second, "systemd as the lab's PID 1", func() (bool, string) {
+	daemonPoll(t, 15*time.Second, "systemd as the lab's PID 1", func() (bool, string) {
 		select {
 		case <-lab.exited:
 			t.Fatalf("the lab exited while booting: %v", lab.cmd.ProcessState)
@@ -554,7 +535,7 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", lab.pid))
 		return strings.TrimSpace(string(comm)) == "systemd", "PID 1 is " + string(comm)
 	})
-	systemdPoll(t, 30*time.Second, "the lab's systemd to finish booting", func() (bool, string) {
+	daemonPoll(t, 30*time.Second, "the lab's systemd to finish booting", func() (bool, string) {
 		out, _ := lab.Exec("systemctl", "is-system-running")
 		state := strings.TrimSpace(out)
 		return state == "running" || state == "degraded", state
@@ -640,7 +621,7 @@ func (l *systemdLab) MainPID(t testing.TB, unit string) int {
 // (RELOADING=1, then READY=1) has finished.
 func (l *systemdLab) WaitActive(t testing.TB, unit string) {
 	t.Helper()
-	systemdPoll(t, 15*time.Second, unit+" to be active", func() (bool, string) {
+	daemonPoll(t, 15*time.Second, unit+" to be active", func() (bool, string) {
 		state := l.ActiveState(t, unit)
 		if state == "failed" || state == "inactive" {
 			t.Fatalf("%s is %s", unit, state)
@@ -825,23 +806,6 @@ func systemdWriteLabOverlay(overlay string, unmask []string) error {
 		}
 	}
 	return os.Symlink("edgefw-lab.target", filepath.Join(units, "default.target"))
-}
-
-// systemdPoll calls check until it reports done, failing the test after
-// timeout with the last state check described.
-func systemdPoll(t testing.TB, timeout time.Duration, what string, check func() (done bool, state string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		done, state := check()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v; last state: %s", what, timeout, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // systemdRepoFile returns the absolute path of a file of the repository.
