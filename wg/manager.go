@@ -200,17 +200,7 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 // does not resolve is not an error: the peer is configured without (or
 // keeps) its endpoint, the failure is logged, and Refresh tries again.
 func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
-	// Names are looked up before taking the lock, so that a slow name
-	// server never holds up Status.
-	hosts := endpointHosts(tunnels)
-	m.mu.Lock()
-	current := make(map[string]netip.Addr, len(hosts))
-	for host := range hosts {
-		current[host] = m.dns[host].addr
-	}
-	m.mu.Unlock()
-	results := m.lookupHosts(ctx, current)
-
+	hosts, results := m.resolve(ctx, tunnels)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -248,6 +238,20 @@ func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	return errors.Join(errs...)
 }
 
+// resolve looks up the endpoint names of tunnels. The lock is held only to
+// read the current addresses, never during a lookup, so that a slow name
+// server never holds up Status. The caller must not hold the lock.
+func (m *Manager) resolve(ctx context.Context, tunnels []policy.Tunnel) (map[string][]peerRef, map[string]resolution) {
+	hosts := endpointHosts(tunnels)
+	m.mu.Lock()
+	current := make(map[string]netip.Addr, len(hosts))
+	for host := range hosts {
+		current[host] = m.dns[host].addr
+	}
+	m.mu.Unlock()
+	return hosts, m.lookupHosts(ctx, current)
+}
+
 // Refresh re-resolves the endpoint host names of all declared peers and
 // writes an endpoint to the device where wantEndpoint says so: when the
 // name's address changed, or at once when the peer's session is dead (last
@@ -260,14 +264,8 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	for _, name := range m.order {
 		declared = append(declared, m.tunnels[name].decl)
 	}
-	hosts := endpointHosts(declared)
-	current := make(map[string]netip.Addr, len(hosts))
-	for host := range hosts {
-		current[host] = m.dns[host].addr
-	}
 	m.mu.Unlock()
-	results := m.lookupHosts(ctx, current)
-
+	hosts, results := m.resolve(ctx, declared)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
