@@ -98,8 +98,8 @@ func updatePeerConfig(d wgtypes.PeerConfig, r *wgtypes.Peer) (wgtypes.PeerConfig
 
 // wantEndpoint decides whether a peer's declared (resolved) endpoint target
 // is written to the device. lastSet is what this manager last wrote for the
-// peer (invalid if nothing); running is the device's view of the peer, nil if
-// it is not configured yet.
+// peer (invalid if nothing; see assumedLastSet for a peer found running);
+// running is the device's view of the peer, nil if it is not configured yet.
 //
 // WireGuard roams: a peer that reaches us from a new address becomes
 // reachable there, and overwriting that with the declared address would
@@ -115,6 +115,29 @@ func wantEndpoint(target, lastSet netip.AddrPort, running *wgtypes.Peer, now tim
 		return true
 	default:
 		return !handshakeFresh(running.LastHandshakeTime, now)
+	}
+}
+
+// assumedLastSet returns the endpoint to take as the one this manager last
+// wrote for a peer. It is lastSet, unless that is unknown (invalid) while the
+// device already runs the peer with an endpoint: kernel interfaces outlive a
+// daemon restart, and the new manager has written nothing yet. The declared
+// target is then taken as written before when the peer runs with it, or when
+// it runs elsewhere with a live session, which is what a peer that roamed
+// looks like. A running endpoint that differs and carries no live session
+// leaves lastSet unknown, so that wantEndpoint writes the target.
+//
+// A target that changed while the daemon was stopped is indistinguishable
+// from a roam; it is written once the session dies, which is when a peer that
+// really moved stops answering at its old address.
+func assumedLastSet(target, lastSet netip.AddrPort, running *wgtypes.Peer, now time.Time) netip.AddrPort {
+	switch {
+	case lastSet.IsValid() || running == nil || running.Endpoint == nil:
+		return lastSet
+	case udpAddrPort(running.Endpoint) == target || handshakeFresh(running.LastHandshakeTime, now):
+		return target
+	default:
+		return lastSet
 	}
 }
 

@@ -197,7 +197,7 @@ func TestWantEndpoint(t *testing.T) {
 		{"new peer", netip.AddrPort{}, nil, true},
 		{"running without endpoint", target, &wgtypes.Peer{}, true},
 		{"declared address changed", netip.MustParseAddrPort("192.0.2.5:51820"), roamed(now.Add(-time.Second)), true},
-		{"nothing written yet (restart)", netip.AddrPort{}, roamed(now.Add(-time.Second)), true},
+		{"nothing written or assumed, running elsewhere", netip.AddrPort{}, roamed(now.Add(-time.Second)), true},
 		{"roamed, session alive: leave it", target, roamed(now.Add(-10 * time.Second)), false},
 		{"roamed, session exactly at reject-after-time", target, roamed(now.Add(-RejectAfterTime)), false},
 		{"roamed, session dead", target, roamed(now.Add(-RejectAfterTime - time.Second)), true},
@@ -208,6 +208,49 @@ func TestWantEndpoint(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := wantEndpoint(target, tt.lastSet, tt.running, now); got != tt.want {
 				t.Errorf("wantEndpoint() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAssumedLastSet(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	target := netip.MustParseAddrPort("192.0.2.1:51820")
+	written := netip.MustParseAddrPort("192.0.2.5:51820")
+	running := func(endpoint string, handshake time.Time) *wgtypes.Peer {
+		p := runningPeer(1, endpoint)
+		p.LastHandshakeTime = handshake
+		return &p
+	}
+	tests := []struct {
+		name    string
+		lastSet netip.AddrPort
+		running *wgtypes.Peer
+		want    netip.AddrPort
+	}{
+		{"written by this manager: kept", written, running("198.51.100.7:40000", now), written},
+		{"not running", netip.AddrPort{}, nil, netip.AddrPort{}},
+		{"running without endpoint", netip.AddrPort{}, &wgtypes.Peer{}, netip.AddrPort{}},
+		{"restart, running at the target", netip.AddrPort{}, running("192.0.2.1:51820", time.Time{}), target},
+		{"restart, roamed with a live session", netip.AddrPort{}, running("198.51.100.7:40000", now.Add(-RejectAfterTime)), target},
+		{"restart, elsewhere with a dead session", netip.AddrPort{}, running("198.51.100.7:40000", now.Add(-RejectAfterTime-time.Second)), netip.AddrPort{}},
+		{"restart, elsewhere, never handshaked", netip.AddrPort{}, running("198.51.100.7:40000", time.Unix(0, 0)), netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := assumedLastSet(target, tt.lastSet, tt.running, now)
+			if got != tt.want {
+				t.Errorf("assumedLastSet() = %v, want %v", got, tt.want)
+			}
+			// Together with wantEndpoint: only a peer without a live
+			// session elsewhere gets the target written.
+			if tt.lastSet.IsValid() || tt.running == nil || tt.running.Endpoint == nil {
+				return
+			}
+			write := wantEndpoint(target, got, tt.running, now)
+			dead := !handshakeFresh(tt.running.LastHandshakeTime, now)
+			if write != dead {
+				t.Errorf("wantEndpoint after assumedLastSet = %v, want %v", write, dead)
 			}
 		})
 	}

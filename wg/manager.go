@@ -138,7 +138,8 @@ type peerState struct {
 	pskErr error
 	ep     endpoint
 	epErr  error
-	// lastSet is the endpoint this manager last wrote to the device.
+	// lastSet is the endpoint this manager last wrote to the device, or,
+	// for a peer it found running, the one assumed written (assumedLastSet).
 	lastSet netip.AddrPort
 }
 
@@ -636,7 +637,9 @@ func (m *Manager) syncPeers(st *tunnelState) error {
 // desiredPeers is the declared peer configuration to compare with the
 // running peers. A peer whose preshared key cannot be read is left as it
 // runs: guessing the key would break its session, and removing it would cut
-// a session that may still work.
+// a session that may still work. For a peer found running whose endpoint
+// this manager never wrote (after a restart), it records the endpoint
+// assumed written (assumedLastSet), so that a roam is recognised as one.
 func desiredPeers(peers []*peerState, running []wgtypes.Peer, dns map[string]resolution, now time.Time) []wgtypes.PeerConfig {
 	byKey := make(map[wgtypes.Key]*wgtypes.Peer, len(running))
 	for i := range running {
@@ -667,8 +670,11 @@ func desiredPeers(peers []*peerState, running []wgtypes.Peer, dns map[string]res
 			PersistentKeepaliveInterval: &keepalive,
 			AllowedIPs:                  prefixesToIPNets(p.decl.AllowedIPs),
 		}
-		if target, ok := p.target(dns); ok && wantEndpoint(target, p.lastSet, r, now) {
-			c.Endpoint = net.UDPAddrFromAddrPort(target)
+		if target, ok := p.target(dns); ok {
+			p.lastSet = assumedLastSet(target, p.lastSet, r, now)
+			if wantEndpoint(target, p.lastSet, r, now) {
+				c.Endpoint = net.UDPAddrFromAddrPort(target)
+			}
 		}
 		out = append(out, c)
 	}

@@ -95,6 +95,15 @@ func newTestEnv(t *testing.T, kernelModule bool, opts ...Option) *testEnv {
 		clock:    time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
 	}
 	e.host.kernelModule = kernelModule
+	e.m = e.newManager(opts...)
+	return e
+}
+
+// newManager returns a Manager wired to the environment's fakes, closed at
+// the end of the test.
+func (e *testEnv) newManager(opts ...Option) *Manager {
+	e.t.Helper()
+	kernelModule := e.host.kernelModule
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	all := append([]Option{
 		WithClient(e.host),
@@ -106,11 +115,20 @@ func newTestEnv(t *testing.T, kernelModule bool, opts ...Option) *testEnv {
 	}, opts...)
 	m, err := New(log, all...)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		e.t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { m.Close() })
-	e.m = m
-	return e
+	e.t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// restart replaces the Manager with a new one on the same host, as a daemon
+// restart does: kernel interfaces stay, the Manager's memory is gone.
+func (e *testEnv) restart(opts ...Option) {
+	e.t.Helper()
+	if err := e.m.Close(); err != nil {
+		e.t.Fatalf("Close: %v", err)
+	}
+	e.m = e.newManager(opts...)
 }
 
 func (e *testEnv) tunnel(name string, port uint16, address string, peers ...policy.TunnelPeer) policy.Tunnel {
@@ -707,6 +725,86 @@ func TestManagerRoamingPeerKeptWhileSessionAlive(t *testing.T) {
 	calls := e.host.calls()
 	if len(calls) != 1 || udpAddrPort(calls[0].cfg.Peers[0].Endpoint).String() != "192.0.2.1:51820" {
 		t.Errorf("dead session not reset to the declared endpoint: %+v", calls)
+	}
+}
+
+// After a daemon restart the new Manager has written no endpoint yet, but
+// the kernel device still runs the peers: a roaming peer with a live session
+// must survive the restart and the first roam after it.
+func TestManagerRoamingPeerKeptAcrossRestart(t *testing.T) {
+	const declared, roamed = "192.0.2.1:51820", "198.51.100.7:40000"
+	for _, endpoint := range []string{declared, "gw.cluster.example:51820"} {
+		setup := func(t *testing.T) (*testEnv, policy.Tunnel) {
+			e := newTestEnv(t, true)
+			e.resolver.set("gw.cluster.example", "192.0.2.1")
+			tun := e.tunnel("wg0", 51820, "10.0.0.10/24", testPeer("gw", 1, endpoint, "10.0.0.1/32"))
+			e.mustApply(tun)
+			e.host.setPeer("wg0", testKey(1), func(p *wgtypes.Peer) { p.LastHandshakeTime = e.clock.Add(-10 * time.Second) })
+			return e, tun
+		}
+		roam := func(e *testEnv, handshakeAgo time.Duration) {
+			e.host.setPeer("wg0", testKey(1), func(p *wgtypes.Peer) {
+				p.Endpoint = udpAddr(roamed)
+				p.LastHandshakeTime = e.clock.Add(-handshakeAgo)
+			})
+		}
+		refreshCalls := func(t *testing.T, e *testEnv) []fakeConfigureCall {
+			t.Helper()
+			e.host.resetCalls()
+			if err := e.m.Refresh(context.Background()); err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+			return e.host.calls()
+		}
+		runningEndpoint := func(e *testEnv) string {
+			dev, _ := e.host.Device("wg0")
+			return udpAddrPort(dev.Peers[0].Endpoint).String()
+		}
+
+		t.Run(endpoint+"/first roam after restart", func(t *testing.T) {
+			e, tun := setup(t)
+			e.restart()
+			e.assertNoop(tun)
+			roam(e, 5*time.Second)
+			if calls := refreshCalls(t, e); len(calls) != 0 {
+				t.Errorf("Refresh overrode the first roam after a restart: %+v", calls)
+			}
+			if got := runningEndpoint(e); got != roamed {
+				t.Errorf("endpoint = %s, want the roamed %s", got, roamed)
+			}
+		})
+
+		t.Run(endpoint+"/roamed before restart, session alive", func(t *testing.T) {
+			e, tun := setup(t)
+			roam(e, 5*time.Second)
+			e.restart()
+			e.assertNoop(tun)
+			if calls := refreshCalls(t, e); len(calls) != 0 {
+				t.Errorf("Refresh overrode a roamed peer with a live session: %+v", calls)
+			}
+			if got := runningEndpoint(e); got != roamed {
+				t.Errorf("endpoint = %s, want the roamed %s", got, roamed)
+			}
+			// The session dies: back to the declared endpoint.
+			e.clock = e.clock.Add(RejectAfterTime)
+			if calls := refreshCalls(t, e); len(calls) != 1 {
+				t.Errorf("dead session: ConfigureDevice calls = %+v, want one", calls)
+			}
+			if got := runningEndpoint(e); got != declared {
+				t.Errorf("endpoint after the session died = %s, want %s", got, declared)
+			}
+		})
+
+		t.Run(endpoint+"/roamed before restart, session dead", func(t *testing.T) {
+			e, tun := setup(t)
+			roam(e, RejectAfterTime+time.Second)
+			e.restart()
+			e.host.resetCalls()
+			e.mustApply(tun)
+			if got := runningEndpoint(e); got != declared {
+				t.Errorf("endpoint = %s, want the declared %s for a dead session", got, declared)
+			}
+		})
 	}
 }
 
