@@ -11,40 +11,41 @@ import (
 // TunnelStatus is the state of one declared tunnel as the host reports it.
 // It carries no secrets: PublicKey is the interface's public key.
 type TunnelStatus struct {
-	Name string
+	Name string `json:"name"`
 	// Backend is "kernel" or "userspace", empty if the interface could not
 	// be created.
-	Backend    string
-	ListenPort int
-	PublicKey  string
-	Addresses  []string
-	MTU        int
+	Backend    string   `json:"backend"`
+	ListenPort int      `json:"listenPort"`
+	PublicKey  string   `json:"publicKey"`
+	Addresses  []string `json:"addresses"`
+	MTU        int      `json:"mtu"`
 	// Peers lists the declared peers in policy order, then any peer running
 	// on the interface that the policy does not declare.
-	Peers []PeerStatus
+	Peers []PeerStatus `json:"peers"`
 	// Error is why the tunnel is not as declared, empty if it is.
-	Error string
+	Error string `json:"error"`
 }
 
 // PeerStatus is the state of one peer of a tunnel.
 type PeerStatus struct {
 	// Name is the declared peer name, empty for an undeclared peer.
-	Name      string
-	PublicKey string
+	Name      string `json:"name"`
+	PublicKey string `json:"publicKey"`
 	// Endpoint is the address WireGuard currently sends to (it follows a
 	// roaming peer), empty if none.
-	Endpoint   string
-	AllowedIPs []string
-	// LastHandshake is zero if there never was one.
-	LastHandshake time.Time
-	ReceiveBytes  int64
-	TransmitBytes int64
+	Endpoint   string   `json:"endpoint"`
+	AllowedIPs []string `json:"allowedIPs"`
+	// LastHandshake is zero if there never was one; JSON then omits it
+	// rather than spell "never" as year 1.
+	LastHandshake time.Time `json:"lastHandshake,omitzero"`
+	ReceiveBytes  int64     `json:"receiveBytes"`
+	TransmitBytes int64     `json:"transmitBytes"`
 	// Up: a handshake happened within RejectAfterTime, so the session can
 	// carry traffic. A peer that never completed one is down.
-	Up bool
+	Up bool `json:"up"`
 	// Error is why the peer is not configured as declared (unreadable
 	// preshared key, endpoint name that does not resolve), empty if it is.
-	Error string
+	Error string `json:"error"`
 }
 
 // Status reports every declared tunnel, with one WireGuard device read per

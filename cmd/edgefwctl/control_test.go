@@ -187,6 +187,20 @@ func TestPeers(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
 		t.Fatal(err)
 	}
+	// camelCase like the rest of the API; "never" is no handshake, not year 1.
+	for _, want := range []string{`"lastHandshake": "`, `"listenPort": 51820`, `"receiveBytes": 1258291`} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("peers -o json lacks %s:\n%s", want, res.stdout)
+		}
+	}
+	for _, bad := range []string{`"LastHandshake"`, `"Peers"`, "0001-01-01"} {
+		if strings.Contains(res.stdout, bad) {
+			t.Errorf("peers -o json contains %s:\n%s", bad, res.stdout)
+		}
+	}
+	if n := strings.Count(res.stdout, `"lastHandshake"`); n != 1 {
+		t.Errorf("peers -o json has %d lastHandshake fields, want 1 (two peers never shook hands):\n%s", n, res.stdout)
+	}
 	if diff := cmp.Diff(f.peers, got); diff != "" {
 		t.Errorf("peers -o json does not round-trip (-daemon +printed):\n%s", diff)
 	}
