@@ -12,6 +12,7 @@ import (
 	nflog "github.com/florianl/go-nflog/v2"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
 )
 
 // maxDropRecords bounds the audit aggregation's memory: under a scan from
@@ -152,7 +153,7 @@ func (d *Daemon) ListenAudit(ctx context.Context) error {
 		nf.Close()
 	}()
 	return nf.RegisterWithErrorFunc(ctx, func(attr nflog.Attribute) int {
-		if attr.Prefix != nil && attr.Payload != nil {
+		if attr.Prefix != nil && attr.Payload != nil && d.denies(strings.TrimSpace(*attr.Prefix)) {
 			d.audit.Record(*attr.Prefix, *attr.Payload)
 		}
 		return 0
@@ -167,3 +168,16 @@ func (d *Daemon) ListenAudit(ctx context.Context) error {
 
 // Drops returns the aggregated denied packets.
 func (d *Daemon) Drops() []DropRecord { return d.audit.Snapshot() }
+
+// denies reports whether the running ruleset's counter name drops or
+// rejects: rules with log: true and an accept action log too, but what
+// they log is allowed traffic, not denied.
+func (d *Daemon) denies(counter string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == nil {
+		return true
+	}
+	info, ok := d.cur.rs.Rule(counter)
+	return !ok || info.Action != policy.Accept
+}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -73,6 +74,32 @@ func TestAuditMemoryIsBounded(t *testing.T) {
 	for _, r := range got {
 		if r.Source == "10.0.0.0" {
 			t.Fatalf("the oldest record survived eviction")
+		}
+	}
+}
+
+func TestAuditCountsOnlyDeniedRules(t *testing.T) {
+	h := newHarness(t)
+	h.write(t, `version: 1
+rules:
+  - name: web
+    direction: input
+    ports: [{protocol: tcp, port: 443}]
+    action: accept
+    log: true
+  - name: telnet
+    direction: input
+    ports: [{protocol: tcp, port: 23}]
+    action: reject
+    log: true
+`)
+	d := h.daemon(t)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"web": false, "telnet": true, "edgefw-default-input": true} {
+		if got := d.denies(name); got != want {
+			t.Errorf("denies(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

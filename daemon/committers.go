@@ -63,8 +63,6 @@ func (d *Daemon) watchCommitters(ctx context.Context) {
 		<-ctx.Done()
 		_ = mon.Close()
 	}()
-	d.monitoring.Store(true)
-	defer d.monitoring.Store(false)
 	for ev := range events {
 		if ev == nil || ev.GeneratedBy == nil {
 			continue

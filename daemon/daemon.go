@@ -107,10 +107,10 @@ type Daemon struct {
 	// nftables, so the loop checks for drift at once instead of at the
 	// next tick.
 	foreignCommit chan struct{}
-	// monitoring is true while nftables notifications are followed; the
-	// frequent generation check is then redundant.
-	monitoring atomic.Bool
-	audit      *Audit
+	// ctx is the context Run was given, for timer callbacks that must
+	// not outlive the loop.
+	ctx   atomic.Pointer[context.Context]
+	audit *Audit
 }
 
 type pendingState struct {
@@ -179,15 +179,21 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		d.log.Warn("ignoring unreadable pending-confirmation state", "error", err)
 	}
-	if pend != nil && pend.Previous != nil {
-		if err := d.applySaved(ctx, pend.Previous, "confirm-timeout"); err != nil {
-			d.log.Error("restoring the policy before an unconfirmed apply failed", "error", err)
-		} else {
-			installed = true
-			d.log.Warn("daemon restarted while an apply awaited confirmation: restored the previous policy",
-				"unconfirmed", pend.Path, "deadline", pend.Deadline)
+	if pend != nil {
+		if pend.Previous != nil {
+			if err := d.applySaved(ctx, pend.Previous, "confirm-timeout"); !firewallApplied(err) {
+				d.log.Error("restoring the policy before an unconfirmed apply failed", "error", err)
+			} else {
+				installed = true
+				d.log.Warn("daemon restarted while an apply awaited confirmation: restored the previous policy",
+					"unconfirmed", pend.Path, "deadline", pend.Deadline)
+			}
 		}
-		_ = removePending(d.cfg.StateDir)
+		// Handled either way: with nothing to restore, the policy file
+		// below replaces the unconfirmed policy.
+		if err := removePending(d.cfg.StateDir); err != nil {
+			d.log.Error("could not remove the pending-confirmation state", "error", err)
+		}
 	}
 	// The last good ruleset may be the unconfirmed one itself: with a
 	// pending apply it is never the fallback.
@@ -195,7 +201,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if saved, err := loadLastGood(d.cfg.StateDir); err != nil {
 			d.log.Warn("ignoring unreadable last-good ruleset", "error", err)
 		} else if saved != nil {
-			if err := d.applySaved(ctx, saved, "boot-ruleset"); err != nil {
+			if err := d.applySaved(ctx, saved, "boot-ruleset"); !firewallApplied(err) {
 				d.log.Error("installing the last good ruleset failed", "error", err)
 			} else {
 				installed = true
@@ -203,7 +209,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	}
 	if pend == nil || !installed {
-		if err := d.reload(ctx, "start"); err == nil {
+		if err := d.reload(ctx, "start"); firewallApplied(err) {
 			installed = true
 		} else if !installed {
 			d.log.Error("policy rejected and no earlier ruleset to fall back on: installing the safe minimal ruleset (defaults and failsafe)", "error", err)
@@ -222,6 +228,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 // the kernel, and runs the reconcile loop until ctx ends. Stopping leaves
 // the ruleset in place: the host stays protected (fail closed).
 func (d *Daemon) Run(ctx context.Context) error {
+	d.ctx.Store(&ctx)
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
@@ -284,11 +291,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case ev := <-d.events:
 			ev.done <- d.handle(ctx, ev)
 		case <-d.foreignCommit:
-			d.checkDrift(false)
+			// Forced: our own generation note may already include it.
+			d.checkDrift(true)
 		case <-drift.C:
-			if !d.monitoring.Load() {
-				d.checkDrift(false)
-			}
+			// Also while notifications are followed: set element changes
+			// do not name their table, so only this check sees them.
+			d.checkDrift(false)
 		case <-full.C:
 			d.checkDrift(true)
 		case <-refresh.C:
@@ -303,6 +311,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.notify("WATCHDOG=1")
 		}
 	}
+}
+
+// runCtx is Run's context, or Background before Run.
+func (d *Daemon) runCtx() context.Context {
+	if c := d.ctx.Load(); c != nil {
+		return *c
+	}
+	return context.Background()
 }
 
 // send hands an event to the loop and waits for its outcome.
@@ -387,11 +403,11 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 		return err
 	}
 	src := sourceOf(d.cfg.PolicyPath, pol, false)
-	if err := d.apply(ctx, pol, src, trigger); err != nil {
-		return err
+	err = d.apply(ctx, pol, src, trigger)
+	if firewallApplied(err) {
+		d.clearPending("reloaded from " + d.cfg.PolicyPath)
 	}
-	d.clearPending("reloaded from " + d.cfg.PolicyPath)
-	return nil
+	return err
 }
 
 // apply compiles and applies a policy, firewall first. The previous state
@@ -443,7 +459,26 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 	} else {
 		d.log.Info("policy applied: kernel already up to date", "trigger", trigger, "policy", src.Path)
 	}
-	return tunErr
+	if tunErr != nil {
+		return &TunnelError{Err: tunErr}
+	}
+	return nil
+}
+
+// TunnelError is an apply whose firewall part is in force but whose
+// tunnels were not all configured as declared.
+type TunnelError struct{ Err error }
+
+func (e *TunnelError) Error() string { return "firewall applied, but tunnels failed: " + e.Err.Error() }
+
+// Unwrap returns the tunnels' error.
+func (e *TunnelError) Unwrap() error { return e.Err }
+
+// firewallApplied reports whether an apply that returned err changed the
+// firewall anyway (only tunnels failed).
+func firewallApplied(err error) bool {
+	var te *TunnelError
+	return err == nil || errors.As(err, &te)
 }
 
 func (d *Daemon) recordFailure(start time.Time, trigger string, err error) {
@@ -457,8 +492,15 @@ func (d *Daemon) recordFailure(start time.Time, trigger string, err error) {
 	}
 }
 
+// applySaved applies a policy from the state directory. It was valid when
+// saved, but the file may be old or altered: it passes the checks again.
 func (d *Daemon) applySaved(ctx context.Context, s *savedPolicy, trigger string) error {
-	return d.apply(ctx, s.Policy, s.Source, trigger)
+	pol, err := policy.Revalidate(filepath.Join(d.cfg.StateDir, "(saved) "+s.Source.Path), s.Policy)
+	if err != nil {
+		d.recordFailure(d.now(), trigger, fmt.Errorf("saved policy: %w", err))
+		return err
+	}
+	return d.apply(ctx, pol, s.Source, trigger)
 }
 
 // applySafe installs the defaults-and-failsafe ruleset of an empty policy.
@@ -540,18 +582,28 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest) ApplyRespo
 	if req == nil || req.Policy == nil {
 		return ApplyResponse{Error: "apply: no policy in request"}
 	}
+	// The policy arrives parsed: hold it to every check a policy file
+	// passes, so the socket is no way around validation.
+	pol, err := policy.Revalidate(req.Path, req.Policy)
+	if err != nil {
+		d.recordFailure(d.now(), "apply", fmt.Errorf("policy %s: %w", req.Path, err))
+		return d.response(err, "")
+	}
 	d.mu.Lock()
 	prev := d.cur
 	hadPending := d.pending != nil
 	d.mu.Unlock()
-	src := sourceOf(req.Path, req.Policy, true)
-	if err := d.apply(ctx, req.Policy, src, "apply"); err != nil {
+	src := sourceOf(req.Path, pol, true)
+	err = d.apply(ctx, pol, src, "apply")
+	if !firewallApplied(err) {
 		return d.response(err, "")
 	}
+	// From here the new firewall is in force, even if tunnels failed: a
+	// requested rollback must be armed whatever else went wrong.
 	timeout := time.Duration(req.ConfirmTimeout)
 	if timeout <= 0 {
 		d.clearPending("superseded by an apply without confirmation")
-		return d.response(nil, "applied "+req.Path)
+		return d.response(err, "applied "+req.Path)
 	}
 	if hadPending {
 		// Keep the original restore point: rolling back must return to
@@ -567,7 +619,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest) ApplyRespo
 		}
 		d.arm(req.Path, timeout, prevSaved)
 	}
-	return d.response(nil, fmt.Sprintf("applied %s; confirm within %s or it is rolled back", req.Path, timeout))
+	return d.response(err, fmt.Sprintf("applied %s; confirm within %s or it is rolled back", req.Path, timeout))
 }
 
 func (d *Daemon) arm(path string, timeout time.Duration, prev *savedPolicy) {
@@ -579,7 +631,7 @@ func (d *Daemon) arm(path string, timeout time.Duration, prev *savedPolicy) {
 	d.mu.Lock()
 	d.pending = p
 	d.pendingTimer = time.AfterFunc(timeout, func() {
-		d.send(context.Background(), event{kind: "confirm-timeout", pending: p})
+		d.send(d.runCtx(), event{kind: "confirm-timeout", pending: p})
 	})
 	d.mu.Unlock()
 	d.log.Warn("apply awaits confirmation", "policy", path, "deadline", p.Deadline)
@@ -637,13 +689,13 @@ func (d *Daemon) rollback(ctx context.Context, trigger string) ApplyResponse {
 	} else {
 		err = d.reload(ctx, trigger)
 	}
-	if err != nil {
+	if !firewallApplied(err) {
 		d.log.Error("rollback failed; will retry on the next reload", "error", err)
 		return d.response(err, "")
 	}
 	d.clearPending("rolled back")
 	d.log.Warn("unconfirmed apply rolled back", "policy", p.Path, "trigger", trigger)
-	return d.response(nil, "rolled back "+p.Path)
+	return d.response(err, "rolled back "+p.Path)
 }
 
 func (d *Daemon) remove() ApplyResponse {

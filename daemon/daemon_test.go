@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
+	"github.com/edgefw/edgefw/wg"
 )
 
 // fakeFirewall holds a ruleset like the kernel would: applies replace it
@@ -350,5 +351,73 @@ func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 	}
 	if h.fw.text() != fromFile {
 		t.Fatalf("restart kept the unconfirmed policy instead of the policy file:\n%s", h.fw.text())
+	}
+}
+
+// failingTunnels configures nothing and always fails, like a missing PSK.
+type failingTunnels struct{}
+
+func (failingTunnels) Apply(context.Context, []policy.Tunnel) error {
+	return errors.New("preshared key file missing")
+}
+func (failingTunnels) Refresh(context.Context) error                     { return nil }
+func (failingTunnels) Status(context.Context) ([]wg.TunnelStatus, error) { return nil, nil }
+func (failingTunnels) Close() error                                      { return nil }
+
+func TestTunnelFailureStillArmsRollback(t *testing.T) {
+	h := newHarness(t)
+	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Tunnels: failingTunnels{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.loop(ctx) }()
+	defer func() { cancel(); <-done }()
+	before := h.fw.text()
+	resp := d.send(ctx, event{kind: "apply", apply: applyReq(t, policyB, 150*time.Millisecond)})
+	if resp.OK || !strings.Contains(resp.Error, "tunnels failed") {
+		t.Fatalf("apply with failing tunnels: %+v", resp)
+	}
+	if resp.Pending == nil {
+		t.Fatal("the firewall changed but no rollback was armed")
+	}
+	waitFor(t, "rollback", func() bool { return h.fw.text() == before })
+}
+
+func TestApplyRequestIsRevalidated(t *testing.T) {
+	h := newHarness(t)
+	d := h.run(t)
+	before := h.fw.text()
+	bad := &policy.Policy{Version: 1, Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
+		Rules: []policy.Rule{{Name: "x; drop", Direction: policy.Input, Action: policy.Accept}}}
+	resp := d.send(context.Background(), event{kind: "apply", apply: &ApplyRequest{Path: "tampered.yaml", Policy: bad}})
+	if resp.OK || !strings.Contains(resp.Error, "rules[0].name") {
+		t.Fatalf("unchecked policy over the socket: %+v", resp)
+	}
+	if h.fw.text() != before {
+		t.Fatal("an invalid policy from the socket reached the firewall")
+	}
+}
+
+func TestPendingWithoutPreviousIsCleared(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	d1 := h.daemon(t)
+	if err := d1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d1.remove()
+	d1.applyRequest(ctx, applyReq(t, policyB, time.Hour))
+	d1.stopPendingTimer()
+	if err := h.daemon(t).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(h.state, pendingFile)); !os.IsNotExist(err) {
+		t.Fatalf("pending state survived a restart: %v", err)
 	}
 }

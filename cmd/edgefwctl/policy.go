@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -290,6 +291,11 @@ func (a *app) report(out output, what string, resp *daemon.ApplyResponse, err er
 			return werr
 		}
 	}
+	if (err != nil || !resp.OK) && out == outputText && resp != nil && resp.Pending != nil {
+		// Failed only in part (tunnels): the firewall changed and its
+		// rollback is armed, which the operator must not miss.
+		printPending(a.stderr, resp.Pending)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -328,8 +334,13 @@ func (a *app) printApplyDetails(resp *daemon.ApplyResponse) {
 		}
 	}
 	if p := resp.Pending; p != nil {
-		left := time.Duration(p.SecondsLeft * float64(time.Second)).Round(time.Second)
-		fmt.Fprintf(a.stdout, "run `edgefwctl confirm` within %s or the previous policy is restored at %s\n",
-			left, p.Deadline.In(time.Local).Format(time.TimeOnly))
+		printPending(a.stdout, p)
 	}
+}
+
+// printPending says by when an armed rollback must be confirmed.
+func printPending(w io.Writer, p *daemon.Pending) {
+	left := time.Duration(p.SecondsLeft * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(w, "run `edgefwctl confirm` within %s or the previous policy is restored at %s\n",
+		left, p.Deadline.In(time.Local).Format(time.TimeOnly))
 }
