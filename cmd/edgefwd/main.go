@@ -43,6 +43,15 @@ func run(args []string) int {
 	logFormat := fs.String("log-format", "text", "text (journal-friendly key=value) or json")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if fs.NArg() > 0 {
+		// edgefwd takes no arguments: a path given without --policy would
+		// otherwise be ignored and the default policy enforced.
+		fmt.Fprintf(os.Stderr, "edgefwd: unexpected argument %q; did you mean --policy %s?\n", fs.Arg(0), fs.Arg(0))
 		return 1
 	}
 	if *showVersion {
