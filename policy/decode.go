@@ -173,18 +173,6 @@ func (d *decoder) prefix(n *yaml.Node, path string, hostBits bool) (netip.Prefix
 	return p, true
 }
 
-// prefixes decodes a list of CIDR strings.
-func (d *decoder) prefixes(n *yaml.Node, path string, hostBits bool) []netip.Prefix {
-	items, _ := d.list(n, path, "CIDRs")
-	var out []netip.Prefix
-	for i, item := range items {
-		if p, ok := d.prefix(item, indexPath(path, i), hostBits); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func (d *decoder) rules(n *yaml.Node) {
 	items, _ := d.list(n, "rules", "rules")
 	for i, item := range items {
@@ -217,13 +205,13 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	}
 
 	var groups [3]famGroup
-	if v := m.get("from"); v != nil {
+	if v := d.matchList(m, "from", path, "any source", "peer, like [{cidr: 10.0.0.0/8}]"); v != nil {
 		r.From, groups[0] = d.peers(v, joinPath(path, "from"), "from", r.Direction)
 	}
-	if v := m.get("to"); v != nil {
+	if v := d.matchList(m, "to", path, "any destination", "peer, like [{cidr: 10.0.0.0/8}]"); v != nil {
 		r.To, groups[1] = d.peers(v, joinPath(path, "to"), "to", r.Direction)
 	}
-	if v := m.get("ports"); v != nil {
+	if v := d.matchList(m, "ports", path, "any protocol and port", "entry, like [{protocol: tcp, port: 22}]"); v != nil {
 		p := joinPath(path, "ports")
 		items, _ := d.list(v, p, "ports like {protocol: tcp, port: 22}")
 		groups[2] = famGroup{name: "ports", node: v, path: p}
@@ -253,6 +241,30 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	}
 	r.Family = d.family(r.Family, family, groups)
 	return r, true
+}
+
+// matchList returns the value of a rule's from, to or ports field, or nil
+// if the field is absent or refused. Only an absent field matches all: a
+// field written as [] or with no value is refused, because it is what is
+// left when the last entry is deleted or commented out, and reading it as
+// "match all" would silently turn, say, an accept from the management
+// network into an accept from anywhere. all says what the absent field
+// matches and entry what to list instead.
+func (d *decoder) matchList(m *mapping, field, rulePath, all, entry string) *yaml.Node {
+	v, ok := m.values[field]
+	if !ok {
+		return nil
+	}
+	path := joinPath(rulePath, field)
+	switch {
+	case isNull(v):
+		d.errorf(m.keys[field], path, "no value; remove the field to match %s, or list at least one %s", all, entry)
+		return nil
+	case v.Kind == yaml.SequenceNode && len(v.Content) == 0:
+		d.errorf(v, path, "empty list; remove the field to match %s, or list at least one %s", all, entry)
+		return nil
+	}
+	return v
 }
 
 // name decodes a rule, set, tunnel or peer name, or returns "".

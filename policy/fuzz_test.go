@@ -109,9 +109,20 @@ func checkInvariants(t *testing.T, p *Policy) {
 		if len(tun.Name) > maxIfNameLen || len(tun.Addresses) == 0 || !filepath.IsAbs(tun.PrivateKeyFile) {
 			t.Errorf("bad tunnel %+v", tun)
 		}
+		for _, a := range tun.Addresses {
+			if a.Bits() == 0 {
+				t.Errorf("tunnel %s: address %v", tun.Name, a)
+			}
+		}
 		for _, peer := range tun.Peers {
 			if len(peer.AllowedIPs) == 0 {
 				t.Errorf("bad tunnel peer %+v", peer)
+			}
+			ep := endpointAddr(peer.Endpoint)
+			for _, pfx := range peer.AllowedIPs {
+				if pfx.Bits() == 0 || (ep.IsValid() && pfx.Contains(ep)) {
+					t.Errorf("tunnel %s peer %s: allowed IP %v (endpoint %q)", tun.Name, peer.Name, pfx, peer.Endpoint)
+				}
 			}
 		}
 	}

@@ -352,6 +352,31 @@ func TestAccepted(t *testing.T) {
 			},
 		},
 		{
+			// An empty except is harmless: the peer matches its whole cidr.
+			// An endpoint outside the allowed IPs, or a name, is fine.
+			name: "empty except, endpoint outside the allowed IPs",
+			yaml: lines(
+				"version: 1",
+				"rules:",
+				"  - {name: r, direction: input, action: accept, from: [{cidr: 10.0.0.0/8, except: []}]}",
+				"tunnels:",
+				"  - name: wg0",
+				"    privateKeyFile: k",
+				"    addresses: [10.0.0.2/1]",
+				"    peers:",
+				"      - {name: a, publicKey: "+testKey+", endpoint: 10.1.0.1:51820, allowedIPs: [10.0.0.0/24, 128.0.0.0/1]}",
+				"      - {name: b, publicKey: "+otherKey+", endpoint: 10.0.0.9:51820, allowedIPs: [10.2.0.0/16]}",
+			),
+			check: func(t *testing.T, p *Policy) {
+				if from := p.Rules[0].From; len(from) != 1 || len(from[0].Except) != 0 {
+					t.Errorf("From = %+v", from)
+				}
+				if n := len(p.Tunnels[0].Peers); n != 2 {
+					t.Errorf("got %d peers, want 2", n)
+				}
+			},
+		},
+		{
 			name: "interface names",
 			yaml: withRule("from: [{interface: eth0}, {interface: \"veth*\"}, {interface: eth0.100}, {interface: abcdefghijklmno}]"),
 			check: func(t *testing.T, p *Policy) {
@@ -521,6 +546,7 @@ func TestDropInRejections(t *testing.T) {
 		{"listen port of main", "tunnels: [{name: wg1, privateKeyFile: k, addresses: [10.1.0.1/24], listenPort: 51820}]\n", 1, 80, "tunnels[0].listenPort", "listen port 51820 is already used by the tunnel at MAIN:6"},
 		{"undefined set", "rules: [{name: x, direction: input, action: drop, from: [{set: other}]}]\n", 1, 64, "rules[0].from[0].set", `undefined set "other"; defined sets are mgmt`},
 		{"two documents", "rules: []\n---\nrules: []\n", 2, 1, "", "a second YAML document"},
+		{"empty from", "rules:\n  - name: x\n    direction: input\n    action: accept\n    from: []\n", 5, 11, "rules[0].from", "empty list; remove the field to match any source"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -194,6 +194,18 @@ func TestRejections(t *testing.T) {
 		},
 		{name: "output interface in input rule", yaml: withRule("to: [{interface: eth0}]"), line: 6, col: 22, path: "rules[0].to[0].interface", msg: "an input rule's packets have no output interface"},
 
+		// Empty from, to and ports: only an absent field matches all, so
+		// that deleting a list's last entry cannot open a rule to anyone.
+		{name: "from empty list", yaml: withRule("from: []"), line: 6, col: 11, path: "rules[0].from", msg: "empty list; remove the field to match any source, or list at least one peer"},
+		{name: "from with no value", yaml: withRule("from:"), line: 6, col: 5, path: "rules[0].from", msg: "no value; remove the field to match any source, or list at least one peer"},
+		{name: "from null", yaml: withRule("from: ~"), line: 6, col: 5, path: "rules[0].from", msg: "no value; remove the field to match any source"},
+		{name: "from with its entry commented out", yaml: withRule("from:", "  # - {cidr: 10.10.0.0/16}", "ports: [{protocol: tcp, port: 22}]"), line: 6, col: 5, path: "rules[0].from", msg: "no value; remove the field to match any source"},
+		{name: "to empty list", yaml: withRule("to: []"), line: 6, col: 9, path: "rules[0].to", msg: "empty list; remove the field to match any destination, or list at least one peer"},
+		{name: "to null", yaml: withRule("to: null"), line: 6, col: 5, path: "rules[0].to", msg: "no value; remove the field to match any destination"},
+		{name: "ports empty list", yaml: withRule("ports: []"), line: 6, col: 12, path: "rules[0].ports", msg: "empty list; remove the field to match any protocol and port, or list at least one entry"},
+		{name: "ports with no value", yaml: withRule("ports:"), line: 6, col: 5, path: "rules[0].ports", msg: "no value; remove the field to match any protocol and port"},
+		{name: "from empty in a flow mapping", yaml: "version: 1\nrules:\n  - {name: r, direction: input, action: accept, from: []}\n", line: 3, col: 55, path: "rules[0].from", msg: "empty list; remove the field to match any source"},
+
 		// ports.
 		{name: "ports without protocol", yaml: withRule("ports: [{port: 22}]"), line: 6, col: 13, path: "rules[0].ports[0].protocol", msg: "required field is missing; every ports entry needs a protocol; valid values are tcp, udp, sctp, icmp, icmpv6"},
 		{name: "unknown protocol", yaml: withRule("ports: [{protocol: http, port: 80}]"), line: 6, col: 24, path: "rules[0].ports[0].protocol", msg: `"http" is not a valid protocol; valid values are tcp, udp, sctp, icmp, icmpv6`},
@@ -254,6 +266,8 @@ func TestRejections(t *testing.T) {
 		{name: "addresses missing", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k}\n", line: 3, col: 5, path: "tunnels[0].addresses", msg: "required field is missing; list the interface's own addresses"},
 		{name: "addresses empty", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k, addresses: []}\n", line: 3, col: 47, path: "tunnels[0].addresses", msg: "a tunnel needs at least one address"},
 		{name: "address invalid", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k, addresses: [10.0.0.2/40]}\n", line: 3, col: 48, path: "tunnels[0].addresses[0]", msg: "invalid prefix length"},
+		{name: "address /0", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k, addresses: [10.0.0.2/0]}\n", line: 3, col: 48, path: "tunnels[0].addresses[0]", msg: "10.0.0.2/0 has prefix length 0, so the kernel would route every IPv4 address through the tunnel, taking over the host's default route; an interface address needs a prefix length of at least 1, usually the tunnel subnet's, like 10.0.0.2/24"},
+		{name: "IPv6 address /0", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k, addresses: [10.0.0.2/24, \"fd00::2/0\"]}\n", line: 3, col: 61, path: "tunnels[0].addresses[1]", msg: "fd00::2/0 has prefix length 0, so the kernel would route every IPv6 address through the tunnel, taking over the host's default route; an interface address needs a prefix length of at least 1, usually the tunnel subnet's, like fd00::2/64"},
 		{name: "mtu below IPv4 minimum", yaml: withTunnel("mtu: 500"), line: 6, col: 10, path: "tunnels[0].mtu", msg: "mtu 500 is out of range; valid values are 576 to 9000"},
 		{name: "mtu below IPv6 minimum", yaml: "version: 1\ntunnels:\n  - {name: wg0, privateKeyFile: k, addresses: [10.0.0.1/24, \"fd00::1/64\"], mtu: 1000}\n", line: 3, col: 81, path: "tunnels[0].mtu", msg: "mtu 1000 is out of range; valid values are 1280 to 9000; the tunnel has an IPv6 address"},
 		{name: "mtu too large", yaml: withTunnel("mtu: 9001"), line: 6, col: 10, path: "tunnels[0].mtu", msg: "valid values are 576 to 9000"},
@@ -289,6 +303,11 @@ func TestRejections(t *testing.T) {
 		{name: "allowedIPs host bits", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + ", allowedIPs: [10.0.0.1/24]}]"), line: 6, col: 94, path: "tunnels[0].peers[0].allowedIPs[0]", msg: "did you mean 10.0.0.0/24?"},
 		{name: "allowedIPs empty", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + ", allowedIPs: []}]"), line: 6, col: 93, path: "tunnels[0].peers[0].allowedIPs", msg: "a peer needs at least one allowed IP"},
 		{name: "allowedIPs missing", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + "}]"), line: 6, col: 13, path: "tunnels[0].peers[0].allowedIPs", msg: "required field is missing; list the networks routed to this peer"},
+		{name: "allowedIPs default route", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + ", allowedIPs: [0.0.0.0/0]}]"), line: 6, col: 94, path: "tunnels[0].peers[0].allowedIPs[0]", msg: "0.0.0.0/0 would route all IPv4 traffic into the tunnel: its route would take over the host's default route, and with it the tunnel's own packets to the peer and remote management; full-tunnel routing (wg-quick's fwmark and policy routing) is not supported, so list the cluster's prefixes instead, like 10.0.0.0/8"},
+		{name: "allowedIPs IPv6 default route", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + ", allowedIPs: [10.0.0.0/24, \"::/0\"]}]"), line: 6, col: 107, path: "tunnels[0].peers[0].allowedIPs[1]", msg: "::/0 would route all IPv6 traffic into the tunnel: its route would take over the host's default route, and with it the tunnel's own packets to the peer and remote management; full-tunnel routing (wg-quick's fwmark and policy routing) is not supported, so list the cluster's prefixes instead, like fd00::/8"},
+		{name: "allowedIPs contain the endpoint", yaml: withPeer("endpoint: 10.0.0.1:51820"), line: 9, col: 22, path: "tunnels[0].peers[0].allowedIPs[0]", msg: "allowedIPs 10.0.0.0/24 contains the endpoint 10.0.0.1; the tunnel's own UDP packets to the peer would be routed into the tunnel"},
+		{name: "allowedIPs contain the IPv6 endpoint", yaml: withTunnel("peers: [{name: gw, publicKey: " + testKey + ", endpoint: \"[fd00::1]:51820\", allowedIPs: [\"fd00::/64\"]}]"), line: 6, col: 123, path: "tunnels[0].peers[0].allowedIPs[0]", msg: "allowedIPs fd00::/64 contains the endpoint fd00::1;"},
+		{name: "allowedIPs contain the IPv4-mapped endpoint", yaml: withPeer("endpoint: \"[::ffff:10.0.0.1]:51820\""), line: 9, col: 22, path: "tunnels[0].peers[0].allowedIPs[0]", msg: "allowedIPs 10.0.0.0/24 contains the endpoint 10.0.0.1;"},
 		{name: "keepalive not a duration", yaml: withPeer("persistentKeepalive: 25x"), line: 10, col: 30, path: "tunnels[0].peers[0].persistentKeepalive", msg: `"25x" is not a duration`},
 		{name: "keepalive too long", yaml: withPeer("persistentKeepalive: 24h"), line: 10, col: 30, path: "tunnels[0].peers[0].persistentKeepalive", msg: "24h0m0s is out of range"},
 		{name: "keepalive fraction", yaml: withPeer("persistentKeepalive: 1.5s"), line: 10, col: 30, path: "tunnels[0].peers[0].persistentKeepalive", msg: "1.5s is not a whole number of seconds"},

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -68,11 +69,22 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 	hasV6 := false
 	if v := d.require(m, "addresses", "list the interface's own addresses, like [10.0.0.2/24]"); v != nil {
 		p := joinPath(path, "addresses")
-		t.Addresses = d.prefixes(v, p, true)
-		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+		items, ok := d.list(v, p, "CIDRs")
+		if ok && len(items) == 0 {
 			d.errorf(v, p, "a tunnel needs at least one address, like [10.0.0.2/24]")
 		}
-		for _, a := range t.Addresses {
+		for j, e := range items {
+			a, ok := d.prefix(e, indexPath(p, j), true)
+			if !ok {
+				continue
+			}
+			// The kernel adds a connected route for an address's prefix.
+			if a.Bits() == 0 {
+				d.errorf(e, indexPath(p, j), "%s has prefix length 0, so the kernel would route every %s address through the tunnel, taking over the host's default route; an interface address needs a prefix length of at least 1, usually the tunnel subnet's, like %s",
+					a, familyName(a.Addr()), netip.PrefixFrom(a.Addr(), exampleBits(a.Addr())))
+				continue
+			}
+			t.Addresses = append(t.Addresses, a)
 			hasV6 = hasV6 || a.Addr().Is6()
 		}
 	}
@@ -146,6 +158,8 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 		if v := m.get("presharedKeyFile"); v != nil {
 			peer.PresharedKeyFile, _ = d.keyFile(v, joinPath(p, "presharedKeyFile"))
 		}
+		// endpointIP is the endpoint's address if it is written as one.
+		var endpointIP netip.Addr
 		if v := m.get("endpoint"); v != nil {
 			ep := joinPath(p, "endpoint")
 			if s, ok := d.str(v, ep); ok {
@@ -153,6 +167,7 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 					d.errorf(v, ep, "%v", err)
 				} else {
 					peer.Endpoint = s
+					endpointIP = endpointAddr(s)
 				}
 			}
 		}
@@ -165,6 +180,18 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 			for j, e := range items {
 				pfx, ok := d.prefix(e, indexPath(ap, j), false)
 				if !ok {
+					continue
+				}
+				// Each allowed IP becomes a main-table route through the
+				// tunnel (package wg), without wg-quick's fwmark and policy
+				// routing that keep the tunnel's own packets out of it.
+				if pfx.Bits() == 0 {
+					d.errorf(e, indexPath(ap, j), "%s would route all %s traffic into the tunnel: its route would take over the host's default route, and with it the tunnel's own packets to the peer and remote management; full-tunnel routing (wg-quick's fwmark and policy routing) is not supported, so list the cluster's prefixes instead, like %s",
+						pfx, familyName(pfx.Addr()), exampleNet(pfx.Addr()))
+					continue
+				}
+				if endpointIP.IsValid() && pfx.Contains(endpointIP) {
+					d.errorf(e, indexPath(ap, j), "allowedIPs %s contains the endpoint %s; the tunnel's own UDP packets to the peer would be routed into the tunnel, so list prefixes that leave out the endpoint's address, or reach the peer at an address outside them", pfx, endpointIP)
 					continue
 				}
 				if first, dup := routes[pfx]; dup {
@@ -206,4 +233,35 @@ func (d *decoder) keepalive(n *yaml.Node, path string) (time.Duration, bool) {
 		return v, true
 	}
 	return 0, false
+}
+
+// endpointAddr returns the address of a valid endpoint HOST:PORT whose HOST
+// is an IP address (an IPv4-mapped one as IPv4), or the zero Addr if HOST is
+// a DNS name.
+func endpointAddr(endpoint string) netip.Addr {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// exampleBits is a usual prefix length of a tunnel subnet of a's family.
+func exampleBits(a netip.Addr) int {
+	if a.Is4() {
+		return 24
+	}
+	return 64
+}
+
+// exampleNet is a private network of a's family, for suggestions.
+func exampleNet(a netip.Addr) string {
+	if a.Is4() {
+		return "10.0.0.0/8"
+	}
+	return "fd00::/8"
 }

@@ -118,7 +118,9 @@ type Set struct {
 }
 
 // Rule is one policy rule. From, To and Ports are each OR-ed lists, AND-ed
-// together; an empty list matches everything.
+// together; an empty list matches everything. A list is empty only when its
+// field is absent from the file: a field written as [] or with no value is
+// refused, so that deleting its last entry cannot widen the rule.
 type Rule struct {
 	Name      string
 	Direction Direction
@@ -188,7 +190,8 @@ type Tunnel struct {
 	Backend        Backend
 	PrivateKeyFile string // absolute path
 	ListenPort     uint16 // 0: chosen by WireGuard, not opened in the firewall
-	// Addresses are the interface's own addresses (host bits allowed).
+	// Addresses are the interface's own addresses (host bits allowed),
+	// none with prefix length 0.
 	Addresses []netip.Prefix
 	MTU       int // 0: default (1420)
 	Peers     []TunnelPeer
@@ -202,7 +205,9 @@ type TunnelPeer struct {
 	PublicKey        [32]byte
 	PresharedKeyFile string // absolute path, or empty
 	// Endpoint is HOST:PORT; HOST may be a DNS name, re-resolved by wg.
-	Endpoint            string
+	Endpoint string
+	// AllowedIPs are routed through the tunnel. None is 0.0.0.0/0 or ::/0,
+	// and none contains an Endpoint written as an IP address.
 	AllowedIPs          []netip.Prefix
 	PersistentKeepalive time.Duration
 	Pos                 Pos
