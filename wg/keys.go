@@ -3,18 +3,25 @@ package wg
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-// ErrInsecureKeyFile is returned (wrapped) when a key file can be read by its
-// group or by others. WireGuard's own wg(8) only warns; edgefw refuses, because
-// a leaked private key lets anyone impersonate the host to the whole cluster.
-var ErrInsecureKeyFile = errors.New("key file is readable by group or others")
+// ErrInsecureKeyFile is returned (wrapped) when a key file can be read by
+// someone other than root and the user running edgefw: its group or others
+// may read it, or another user owns it. WireGuard's own wg(8) only warns;
+// edgefw refuses, because a leaked private key lets anyone impersonate the
+// host to the whole cluster.
+var ErrInsecureKeyFile = errors.New("key file is not private")
 
 // keyFileMode and keyDirMode are the permissions of the key files and
 // directories this package creates: only the owner (root) may read them.
@@ -26,8 +33,10 @@ const (
 // LoadOrCreatePrivateKey returns the WireGuard private key stored in path.
 // A missing file is created with a new key, mode 0600, in a directory created
 // with mode 0700 if it does not exist yet. A file that its group or others may
-// read is refused with an error wrapping ErrInsecureKeyFile that names the
-// path, its mode and the fix. The key's contents never appear in an error.
+// read, or that is owned by a user other than root and the one running this
+// process, is refused with an error wrapping ErrInsecureKeyFile that names the
+// path, its mode or owner and the fix. A symbolic link is not followed. The
+// key's contents never appear in an error.
 func LoadOrCreatePrivateKey(path string) (wgtypes.Key, error) {
 	key, err := readKeyFile(path, "private key")
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -86,30 +95,96 @@ func readPresharedKey(path string) (wgtypes.Key, error) {
 	return key, err
 }
 
-// readKeyFile reads a base64 WireGuard key from path after checking that only
-// its owner can read it. kind ("private key", "preshared key") only appears in
-// errors. Errors describe the file, never its contents.
+// maxKeyFileSize bounds what is read of a key file: a base64 key is 44
+// bytes; anything much longer is not a key file.
+const maxKeyFileSize = 1024
+
+// readKeyFile reads a base64 WireGuard key from path after checking that it
+// is private to root or the user running this process. kind ("private key",
+// "preshared key") only appears in errors. Errors describe the file, never
+// its contents.
+//
+// A symbolic link is not followed, and the checks apply to the opened file
+// (fstat), so that what is read is what was checked. A file that is no key
+// at all is reported as such before its permissions: advising to chmod, say,
+// /etc/shadow would be wrong.
 func readKeyFile(path, kind string) (wgtypes.Key, error) {
-	info, err := os.Stat(path)
+	// Lstat first so that a FIFO or device is refused without opening it
+	// (opening has side effects, or blocks).
+	info, err := os.Lstat(path)
 	if err != nil {
 		return wgtypes.Key{}, fmt.Errorf("%s file %s: %w", kind, path, err)
 	}
-	if !info.Mode().IsRegular() {
-		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a regular file", kind, path)
+	if err := checkKeyFileType(path, kind, info); err != nil {
+		return wgtypes.Key{}, err
 	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return wgtypes.Key{}, fmt.Errorf("%s file %s has mode %04o: %w; run `chmod 600 %s`", kind, path, perm, ErrInsecureKeyFile, path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return wgtypes.Key{}, fmt.Errorf("%s file %s is a symbolic link: %s", kind, path, symlinkAdvice)
+		}
+		return wgtypes.Key{}, fmt.Errorf("%s file %s: %w", kind, path, err)
 	}
-	data, err := os.ReadFile(path)
+	defer f.Close()
+	if info, err = f.Stat(); err != nil {
+		return wgtypes.Key{}, fmt.Errorf("%s file %s: %w", kind, path, err)
+	}
+	if err := checkKeyFileType(path, kind, info); err != nil {
+		return wgtypes.Key{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return wgtypes.Key{}, fmt.Errorf("%s file %s: %w", kind, path, err)
 	}
 	// The parse error is dropped on purpose: it may quote the offending input.
 	key, err := wgtypes.ParseKey(strings.TrimSpace(string(data)))
-	if err != nil {
+	if err != nil || len(data) > maxKeyFileSize {
 		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a base64-encoded 32-byte WireGuard key", kind, path)
 	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return wgtypes.Key{}, fmt.Errorf("%s file %s has mode %04o, readable by its group or others: %w; run `chmod 600 %s`", kind, path, perm, ErrInsecureKeyFile, path)
+	}
+	if err := checkKeyFileOwner(path, kind, info); err != nil {
+		return wgtypes.Key{}, err
+	}
 	return key, nil
+}
+
+const symlinkAdvice = "key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself"
+
+// checkKeyFileType refuses anything but a regular file.
+func checkKeyFileType(path, kind string, info fs.FileInfo) error {
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s file %s is a symbolic link: %s", kind, path, symlinkAdvice)
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%s file %s: not a regular file", kind, path)
+	}
+	return nil
+}
+
+// checkKeyFileOwner refuses a key file owned by anyone but root or the user
+// running this process: its owner may read it whatever its mode, and may
+// replace it.
+func checkKeyFileOwner(path, kind string, info fs.FileInfo) error {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s file %s: cannot tell its owner", kind, path)
+	}
+	euid := os.Geteuid()
+	if st.Uid == 0 || int64(st.Uid) == int64(euid) {
+		return nil
+	}
+	if euid == 0 {
+		return fmt.Errorf("%s file %s is owned by uid %d, not by root: %w; run `chown root:root %s`", kind, path, st.Uid, ErrInsecureKeyFile, path)
+	}
+	// The daemon runs as its own user (User=edgefw) and reads only the keys
+	// that user owns; suggesting root would leave the file unreadable to it.
+	owner := strconv.Itoa(euid)
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	return fmt.Errorf("%s file %s is owned by uid %d, not by root or by the user reading it (uid %d): %w; run `chown %s: %s` (or `chown root:root %s` for a key only root reads)", kind, path, st.Uid, euid, ErrInsecureKeyFile, owner, path, path)
 }
 
 // writeNewKeyFile writes key in base64 to a new file at path with mode 0600,

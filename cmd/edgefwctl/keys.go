@@ -43,7 +43,8 @@ func (a *app) pubkeyCmd() *cobra.Command {
 		Use:   "pubkey FILE",
 		Short: "Print the public key of a WireGuard private key file",
 		Long: `pubkey reads the WireGuard private key in FILE and prints its public key. The
-file must not be readable by its group or others.`,
+file must be owned by root or by the user running edgefwctl, must not be
+readable by its group or others, and is not read through a symbolic link.`,
 		Example: `  edgefwctl pubkey /etc/edgefw/keys/wg0.key
   edgefwctl pubkey -o json /etc/edgefw/keys/wg0.key`,
 		Args: oneArg("the private key file"),
