@@ -2,6 +2,7 @@ package wg
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -152,13 +153,14 @@ func handshakeFresh(t, now time.Time) bool {
 // routesFor returns the routes a tunnel needs: every allowed-IPs prefix of its
 // peers, masked and de-duplicated, except those inside one of the
 // interface's own address prefixes, which the kernel's connected route
-// already sends through the interface. The result is sorted.
+// already sends through the interface, and except prefixes of length 0
+// (see defaultRouteErrors). The result is sorted.
 func routesFor(addresses []netip.Prefix, allowedIPs []netip.Prefix) []netip.Prefix {
 	var routes []netip.Prefix
 	seen := make(map[netip.Prefix]bool)
 	for _, p := range allowedIPs {
 		p = p.Masked()
-		if !p.IsValid() || seen[p] || coveredBy(p, addresses) {
+		if !p.IsValid() || p.Bits() == 0 || seen[p] || coveredBy(p, addresses) {
 			continue
 		}
 		seen[p] = true
@@ -166,6 +168,23 @@ func routesFor(addresses []netip.Prefix, allowedIPs []netip.Prefix) []netip.Pref
 	}
 	slices.SortFunc(routes, netip.Prefix.Compare)
 	return routes
+}
+
+// defaultRouteErrors returns one error for each distinct prefix of length 0
+// (0.0.0.0/0, ::/0) in allowedIPs, for which routesFor installs no route.
+// Policy validation rejects them; this package refuses them again because a
+// route for one would take the host's default route, and with it every
+// connection including the tunnel's own packets to its endpoint.
+func defaultRouteErrors(allowedIPs []netip.Prefix) []error {
+	var errs []error
+	seen := make(map[netip.Prefix]bool)
+	for _, p := range allowedIPs {
+		if p = p.Masked(); p.IsValid() && p.Bits() == 0 && !seen[p] {
+			seen[p] = true
+			errs = append(errs, fmt.Errorf("no route installed for %s: full-tunnel routing is not supported", p))
+		}
+	}
+	return errs
 }
 
 // coveredBy reports whether p lies inside the network of one of the

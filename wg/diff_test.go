@@ -299,6 +299,11 @@ func TestRoutesFor(t *testing.T) {
 			allowed: prefixes("10.1.2.3/16"),
 			want:    prefixes("10.1.0.0/16"),
 		},
+		{
+			name:    "never a default route, even with host bits",
+			allowed: prefixes("0.0.0.0/0", "::/0", "10.1.2.3/0", "10.96.0.0/12", "0.0.0.0/1"),
+			want:    prefixes("0.0.0.0/1", "10.96.0.0/12"),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -579,20 +579,24 @@ func (m *Manager) syncLink(st *tunnelState) error {
 
 // syncRoutes installs a route for every allowed-IPs prefix outside the
 // interface's own networks and removes the routes it installed earlier for
-// prefixes no longer declared.
+// prefixes no longer declared. A default prefix gets no route and is
+// reported as an error of its peer.
 func (m *Manager) syncRoutes(st *tunnelState) error {
 	log := m.log.With("interface", st.name)
 	var allowed []netip.Prefix
+	var errs []error
 	for _, p := range st.peers {
 		allowed = append(allowed, p.decl.AllowedIPs...)
+		for _, err := range defaultRouteErrors(p.decl.AllowedIPs) {
+			errs = append(errs, fmt.Errorf("peer %q: %w", p.decl.Name, err))
+		}
 	}
 	want := routesFor(st.decl.Addresses, allowed)
 	have, err := m.links.Routes(st.name)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	add, del := diffPrefixes(want, have)
-	var errs []error
 	for _, r := range del {
 		if err := m.links.DelRoute(st.name, r); err != nil {
 			errs = append(errs, err)

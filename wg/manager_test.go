@@ -808,6 +808,43 @@ func TestManagerRoamingPeerKeptAcrossRestart(t *testing.T) {
 	}
 }
 
+// Policy validation rejects 0.0.0.0/0 and ::/0, but should one get here,
+// the tunnel must not take over the host's default route.
+func TestManagerNeverInstallsDefaultRoute(t *testing.T) {
+	e := newTestEnv(t, true)
+	full := testPeer("full", 1, "192.0.2.1:51820", "0.0.0.0/0", "::/0", "10.96.0.0/12")
+	other := testPeer("other", 2, "192.0.2.2:51820", "10.244.0.0/16")
+	tun := e.tunnel("wg0", 51820, "10.0.0.10/24", full, other)
+	const msg = "no route installed for 0.0.0.0/0: full-tunnel routing is not supported"
+
+	err := e.apply(tun)
+	if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), `peer "full"`) ||
+		!strings.Contains(err.Error(), "no route installed for ::/0") {
+		t.Errorf("Apply = %v, want it to report the skipped default routes", err)
+	}
+	routes, _ := e.host.Routes("wg0")
+	if want := prefixes("10.96.0.0/12", "10.244.0.0/16"); !samePrefixes(routes, want) {
+		t.Errorf("routes = %v, want %v", routes, want)
+	}
+	dev, _ := e.host.Device("wg0")
+	if len(dev.Peers) != 2 || !samePrefixes(ipNetsToPrefixes(dev.Peers[0].AllowedIPs), full.AllowedIPs) {
+		t.Errorf("peers not configured as declared: %+v", dev.Peers)
+	}
+	st, _ := e.m.Status(context.Background())
+	if !strings.Contains(st[0].Error, msg) {
+		t.Errorf("tunnel status error = %q, want %q", st[0].Error, msg)
+	}
+	if !strings.Contains(st[0].Peers[0].Error, msg) || st[0].Peers[1].Error != "" {
+		t.Errorf("peer status errors = %q, %q; want the full-tunnel peer's only", st[0].Peers[0].Error, st[0].Peers[1].Error)
+	}
+	if err := e.m.Refresh(context.Background()); err == nil {
+		t.Error("Refresh forgot the skipped default route")
+	}
+	if routes, _ := e.host.Routes("wg0"); len(routes) != 2 {
+		t.Errorf("routes after Refresh = %v", routes)
+	}
+}
+
 func TestStatusHealth(t *testing.T) {
 	e := newTestEnv(t, true)
 	tun := e.tunnel("wg0", 51820, "10.0.0.10/24",

@@ -3,6 +3,7 @@ package wg
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -115,6 +116,14 @@ func (m *Manager) tunnelStatus(st *tunnelState, now time.Time) TunnelStatus {
 			ps.Error = p.epErr.Error()
 		case p.ep.host != "" && m.dns[p.ep.host].err != nil:
 			ps.Error = fmt.Sprintf("resolve endpoint %s: %v", p.decl.Endpoint, m.dns[p.ep.host].err)
+		default:
+			var msgs []string
+			for _, err := range defaultRouteErrors(p.decl.AllowedIPs) {
+				msgs = append(msgs, err.Error())
+			}
+			if msgs != nil {
+				ps.Error = strings.Join(msgs, "; ")
+			}
 		}
 		ts.Peers = append(ts.Peers, ps)
 	}
