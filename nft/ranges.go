@@ -168,6 +168,11 @@ func mergePorts(ps []PortSpan) []PortSpan {
 // element opens a range, the next end element (flagged IntervalEnd, one
 // past the range) closes it, and a start with no end runs to the family's
 // last address.
+//
+// Keys are decoded by the set's family, never by their value: in an IPv6
+// set, ::ffff:0:0/96 holds IPv6 addresses like any other (an end element
+// of ::fffe:0:0/96 is ::ffff:0:0), and must not be read as IPv4. A key of
+// the wrong length is not an address of the set's family and is skipped.
 func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
 	type point struct {
 		addr netip.Addr
@@ -175,11 +180,11 @@ func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
 	}
 	pts := make([]point, 0, len(elems))
 	for _, e := range elems {
-		a, ok := netip.AddrFromSlice(e.Key)
+		a, ok := keyAddr(e.Key, v6)
 		if !ok {
 			continue
 		}
-		pts = append(pts, point{a.Unmap(), e.IntervalEnd})
+		pts = append(pts, point{a, e.IntervalEnd})
 	}
 	slices.SortFunc(pts, func(a, b point) int { return a.addr.Compare(b.addr) })
 	last := wholeFamily(v6).To
@@ -228,4 +233,15 @@ func diffRanges(have, want []AddrRange) (del, add []AddrRange) {
 		}
 	}
 	return del, add
+}
+
+// keyAddr decodes a set key of an IPv4 (4 bytes) or IPv6 (16 bytes) set.
+func keyAddr(key []byte, v6 bool) (netip.Addr, bool) {
+	switch {
+	case v6 && len(key) == 16:
+		return netip.AddrFrom16([16]byte(key)), true
+	case !v6 && len(key) == 4:
+		return netip.AddrFrom4([4]byte(key)), true
+	}
+	return netip.Addr{}, false
 }

@@ -1,0 +1,40 @@
+package nft
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+// TestElementRangesByFamily round-trips ranges through the kernel's
+// interval encoding. IPv6 ranges at or next to ::ffff:0:0/96 (the
+// IPv4-mapped block) must decode as IPv6: ::fffe:0:0/96 ends where the
+// mapped block begins, so its end element is ::ffff:0:0.
+func TestElementRangesByFamily(t *testing.T) {
+	for _, tc := range []struct {
+		v6       bool
+		prefixes []string
+	}{
+		{true, []string{"::fffe:0:0/96"}},
+		{true, []string{"::ffff:0:0/96"}},
+		{true, []string{"::ffff:10.0.0.0/104", "2001:db8::/32"}},
+		{true, []string{"::/0"}},
+		{true, []string{"::fffe:ffff:ffff/128", "::ffff:0:0/128"}},
+		{false, []string{"0.0.0.0/0"}},
+		{false, []string{"10.0.0.0/8", "255.255.255.255/32"}},
+	} {
+		var ps []netip.Prefix
+		for _, p := range tc.prefixes {
+			ps = append(ps, netip.MustParsePrefix(p))
+		}
+		want := prefixesToRanges(ps)
+		if got := elementRanges(addrElements(want), tc.v6); !slices.Equal(got, want) {
+			t.Errorf("%v: decoded %v, want %v", tc.prefixes, got, want)
+		}
+	}
+	// A key of the other family's length is not an element of the set.
+	elems := addrElements(prefixesToRanges([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}))
+	if got := elementRanges(elems, true); len(got) != 0 {
+		t.Errorf("IPv4 keys in an IPv6 set decoded as %v", got)
+	}
+}
