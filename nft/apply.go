@@ -524,6 +524,16 @@ func (rs *Ruleset) validate() error {
 	}
 	dup("set", sets)
 	dup("chain", chains)
+	for _, ch := range rs.Chains {
+		if ch.Policy != policy.Accept && ch.Policy != policy.Drop {
+			errs = append(errs, fmt.Errorf("invalid ruleset: chain %s has policy %q, not accept or drop", ch.Name, ch.Policy))
+		}
+		for _, r := range ch.Rules {
+			if err := r.checkVerdict(); err != nil {
+				errs = append(errs, fmt.Errorf("invalid ruleset: rule %q in chain %s: %w", r.Owner, ch.Name, err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -694,11 +704,14 @@ func hookOf(d policy.Direction) *nftables.ChainHook {
 	}
 }
 
+// chainPolicy is the kernel policy of a chain's default verdict. Only
+// accept is accept: anything else fails closed to drop (validate refuses
+// such a ruleset before it gets here).
 func chainPolicy(a policy.Action) nftables.ChainPolicy {
-	if a == policy.Drop {
-		return nftables.ChainPolicyDrop
+	if a == policy.Accept {
+		return nftables.ChainPolicyAccept
 	}
-	return nftables.ChainPolicyAccept
+	return nftables.ChainPolicyDrop
 }
 
 func kernelChain(ch *Chain) *nftables.Chain {

@@ -67,7 +67,23 @@ func Compile(p *policy.Policy) (*Ruleset, error) {
 			&AddrSet{Name: SetName(s.Name, false), Ranges: prefixesToRanges(v4)},
 			&AddrSet{Name: SetName(s.Name, true), V6: true, Ranges: prefixesToRanges(v6)})
 	}
+	// Fail closed: whatever the compiler does not know is refused, never
+	// read as accept. Policies from the parser never get here with such
+	// values, but a Policy built in code could.
 	var errs []error
+	for _, dir := range policy.Directions {
+		if a := p.Defaults.For(dir); a != policy.Accept && a != policy.Drop {
+			errs = append(errs, fmt.Errorf("defaults.%s: %q is not a default verdict; use accept or drop", dir, a))
+		}
+	}
+	for i := range p.Rules {
+		if err := checkRule(&p.Rules[i]); err != nil {
+			errs = append(errs, fmt.Errorf("rule %q: %w", p.Rules[i].Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	for _, dir := range policy.Directions {
 		ch := &Chain{Name: string(dir), Hook: dir, Policy: p.Defaults.For(dir)}
 		c.rs.Chains = append(c.rs.Chains, ch)
@@ -157,6 +173,33 @@ func (c *compiler) defaultRule(ch *Chain) {
 		c.add(ch, name, KindDefault, policy.Drop, &Rule{Limit: &logRate, LogPrefix: name})
 	}
 	c.add(ch, name, KindDefault, ch.Policy, &Rule{})
+}
+
+// checkRule refuses what a rule's direction, action and limits must not
+// be: the compiler would otherwise drop the rule, give it no verdict, or
+// divide by a rate of zero.
+func checkRule(r *policy.Rule) error {
+	var errs []error
+	if !slices.Contains(policy.Directions, r.Direction) {
+		errs = append(errs, fmt.Errorf("direction %q is not one of input, forward, output", r.Direction))
+	}
+	switch r.Action {
+	case policy.Accept, policy.Drop, policy.Reject:
+	default:
+		errs = append(errs, fmt.Errorf("action %q is not one of accept, drop, reject", r.Action))
+	}
+	if l := r.Limit; l != nil {
+		if l.Rate == 0 {
+			errs = append(errs, errors.New("limit: a rate of 0 would drop every packet; the count must be at least 1"))
+		}
+		if _, ok := rateUnits[l.Per]; !ok {
+			errs = append(errs, fmt.Errorf("limit: %q is not a rate unit; use second, minute, hour or day", l.Per))
+		}
+	}
+	if r.ConnLimit != nil && r.ConnLimit.Max == 0 {
+		errs = append(errs, errors.New("connLimit: a max of 0 would drop every new connection; it must be at least 1"))
+	}
+	return errors.Join(errs...)
 }
 
 // rule compiles one policy rule into kernel rules: the product of its from,
@@ -273,7 +316,8 @@ func meterTimeout(l *policy.Limit) time.Duration {
 	if burst == 0 {
 		burst = defaultBurst
 	}
-	units := max(1, (burst+l.Rate-1)/l.Rate)
+	rate := max(l.Rate, 1) // checkRule refuses 0; never divide by it
+	units := max(1, burst/rate+min(burst%rate, 1))
 	return time.Duration(units) * unit
 }
 

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
@@ -65,6 +66,9 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 			Data:  []byte(r.LogPrefix + " "),
 		})
 	}
+	if err := r.checkVerdict(); err != nil {
+		return nil, err
+	}
 	switch r.Verdict {
 	case policy.Accept:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
@@ -81,11 +85,24 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 		default:
 			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
 		}
-	case "":
-	default:
-		return nil, fmt.Errorf("unknown verdict %q", r.Verdict)
 	}
 	return out, nil
+}
+
+// checkVerdict refuses a rule without a known verdict. Only a rule that
+// exists for its statement (MSS clamping) may have none: it goes on to
+// the next rule, as the statement needs.
+func (r *Rule) checkVerdict() error {
+	switch r.Verdict {
+	case policy.Accept, policy.Drop, policy.Reject:
+		return nil
+	case "":
+		if r.Stmt != nil {
+			return nil
+		}
+		return errors.New("no verdict")
+	}
+	return fmt.Errorf("unknown verdict %q", r.Verdict)
 }
 
 // ICMP codes of port unreachable: RFC 792 (type 3 code 3) and RFC 4443
