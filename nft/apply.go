@@ -288,6 +288,20 @@ func ruleHash(r *nftables.Rule) string {
 
 // plan builds the transaction that turns ks into rs. With full, every rule
 // and named set is rewritten; counters are kept either way.
+//
+// The order of the messages matters, because the kernel refuses to delete
+// what is still referenced (EBUSY), also within a transaction:
+//
+//  1. add the table and new counters; patch the elements of kept sets;
+//     set the policy of kept chains;
+//  2. delete the rules we do not want from the chains we keep;
+//  3. flush every chain we do not want (or must replace): their rules may
+//     jump to one another or look up sets;
+//  4. delete the sets and meters we do not want (or must recreate): a map
+//     may refer to chains;
+//  5. delete the chains we do not want (or must replace);
+//  6. delete the counters we do not want: nothing refers to them now;
+//  7. add chains, sets and meters, then insert the rules.
 func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	if err := rs.validate(); err != nil {
 		return nil, Result{}, err
@@ -305,6 +319,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	var errs []error
 	try := func(err error) { errs = append(errs, err) }
 
+	// 1. Additions nothing depends on, and changes in place.
 	if !ks.exists {
 		try(q("add table inet "+TableName, func(c *nftables.Conn) error { c.AddTable(table); return nil }))
 	}
@@ -317,7 +332,8 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		}
 	}
 
-	// Sets: create missing ones; patch changed ones element by element.
+	// Sets: patch changed ones element by element; those of another
+	// kind are recreated.
 	wantSets := map[string]bool{}
 	recreate := map[string]bool{}
 	for _, s := range rs.Sets {
@@ -356,45 +372,31 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		}
 	}
 
-	// Chains: add missing ones, update the policy of existing ones.
+	// Chains: update the policy of kept ones; a chain whose hook, type
+	// or priority differs cannot change in place and is replaced.
 	wantChains := map[string]bool{}
+	var addChains []*Chain
+	replace := map[string]bool{}
 	for _, ch := range rs.Chains {
 		wantChains[ch.Name] = true
 		old, ok := ks.chains[ch.Name]
-		if ok && (!sameBase(old, ch) || old.Policy == nil || *old.Policy != chainPolicy(ch.Policy)) {
-			if sameBase(old, ch) {
-				try(q(fmt.Sprintf("set policy of chain %s to %s", ch.Name, ch.Policy), func(c *nftables.Conn) error {
-					c.AddChain(kernelChain(ch))
-					return nil
-				}))
-			} else {
-				// A hook, type or priority cannot change in place: the
-				// chain is replaced.
-				try(q("delete chain "+ch.Name, func(c *nftables.Conn) error {
-					c.FlushChain(old)
-					c.DelChain(old)
-					return nil
-				}))
-				ok = false
-				delete(ks.rules, ch.Name)
-			}
-		}
-		if !ok {
-			try(q("add chain "+ch.Name, func(c *nftables.Conn) error { c.AddChain(kernelChain(ch)); return nil }))
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(ks.chains)) {
-		if old := ks.chains[name]; !wantChains[name] {
-			try(q("delete chain "+name, func(c *nftables.Conn) error {
-				c.FlushChain(old)
-				c.DelChain(old)
+		switch {
+		case !ok:
+			addChains = append(addChains, ch)
+		case !sameBase(old, ch):
+			replace[ch.Name] = true
+			addChains = append(addChains, ch)
+		case old.Policy == nil || *old.Policy != chainPolicy(ch.Policy):
+			try(q(fmt.Sprintf("set policy of chain %s to %s", ch.Name, ch.Policy), func(c *nftables.Conn) error {
+				c.AddChain(kernelChain(ch))
 				return nil
 			}))
 		}
 	}
 
-	// Rules: delete what is not wanted, then insert what is missing at its
-	// place. Sets to be recreated force their chains to be rewritten.
+	// 2. Rules: delete what is not wanted from the chains we keep, and
+	// work out where the missing ones go. Sets to be recreated force their
+	// chains to be rewritten.
 	type insert struct {
 		ch     *Chain
 		r      *Rule
@@ -402,7 +404,10 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	}
 	var inserts []insert
 	for _, ch := range rs.Chains {
-		old := ks.rules[ch.Name]
+		var old []*nftables.Rule
+		if !replace[ch.Name] {
+			old = ks.rules[ch.Name]
+		}
 		oldHashes := make([]string, len(old))
 		for i, r := range old {
 			oldHashes[i] = ruleHash(r)
@@ -438,10 +443,48 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		slices.Reverse(pending)
 		inserts = append(inserts, pending...)
 	}
+
+	// 3. Flush the chains that go: after this, no rule of ours jumps to
+	// them or looks up a set that goes.
+	var dropChains []*nftables.Chain
+	for _, name := range slices.Sorted(maps.Keys(ks.chains)) {
+		if !wantChains[name] || replace[name] {
+			dropChains = append(dropChains, ks.chains[name])
+		}
+	}
+	for _, old := range dropChains {
+		try(q("flush chain "+old.Name, func(c *nftables.Conn) error { c.FlushChain(old); return nil }))
+	}
+
+	// 4. Sets and meters that go.
 	for _, name := range slices.Sorted(maps.Keys(ks.sets)) {
 		if s := ks.sets[name]; !wantSets[name] || recreate[name] {
 			try(q("delete set "+name, func(c *nftables.Conn) error { c.DelSet(s); return nil }))
 		}
+	}
+
+	// 5. Chains that go.
+	for _, old := range dropChains {
+		try(q("delete chain "+old.Name, func(c *nftables.Conn) error { c.DelChain(old); return nil }))
+	}
+
+	// 6. Counters that go.
+	want := map[string]bool{}
+	for _, n := range rs.Counters {
+		want[n] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(ks.counters)) {
+		if !want[name] {
+			try(q(fmt.Sprintf("delete counter %q", name), func(c *nftables.Conn) error {
+				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
+				return nil
+			}))
+		}
+	}
+
+	// 7. What is new: chains, sets, meters, then the rules that use them.
+	for _, ch := range addChains {
+		try(q("add chain "+ch.Name, func(c *nftables.Conn) error { c.AddChain(kernelChain(ch)); return nil }))
 	}
 	for _, s := range rs.Sets {
 		if _, ok := ks.sets[s.Name]; ok && !recreate[s.Name] {
@@ -481,18 +524,6 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 			}
 			return nil
 		}))
-	}
-	want := map[string]bool{}
-	for _, n := range rs.Counters {
-		want[n] = true
-	}
-	for _, name := range slices.Sorted(maps.Keys(ks.counters)) {
-		if !want[name] {
-			try(q(fmt.Sprintf("delete counter %q", name), func(c *nftables.Conn) error {
-				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
-				return nil
-			}))
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, Result{}, err

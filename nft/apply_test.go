@@ -123,9 +123,9 @@ func TestChangeKeepsOtherCounters(t *testing.T) {
 		`delete rule ` + handles[`ip saddr @trusted-v4 tcp dport 9100 counter name "metrics" accept`] + ` of chain input`,
 		`delete rule ` + handles[`ip6 saddr @trusted-v6 tcp dport 9100 counter name "metrics" accept`] + ` of chain input`,
 		`delete rule ` + handles[`tcp dport 8080 counter name "other" accept`] + ` of chain input`,
+		`delete counter "metrics"`,
 		`add rule "new-first" in chain input`,
 		`add rule "other" in chain input`,
-		`delete counter "metrics"`,
 	}
 	if diff := cmp.Diff(wantChanges, res.Changes); diff != "" {
 		t.Errorf("changes written (-want +got):\n%s", diff)
@@ -559,6 +559,89 @@ func TestForeignChangesRepaired(t *testing.T) {
 			t.Errorf("%s: the table was not restored (-want +got):\n%s", tc.name, diff)
 		}
 	}
+}
+
+// TestForeignChainsRepaired adds chains, sets and maps to table inet
+// edgefw that refer to one another, and rules in our chains that jump to
+// them: the kernel refuses to delete a chain, set or map still referred
+// to, so Apply must take them apart in order, in both the incremental
+// patch and the full replacement.
+func TestForeignChainsRepaired(t *testing.T) {
+	requireTool(t, "nft")
+	ns := netnstest.New(t, "strays")
+	fw := NewApplier(WithNetNS(ns.FD))
+	rs := compileYAML(t, incrementalBase)
+	if _, err := fw.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	golden := tableBlocks(t, ns)
+	for _, tc := range []struct {
+		name string
+		nft  []string
+	}{
+		{"a chain our chain jumps to", []string{
+			"add chain inet edgefw stray",
+			"add rule inet edgefw stray accept",
+			"insert rule inet edgefw input jump stray",
+		}},
+		{"chains, a set and a map that refer to one another", []string{
+			"add chain inet edgefw stray1",
+			"add chain inet edgefw stray2",
+			"add rule inet edgefw stray2 counter name web accept",
+			"add map inet edgefw vm { type ipv4_addr : verdict; elements = { 10.0.0.1 : jump stray2 } }",
+			"add set inet edgefw odd { type ipv4_addr; elements = { 10.0.0.2 } }",
+			"add rule inet edgefw stray1 ip saddr vmap @vm",
+			"add rule inet edgefw stray1 ip saddr @odd goto stray2",
+			"add rule inet edgefw stray1 ip saddr @trusted-v4 jump stray2",
+			"insert rule inet edgefw input jump stray1",
+			"add rule inet edgefw output ip daddr @odd jump stray2",
+		}},
+		{"one of our chains replaced by a chain another jumps to", []string{
+			"flush chain inet edgefw forward",
+			"delete chain inet edgefw forward",
+			"add chain inet edgefw forward",
+			"add rule inet edgefw forward counter name web drop",
+			"insert rule inet edgefw input jump forward",
+			"insert rule inet edgefw output jump forward",
+		}},
+	} {
+		for _, full := range []bool{false, true} {
+			for _, cmd := range tc.nft {
+				ns.MustRun(t, "nft", cmd)
+			}
+			var err error
+			if full {
+				err = applyFull(fw, rs)
+			} else {
+				_, err = fw.Apply(rs)
+			}
+			if err != nil {
+				t.Fatalf("%s (full %v): %v", tc.name, full, err)
+			}
+			if diff := cmp.Diff(golden, tableBlocks(t, ns)); diff != "" {
+				t.Errorf("%s (full %v): the table was not restored (-want +got):\n%s", tc.name, full, diff)
+			}
+			if eq, err := NewApplier(WithNetNS(ns.FD)).Equal(rs); !eq || err != nil {
+				t.Errorf("%s (full %v): Equal = %v, %v", tc.name, full, eq, err)
+			}
+		}
+	}
+}
+
+// applyFull sends the full replacement that Apply falls back to.
+func applyFull(fw *Applier, rs *Ruleset) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	ks, err := fw.read()
+	if err != nil {
+		return err
+	}
+	b, _, err := plan(ks, rs, true)
+	if err != nil {
+		return err
+	}
+	fw.known = nil
+	return b.send(fw.netns)
 }
 
 // tableBlocks lists table inet edgefw as its counters, sets and chains,
