@@ -383,10 +383,10 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		switch {
 		case !ok:
 			addChains = append(addChains, ch)
-		case !sameBase(old, ch):
+		case !sameKind(old, ch):
 			replace[ch.Name] = true
 			addChains = append(addChains, ch)
-		case old.Policy == nil || *old.Policy != chainPolicy(ch.Policy):
+		case !ch.Regular() && (old.Policy == nil || *old.Policy != chainPolicy(ch.Policy)):
 			try(q(fmt.Sprintf("set policy of chain %s to %s", ch.Name, ch.Policy), func(c *nftables.Conn) error {
 				c.AddChain(kernelChain(ch))
 				return nil
@@ -555,12 +555,28 @@ func (rs *Ruleset) validate() error {
 	}
 	dup("set", sets)
 	dup("chain", chains)
+	regular := map[string]bool{}
 	for _, ch := range rs.Chains {
-		if ch.Policy != policy.Accept && ch.Policy != policy.Drop {
+		switch {
+		case ch.Regular() && ch.Policy != "":
+			errs = append(errs, fmt.Errorf("invalid ruleset: regular chain %s has policy %q", ch.Name, ch.Policy))
+		case ch.Regular():
+			regular[ch.Name] = true
+		case !slices.Contains(policy.Directions, ch.Hook):
+			errs = append(errs, fmt.Errorf("invalid ruleset: chain %s has hook %q, not input, forward or output", ch.Name, ch.Hook))
+		case ch.Policy != policy.Accept && ch.Policy != policy.Drop:
 			errs = append(errs, fmt.Errorf("invalid ruleset: chain %s has policy %q, not accept or drop", ch.Name, ch.Policy))
 		}
+	}
+	for _, ch := range rs.Chains {
 		for _, r := range ch.Rules {
-			if err := r.checkVerdict(); err != nil {
+			err := r.checkVerdict()
+			if err == nil && r.Jump != "" && (!regular[r.Jump] || ch.Regular()) {
+				// Only base chains jump, and only to our regular chains:
+				// no loop, and nothing the diff does not know.
+				err = fmt.Errorf("jump to %s, which is not a regular chain of the ruleset reached from a base chain", r.Jump)
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("invalid ruleset: rule %q in chain %s: %w", r.Owner, ch.Name, err))
 			}
 		}
@@ -716,9 +732,13 @@ func longestIncreasing(xs []int) []int {
 	return out
 }
 
-// sameBase reports whether a kernel chain is the base chain ch would be,
-// its policy aside.
-func sameBase(k *nftables.Chain, ch *Chain) bool {
+// sameKind reports whether a kernel chain is the chain ch would be, its
+// policy aside: a regular chain, or a base chain at the same hook, type
+// and priority.
+func sameKind(k *nftables.Chain, ch *Chain) bool {
+	if ch.Regular() {
+		return k.Hooknum == nil
+	}
 	return k.Hooknum != nil && *k.Hooknum == *hookOf(ch.Hook) &&
 		k.Type == nftables.ChainTypeFilter &&
 		k.Priority != nil && *k.Priority == *nftables.ChainPriorityFilter
@@ -746,6 +766,9 @@ func chainPolicy(a policy.Action) nftables.ChainPolicy {
 }
 
 func kernelChain(ch *Chain) *nftables.Chain {
+	if ch.Regular() {
+		return &nftables.Chain{Name: ch.Name, Table: table}
+	}
 	p := chainPolicy(ch.Policy)
 	return &nftables.Chain{
 		Name: ch.Name, Table: table, Type: nftables.ChainTypeFilter,

@@ -55,6 +55,9 @@ var (
 type compiler struct {
 	p  *policy.Policy
 	rs *Ruleset
+	// limitChains are the regular chains of rules' limits, which follow
+	// the base chains.
+	limitChains []*Chain
 }
 
 // Compile turns a validated policy into the ruleset of table inet edgefw.
@@ -102,6 +105,7 @@ func Compile(p *policy.Policy) (*Ruleset, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.rs.Chains = append(c.rs.Chains, c.limitChains...)
 	return c.rs, nil
 }
 
@@ -224,20 +228,20 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser})
 		return nil
 	}
+	// A limit is the rule's, not an alternative's: it lives once, in a
+	// chain of its own that every alternative jumps to before its verdict.
+	// A limit statement or ct count per alternative would give each its
+	// own token bucket or connection count, and the rule N times the
+	// limit. Each alternative ends with a verdict, so a packet passes the
+	// limit at most once, also when it matches several alternatives.
+	var limits *Chain
 	if r.Limit != nil || r.ConnLimit != nil {
-		c.counter(LimitedCounter(r.Name), RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name})
-		if r.Limit != nil {
-			for _, alt := range alts {
-				c.limitRules(ch, r, alt)
-			}
-		}
-		if r.ConnLimit != nil {
-			for _, alt := range alts {
-				c.connLimitRules(ch, r, alt)
-			}
-		}
+		limits = c.limitChain(r, alts)
 	}
 	for _, alt := range alts {
+		if limits != nil {
+			ch.Rules = append(ch.Rules, &Rule{Owner: r.Name, Matches: alt, Jump: limits.Name})
+		}
 		if r.Log {
 			c.add(ch, r.Name, KindUser, r.Action, &Rule{Matches: alt, Limit: &logRate, LogPrefix: r.Name})
 		}
@@ -246,42 +250,58 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 	return nil
 }
 
-// limitRules drops, and counts apart, the packets of one alternative of r
-// that exceed its rate: all its packets together, or per source address,
-// each source with its own token bucket in a meter.
-func (c *compiler) limitRules(ch *Chain, r *policy.Rule, alt []Match) {
-	rate := &RateLimit{Over: true, Rate: r.Limit.Rate, Per: r.Limit.Per, Burst: r.Limit.Burst}
-	if !r.Limit.PerSource {
-		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{Matches: alt, Limit: rate})
-		return
-	}
-	for _, v6 := range matchFamilies(alt) {
-		m := c.meter(meterName("meter", r.Name, v6), v6, meterTimeout(r.Limit))
-		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
-			Matches: normalize(append(slices.Clone(alt), MeterMatch{Set: m.Name, V6: v6, Limit: rate})),
-		})
-	}
-}
+// LimitChain is the name of the regular chain that holds a rule's limit
+// and connLimit.
+func LimitChain(rule string) string { return prefixReserved + "limit-" + rule }
 
-// connLimitRules drops, and counts apart, new connections of one
-// alternative of r beyond its connection limit: over all sources, or per
-// source address, each counted in a meter.
-func (c *compiler) connLimitRules(ch *Chain, r *policy.Rule, alt []Match) {
-	isNew := CtStateMatch{States: []string{"new"}}
-	if !r.ConnLimit.PerSource {
-		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
-			Matches: append(slices.Clone(alt), isNew, ConnCountMatch{Max: r.ConnLimit.Max}),
-		})
-		return
+// limitChain builds the chain that drops, and counts apart, the packets of
+// r beyond its limits: first its rate (over all its packets, or per source
+// address in a meter), then its connection limit (over all its new
+// connections, or per source address in a meter). Packets within the
+// limits return to the rule's alternatives.
+func (c *compiler) limitChain(r *policy.Rule, alts [][]Match) *Chain {
+	lc := &Chain{Name: LimitChain(r.Name)}
+	c.limitChains = append(c.limitChains, lc)
+	limited := LimitedCounter(r.Name)
+	c.counter(limited, RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name})
+	add := func(m ...Match) {
+		lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Matches: m})
 	}
-	for _, v6 := range matchFamilies(alt) {
-		// No timeout: a source's entry must live as long as its
-		// connections; the kernel collects it once its count is zero.
-		m := c.meter(meterName("conns", r.Name, v6), v6, 0)
-		c.add(ch, LimitedCounter(r.Name), KindLimited, policy.Drop, &Rule{
-			Matches: normalize(append(slices.Clone(alt), isNew, MeterMatch{Set: m.Name, V6: v6, ConnMax: r.ConnLimit.Max})),
-		})
+	// Per source, a meter for each family an alternative may match.
+	var families []bool
+	for _, v6 := range []bool{false, true} {
+		for _, alt := range alts {
+			if slices.Contains(matchFamilies(alt), v6) {
+				families = append(families, v6)
+				break
+			}
+		}
 	}
+	if l := r.Limit; l != nil {
+		rate := &RateLimit{Over: true, Rate: l.Rate, Per: l.Per, Burst: l.Burst}
+		if !l.PerSource {
+			lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Limit: rate})
+		} else {
+			for _, v6 := range families {
+				m := c.meter(meterName("meter", r.Name, v6), v6, meterTimeout(l))
+				add(MeterMatch{Set: m.Name, V6: v6, Limit: rate})
+			}
+		}
+	}
+	if cl := r.ConnLimit; cl != nil {
+		isNew := CtStateMatch{States: []string{"new"}}
+		if !cl.PerSource {
+			add(isNew, ConnCountMatch{Max: cl.Max})
+		} else {
+			for _, v6 := range families {
+				// No timeout: a source's entry must live as long as its
+				// connections; the kernel collects it once its count is zero.
+				m := c.meter(meterName("conns", r.Name, v6), v6, 0)
+				add(isNew, MeterMatch{Set: m.Name, V6: v6, ConnMax: cl.Max})
+			}
+		}
+	}
+	return lc
 }
 
 // meterSize bounds the sources a meter tracks (nft's default for meters).

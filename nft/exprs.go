@@ -69,6 +69,9 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 	if err := r.checkVerdict(); err != nil {
 		return nil, err
 	}
+	if r.Jump != "" {
+		return append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Jump}), nil
+	}
 	switch r.Verdict {
 	case policy.Accept:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
@@ -93,6 +96,12 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 // exists for its statement (MSS clamping) may have none: it goes on to
 // the next rule, as the statement needs.
 func (r *Rule) checkVerdict() error {
+	if r.Jump != "" {
+		if r.Verdict != "" {
+			return fmt.Errorf("both a jump to %s and verdict %q", r.Jump, r.Verdict)
+		}
+		return nil
+	}
 	switch r.Verdict {
 	case policy.Accept, policy.Drop, policy.Reject:
 		return nil

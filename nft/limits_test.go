@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +127,90 @@ func hold(t *testing.T, ns *netnstest.NS, from, to string, port int) net.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// sharedLimitPolicy has a rule whose from list gives it four alternatives
+// (two sets, each in both families), with a global limit.
+const sharedLimitPolicy = `
+version: 1
+sets:
+  a: [192.0.2.10/32, "2001:db8::10/128"]
+  b: [192.0.2.11/32, "2001:db8::11/128"]
+rules:
+  - name: web
+    direction: input
+    from: [{set: a}, {set: b}]
+    ports: [{protocol: tcp, port: 80}]
+    %s
+    action: accept
+`
+
+// TestLimitSharedByAlternatives checks that a rule's global limit and
+// connLimit hold for the rule as a whole, not for each alternative of its
+// from list: the rule compiles to one limit statement and one ct count,
+// and two sources that match different alternatives share them.
+func TestLimitSharedByAlternatives(t *testing.T) {
+	for _, tc := range []struct{ name, limit, stmt string }{
+		{"limit", "limit: {rate: 1/minute, burst: 2}", "limit rate over"},
+		{"connLimit", "connLimit: {max: 1}", "ct count over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := compileYAML(t, fmt.Sprintf(sharedLimitPolicy, tc.limit))
+			if n := strings.Count(rs.String(), tc.stmt); n != 1 {
+				t.Fatalf("the ruleset has %d %q statements, want 1:\n%s", n, tc.stmt, rs)
+			}
+			l := newLab(t, sourceA, sourceB)
+			l.apply(t, rs)
+			srv := serve(t, l.host, "tcp", 80)
+			fromA, fromB := flow{"tcp", sourceA, hostV4, 80}, flow{"tcp", sourceB, hostV4, 80}
+			if tc.name == "limit" {
+				// The burst of 2 is for both sources together.
+				for _, f := range []flow{fromA, fromB} {
+					if got := f.try(t, l.client, srv, accepted); got != accepted {
+						t.Fatalf("%s within the burst: %s", f, got)
+					}
+				}
+			} else {
+				hold(t, l.client, sourceA, hostV4, 80)
+			}
+			before := l.counters(t)
+			if got := fromB.try(t, l.client, srv, timedOut); got != timedOut {
+				t.Errorf("%s beyond the rule's limit: %s, want %s", fromB, got, timedOut)
+			}
+			if diff := moved(before, l.counters(t)); len(diff) != 1 || diff[0] != LimitedCounter("web") {
+				t.Errorf("counters that moved: %v, want only %s", diff, LimitedCounter("web"))
+			}
+		})
+	}
+}
+
+// TestLimitChainComesAndGoes adds and removes a rule's limits: its limit
+// chain, meters and counter come and go in incremental patches, never by
+// replacing the table, and the result is exactly the policy.
+func TestLimitChainComesAndGoes(t *testing.T) {
+	ns := netnstest.New(t, "limchain")
+	fw := NewApplier(WithNetNS(ns.FD))
+	for i, limit := range []string{
+		"",
+		"limit: {rate: 10/second}",
+		"limit: {rate: 10/second, perSource: true}\n    connLimit: {max: 3}",
+		"connLimit: {max: 3, perSource: true}",
+		"",
+		"limit: {rate: 5/minute, burst: 7}",
+	} {
+		rs := compileYAML(t, fmt.Sprintf(sharedLimitPolicy, limit))
+		res, err := fw.Apply(rs)
+		if err != nil {
+			t.Fatalf("step %d (%s): %v", i, limit, err)
+		}
+		if i > 0 && res.Full {
+			t.Errorf("step %d (%s): applied by full replacement: %q", i, limit, res.Changes)
+		}
+		if eq, err := NewApplier(WithNetNS(ns.FD)).Equal(rs); !eq || err != nil {
+			t.Errorf("step %d (%s): Equal = %v, %v", i, limit, eq, err)
+		}
+		if got, want := listTable(t, ns), rs.String(); !strings.Contains(got, LimitChain("web")) != (limit == "") {
+			t.Errorf("step %d (%s): the kernel holds\n%s\nwant\n%s", i, limit, got, want)
+		}
+	}
 }

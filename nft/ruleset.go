@@ -112,13 +112,20 @@ func addrType(v6 bool) string {
 	return "ipv4_addr"
 }
 
-// Chain is a base chain of the table.
+// Chain is a chain of the table: a base chain at a hook, or a regular
+// chain that rules jump to.
 type Chain struct {
-	Name   string
-	Hook   policy.Direction
-	Policy policy.Action // accept or drop
+	Name string
+	// Hook is the direction of a base chain; empty for a regular chain.
+	Hook policy.Direction
+	// Policy is a base chain's default verdict, accept or drop; empty for
+	// a regular chain, which returns to the rule after the jump.
+	Policy policy.Action
 	Rules  []*Rule
 }
+
+// Regular reports whether the chain is reached only by jumps.
+func (c *Chain) Regular() bool { return c.Hook == "" }
 
 // Rule is one kernel rule: matches, then a named counter, an optional log,
 // and a verdict.
@@ -135,6 +142,9 @@ type Rule struct {
 	// Over, beyond) the rate.
 	Limit   *RateLimit
 	Verdict policy.Action
+	// Jump, instead of a Verdict, names a regular chain the rule jumps to;
+	// packets that chain does not decide on come back to the next rule.
+	Jump string
 	// Stmts are extra statements rendered before the counter (MSS clamping).
 	Stmt Statement
 }
@@ -197,6 +207,9 @@ func (r *Rule) body() string {
 func (r *Rule) String() string { return r.body() }
 
 func (r *Rule) verdictText() string {
+	if r.Jump != "" {
+		return "jump " + r.Jump
+	}
 	if r.Verdict != policy.Reject {
 		return string(r.Verdict)
 	}
@@ -524,7 +537,11 @@ func (rs *Ruleset) String() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy %s;\n", c.Name, c.Hook, c.Policy)
+		if c.Regular() {
+			fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		} else {
+			fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy %s;\n", c.Name, c.Hook, c.Policy)
+		}
 		for _, r := range c.Rules {
 			fmt.Fprintf(&b, "\t\t%s\n", r)
 		}
