@@ -354,8 +354,8 @@ $out"
 
 	local up=0
 	for _ in $(seq 150); do
-		if [[ $(ctl edge peers -o json 2>/dev/null) == *'"Up": true'* &&
-			$(ctl cluster peers -o json 2>/dev/null) == *'"Up": true'* ]]; then
+		if [[ $(ctl edge peers -o json 2>/dev/null) == *'"up": true'* &&
+			$(ctl cluster peers -o json 2>/dev/null) == *'"up": true'* ]]; then
 			up=1
 			break
 		fi
