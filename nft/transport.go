@@ -66,6 +66,13 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 		}
 		// Sequence numbers are assigned afresh by the socket that sends.
 		m.Header.Sequence, m.Header.Length, m.Header.PID = 0, 0, 0
+		// google/nftables asks the kernel to echo every rule it adds
+		// (NLM_F_ECHO), for its handle. We do not read the echoes, and a
+		// batch of 10,000 rules filled the receive buffer with them, so
+		// that the transaction's acknowledgement was dropped and its
+		// outcome never came (with anyone subscribed to nftables
+		// notifications, the echoes take more room).
+		m.Header.Flags &^= netlink.Echo
 		b.msgs = append(b.msgs, m)
 		b.what = append(b.what, what)
 	}
