@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgefw/edgefw/policy"
 )
@@ -24,6 +26,13 @@ const maxElemsPerMessage = 1000
 // nft(8) shows only the types it knows (comment, ebtables policy), so the
 // hash stays out of `nft list ruleset`.
 const udataHash userdata.Type = 0xed
+
+// udataCounted is the user data type under which a counted rule records
+// the direction and action of its counter ("input accept"), as the
+// metrics label them. A counter whose rules recorded another direction or
+// action counted something else: it is reset (deleted and added again)
+// rather than kept, so that a series does not start at another's total.
+const udataCounted userdata.Type = 0xee
 
 // Applier writes rulesets to table inet edgefw of one network namespace.
 // It is safe for concurrent use; applies are serialised.
@@ -286,6 +295,60 @@ func ruleHash(r *nftables.Rule) string {
 	return string(userdata.Get(r.UserData, udataHash))
 }
 
+// countedAs is what udataCounted records for a counter.
+func countedAs(info RuleInfo) string { return string(info.Direction) + " " + string(info.Action) }
+
+// counterRefs returns the names of the named counters a kernel rule
+// counts into.
+func counterRefs(r *nftables.Rule) []string {
+	var out []string
+	for _, e := range r.Exprs {
+		if o, ok := e.(*expr.Objref); ok && o.Type == unix.NFT_OBJECT_COUNTER {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
+// countedBefore maps each counter to what the kernel's rules recorded of
+// it (udataCounted). Counters whose rules recorded nothing (written before
+// the record existed, or by someone else) are left out: unknown is kept.
+func countedBefore(ks *kernelState) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, rules := range ks.rules {
+		for _, r := range rules {
+			as := userdata.Get(r.UserData, udataCounted)
+			if as == nil {
+				continue
+			}
+			for _, name := range counterRefs(r) {
+				if out[name] == nil {
+					out[name] = map[string]bool{}
+				}
+				out[name][string(as)] = true
+			}
+		}
+	}
+	return out
+}
+
+// countersToReset returns the kept counters whose rules counted under
+// another direction or action than rs gives them.
+func countersToReset(ks *kernelState, rs *Ruleset) map[string]bool {
+	before := countedBefore(ks)
+	reset := map[string]bool{}
+	for _, info := range rs.Rules {
+		was := before[info.Name]
+		if !ks.counters[info.Name] || len(was) == 0 {
+			continue
+		}
+		if len(was) > 1 || !was[countedAs(info)] {
+			reset[info.Name] = true
+		}
+	}
+	return reset
+}
+
 // plan builds the transaction that turns ks into rs. With full, every rule
 // and named set is rewritten; counters are kept either way.
 //
@@ -300,7 +363,9 @@ func ruleHash(r *nftables.Rule) string {
 //  4. delete the sets and meters we do not want (or must recreate): a map
 //     may refer to chains;
 //  5. delete the chains we do not want (or must replace);
-//  6. delete the counters we do not want: nothing refers to them now;
+//  6. delete the counters we do not want, and delete and add again those
+//     whose direction or action changed (their rules were deleted in 2):
+//     nothing refers to them now;
 //  7. add chains, sets and meters, then insert the rules.
 func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	if err := rs.validate(); err != nil {
@@ -318,6 +383,11 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 	}
 	var errs []error
 	try := func(err error) { errs = append(errs, err) }
+	infos := make(map[string]RuleInfo, len(rs.Rules))
+	for _, info := range rs.Rules {
+		infos[info.Name] = info
+	}
+	reset := countersToReset(ks, rs)
 
 	// 1. Additions nothing depends on, and changes in place.
 	if !ks.exists {
@@ -408,13 +478,23 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		if !replace[ch.Name] {
 			old = ks.rules[ch.Name]
 		}
+		// Rules that count into a counter being reset are rewritten: the
+		// counter cannot go while they refer to it. An empty hash never
+		// matches.
 		oldHashes := make([]string, len(old))
 		for i, r := range old {
 			oldHashes[i] = ruleHash(r)
+			for _, name := range counterRefs(r) {
+				if reset[name] {
+					oldHashes[i] = ""
+				}
+			}
 		}
 		newHashes := make([]string, len(ch.Rules))
 		for i, r := range ch.Rules {
-			newHashes[i] = r.Hash()
+			if !reset[r.Counter] {
+				newHashes[i] = r.Hash()
+			}
 		}
 		keepOld, keepNew := lcs(oldHashes, newHashes)
 		if full || referencesAny(ch, recreate) {
@@ -468,7 +548,7 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		try(q("delete chain "+old.Name, func(c *nftables.Conn) error { c.DelChain(old); return nil }))
 	}
 
-	// 6. Counters that go.
+	// 6. Counters that go, and those that start again from zero.
 	want := map[string]bool{}
 	for _, n := range rs.Counters {
 		want[n] = true
@@ -477,6 +557,15 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 		if !want[name] {
 			try(q(fmt.Sprintf("delete counter %q", name), func(c *nftables.Conn) error {
 				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
+				return nil
+			}))
+		}
+	}
+	for _, name := range rs.Counters {
+		if reset[name] {
+			try(q(fmt.Sprintf("reset counter %q: now counts %s", name, countedAs(infos[name])), func(c *nftables.Conn) error {
+				c.DeleteObject(&nftables.CounterObj{Table: table, Name: name})
+				c.AddObj(&nftables.CounterObj{Table: table, Name: name})
 				return nil
 			}))
 		}
@@ -514,8 +603,11 @@ func plan(ks *kernelState, rs *Ruleset, full bool) (*batch, Result, error) {
 			if err != nil {
 				return err
 			}
-			kr := &nftables.Rule{Table: table, Chain: kernelChain(in.ch), Exprs: exprs,
-				UserData: userdata.Append(nil, udataHash, []byte(in.r.Hash()))}
+			udata := userdata.Append(nil, udataHash, []byte(in.r.Hash()))
+			if info, ok := infos[in.r.Counter]; ok {
+				udata = userdata.Append(udata, udataCounted, []byte(countedAs(info)))
+			}
+			kr := &nftables.Rule{Table: table, Chain: kernelChain(in.ch), Exprs: exprs, UserData: udata}
 			if in.before != 0 {
 				kr.Position = in.before
 				c.InsertRule(kr)

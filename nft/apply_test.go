@@ -2,6 +2,7 @@ package nft
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -655,4 +656,84 @@ func tableBlocks(t *testing.T, ns *netnstest.NS) []string {
 	}
 	slices.Sort(blocks)
 	return blocks
+}
+
+// countedPolicy has a rule web with a limit, so that both web and its
+// limited counter count; %s and %s are its direction and action, and
+// other is a rule whose counter no change touches.
+const countedPolicy = `
+version: 1
+rules:
+  - name: other
+    direction: input
+    ports: [{protocol: tcp, port: 8080}]
+    action: accept
+  - name: web
+    direction: %s
+    ports: [{protocol: tcp, port: 80}]
+    limit: {rate: 1/minute, burst: 1}
+    action: %s
+`
+
+// TestCounterResetWhenMeaningChanges changes the action, then the
+// direction, of a rule that has counted: its counter starts again from
+// zero, in the same transaction that rewrites its rules, so that a metric
+// labelled with the new action or direction does not start at the old
+// total. Counters whose direction and action stay keep their values.
+func TestCounterResetWhenMeaningChanges(t *testing.T) {
+	l := newLab(t, plainV4)
+	l.apply(t, compileYAML(t, fmt.Sprintf(countedPolicy, "input", "accept")))
+	srv := serve(t, l.host, "tcp", 80, 8080)
+	web := flow{"tcp", plainV4, hostV4, 80}
+	if got := web.try(t, l.client, srv, accepted); got != accepted {
+		t.Fatalf("%s: %s", web, got)
+	}
+	if got := web.try(t, l.client, srv, timedOut); got != timedOut {
+		t.Fatalf("%s beyond the limit: %s", web, got)
+	}
+	if got := (flow{"tcp", plainV4, hostV4, 8080}).try(t, l.client, srv, accepted); got != accepted {
+		t.Fatalf("other: %s", got)
+	}
+	before := l.counters(t)
+	limited := LimitedCounter("web")
+	for _, name := range []string{"web", limited, "other"} {
+		if before[name].Packets == 0 {
+			t.Fatalf("%s counted nothing: %v", name, before)
+		}
+	}
+
+	// The action changes: web's counter is reset; the limited counter
+	// still counts drops in input and keeps its value.
+	res := l.apply(t, compileYAML(t, fmt.Sprintf(countedPolicy, "input", "drop")))
+	if res.Full || !slices.Contains(res.Changes, `reset counter "web": now counts input drop`) {
+		t.Errorf("changes (full %v): %q", res.Full, res.Changes)
+	}
+	after := l.counters(t)
+	if after["web"] != (Counter{}) {
+		t.Errorf("web's counter was kept when its action changed: %+v", after["web"])
+	}
+	for _, name := range []string{limited, "other"} {
+		if after[name] != before[name] {
+			t.Errorf("counter %s went from %+v to %+v", name, before[name], after[name])
+		}
+	}
+	if res, err := l.fw.Apply(compileYAML(t, fmt.Sprintf(countedPolicy, "input", "drop"))); err != nil || res.Messages != 0 {
+		t.Errorf("re-apply: %d messages %q, %v", res.Messages, res.Changes, err)
+	}
+
+	// The direction changes: both of web's counters are reset.
+	rs := compileYAML(t, fmt.Sprintf(countedPolicy, "output", "drop"))
+	res = l.apply(t, rs)
+	for _, name := range []string{"web", limited} {
+		if !slices.Contains(res.Changes, fmt.Sprintf("reset counter %q: now counts output drop", name)) {
+			t.Errorf("%s was not reset: %q", name, res.Changes)
+		}
+	}
+	after = l.counters(t)
+	if after[limited] != (Counter{}) || after["other"] != before["other"] {
+		t.Errorf("counters after the direction changed: %v, before %v", after, before)
+	}
+	if eq, err := NewApplier(WithNetNS(l.host.FD)).Equal(rs); !eq || err != nil {
+		t.Errorf("Equal = %v, %v", eq, err)
+	}
 }

@@ -170,7 +170,10 @@ type Match interface {
 // encodingVersion is part of every rule hash. Bump it whenever exprs.go
 // encodes a rule differently while its text stays the same, so that the
 // next apply rewrites the rules the kernel holds in the old encoding.
-const encodingVersion = "2"
+//
+// 3: counted rules record their counter's direction and action in their
+// user data (udataCounted).
+const encodingVersion = "3"
 
 // Hash fingerprints a rule's complete content. It is stored in the kernel
 // rule's user data, so comparing the kernel with a desired ruleset needs no
