@@ -39,13 +39,17 @@ const udataCounted userdata.Type = 0xee
 type Applier struct {
 	netns int
 	mu    sync.Mutex
+	// watch follows the namespace's nftables notifications, to tell
+	// commits to our table from other tools' commits; opened by the first
+	// read.
+	watch *tableWatch
 	// known holds the elements of the named sets as this Applier last
-	// committed them, valid while the ruleset generation is knownGen:
-	// reading 100,000 elements back takes a second or more, and a
-	// generation that has not moved since our own commit proves the
-	// kernel still holds what we wrote.
-	known    map[string][]AddrRange
-	knownGen uint32
+	// committed or read them, valid while watch has seen no other commit
+	// touch our table (knownTouches, knownLosses): reading 100,000
+	// elements back takes a second or more, and other tools commit all
+	// the time.
+	known                     map[string][]AddrRange
+	knownTouches, knownLosses uint64
 }
 
 // Option configures an Applier.
@@ -112,7 +116,7 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	err = b.send(a.netns)
 	if err == nil {
 		res.Messages = b.Len()
-		a.remember(ks.gen, rs)
+		a.remember(ks, rs)
 		return res, nil
 	}
 	var ke *KernelError
@@ -129,32 +133,38 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 		return Result{}, ferr
 	}
 	fres.Messages, fres.Full = fb.Len(), true
-	a.remember(ks.gen, rs)
+	a.remember(ks, rs)
 	return fres, nil
 }
 
-// remember caches the set contents of rs, just committed on top of
-// generation gen, if the generation shows that no one else committed
-// since gen.
-func (a *Applier) remember(gen uint32, rs *Ruleset) {
+// remember caches the set contents of rs, just committed on top of ks, if
+// our commit is the only one that touched our table since ks was read:
+// then the kernel holds exactly what we wrote.
+func (a *Applier) remember(ks *kernelState, rs *Ruleset) {
 	now, err := a.Generation()
-	if err != nil || now != nextGeneration(gen) {
+	if err != nil || a.watch.sync(now) != nil ||
+		a.watch.losses != ks.losses || a.watch.touches != ks.touches+1 {
 		return
 	}
 	a.known = make(map[string][]AddrRange, len(rs.Sets))
 	for _, s := range rs.Sets {
 		a.known[s.Name] = slices.Clone(s.Ranges)
 	}
-	a.knownGen = now
+	a.knownTouches, a.knownLosses = a.watch.touches, a.watch.losses
 }
 
-// nextGeneration is the generation the kernel gives the commit after gen:
-// it counts up by one and skips 0 (nf_tables_commit).
-func nextGeneration(gen uint32) uint32 {
-	if gen+1 == 0 {
-		return 1
+// Close releases the Applier's subscription to nftables notifications.
+// The Applier stays usable: the next read subscribes again.
+func (a *Applier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.known = nil
+	if a.watch == nil {
+		return nil
 	}
-	return gen + 1
+	err := a.watch.close()
+	a.watch = nil
+	return err
 }
 
 // Delete removes table inet edgefw and everything in it. Deleting a table
@@ -179,33 +189,68 @@ func (a *Applier) Delete() error {
 
 // kernelState is what table inet edgefw holds now.
 type kernelState struct {
-	gen      uint32 // the ruleset generation it was read at
-	exists   bool
-	chains   map[string]*nftables.Chain
-	rules    map[string][]*nftables.Rule
-	sets     map[string]*nftables.Set
-	elems    map[string][]AddrRange
-	counters map[string]bool
+	gen uint32 // the ruleset generation it was read at
+	// touches and losses are the watch's counts when it was read: a commit
+	// after it that touched our table moves them.
+	touches, losses uint64
+	exists          bool
+	chains          map[string]*nftables.Chain
+	rules           map[string][]*nftables.Rule
+	sets            map[string]*nftables.Set
+	elems           map[string][]AddrRange
+	counters        map[string]bool
 }
 
 // read reads table inet edgefw. The reads are several dumps; if anyone
-// commits between them, they may not fit together, so they are repeated
-// until the generation stays the same across them.
+// commits to our table between them, they may not fit together, so they
+// are repeated until no commit between the generations before and after
+// them touched our table. Commits to other tables do not matter: with
+// kube-proxy committing every few hundred milliseconds, the generation
+// alone would rarely stay put for the seconds a large set takes to read.
 func (a *Applier) read() (*kernelState, error) {
+	if a.watch == nil {
+		w, err := openWatch(a.netns, a.Generation)
+		if err != nil {
+			return nil, err
+		}
+		a.watch = w
+	}
+	w := a.watch
 	for range 10 {
 		gen, err := a.Generation()
 		if err != nil {
 			return nil, err
 		}
+		if err := w.sync(gen); err != nil || newer(w.floor, gen) {
+			// Notifications were lost after gen: commits up to the floor
+			// cannot be told apart, so start after it.
+			continue
+		}
+		touches, losses := w.touches, w.losses
+		if touches != a.knownTouches || losses != a.knownLosses {
+			// Someone else touched our table since we wrote or read it.
+			a.known = nil
+		}
 		ks, err := a.readAt(gen)
 		if err != nil {
 			return nil, err
 		}
-		if after, err := a.Generation(); err != nil || after == gen {
-			return ks, err
+		after, err := a.Generation()
+		if err != nil {
+			return nil, err
+		}
+		if w.sync(after) == nil && w.touches == touches && w.losses == losses {
+			ks.gen, ks.touches, ks.losses = after, touches, losses
+			// What was read holds until a commit touches our table: the
+			// next read need not read the elements again. (Our own commit
+			// of a large set overflows the watch with its element
+			// notifications; then this is how the Applier learns again.)
+			a.known = maps.Clone(ks.elems)
+			a.knownTouches, a.knownLosses = touches, losses
+			return ks, nil
 		}
 	}
-	return nil, errors.New("read table inet " + TableName + ": the ruleset kept changing while it was read")
+	return nil, errors.New("read table inet " + TableName + ": the table kept changing while it was read")
 }
 
 func (a *Applier) readAt(gen uint32) (*kernelState, error) {
@@ -254,7 +299,7 @@ func (a *Applier) readAt(gen uint32) (*kernelState, error) {
 			// part of the ruleset.
 			continue
 		}
-		if known, ok := a.known[s.Name]; ok && gen == a.knownGen {
+		if known, ok := a.known[s.Name]; ok {
 			ks.elems[s.Name] = known
 			continue
 		}
