@@ -265,3 +265,52 @@ func TestLargeAnonymousSet(t *testing.T) {
 		t.Errorf("re-apply: %d messages, %v", res.Messages, err)
 	}
 }
+
+// TestLargeSetBackAndForth changes one element of a 100,000-element set
+// and changes it back, several times, reading the table after each apply
+// with the same Applier and with a new one: a daemon once could not read
+// its own table after the second change ("the table kept changing while
+// it was read", for minutes, with no commit anywhere).
+func TestLargeSetBackAndForth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes long: a 100,000-element set")
+	}
+	ns := netnstest.New(t, "backforth")
+	fw := NewApplier(WithNetNS(ns.FD))
+	defer fw.Close()
+	const n = 100_000
+	prefixes := randomPrefixes(7, n)
+	original, err := Compile(largeSetPolicy(prefixes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := Compile(largeSetPolicy(append([]netip.Prefix{netip.MustParsePrefix("192.0.2.77/32")}, prefixes[1:]...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Apply(original); err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	for i, rs := range []*Ruleset{changed, original, changed, original, changed, original} {
+		start := time.Now()
+		res, err := fw.Apply(rs)
+		if err != nil {
+			t.Fatalf("change %d: %v", i+1, err)
+		}
+		t.Logf("change %d: %v, %d messages", i+1, time.Since(start), res.Messages)
+		if res.Messages != 2 {
+			t.Errorf("change %d wrote %d messages, want 2: %q", i+1, res.Messages, res.Changes)
+		}
+		start = time.Now()
+		if eq, err := fw.Equal(rs); err != nil || !eq {
+			t.Fatalf("after change %d the same Applier reads the table: equal %v, %v", i+1, eq, err)
+		}
+		t.Logf("change %d: read back by the same Applier in %v", i+1, time.Since(start))
+		start = time.Now()
+		if eq, err := NewApplier(WithNetNS(ns.FD)).Equal(rs); err != nil || !eq {
+			t.Fatalf("after change %d a new Applier reads the table: equal %v, %v", i+1, eq, err)
+		}
+		t.Logf("change %d: read back by a new Applier in %v", i+1, time.Since(start))
+	}
+	checkSet(t, ns, original.Set("blocklist-v4"))
+}

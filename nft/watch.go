@@ -139,9 +139,17 @@ func (w *tableWatch) receive(deadline time.Time) error {
 		return err
 	case rerr == unix.ENOBUFS:
 		// Notifications were dropped: which commits they belonged to is
-		// unknown. Commits after the new floor notify after this point.
+		// unknown. The socket stays congested, and the kernel drops every
+		// later notification without reporting ENOBUFS again, until its
+		// queue is empty (netlink_broadcast_deliver, netlink_rcv_wake):
+		// left full, it never told of another commit, and every read of
+		// the table waited for one until it gave up. Drain it, then take
+		// the floor: commits after it notify after the drain.
 		w.losses++
-		w.cur = false
+		w.cur, w.pending = false, nil
+		if err := w.drain(); err != nil {
+			return err
+		}
 		floor, err := w.generation()
 		if err != nil {
 			return err
@@ -153,6 +161,26 @@ func (w *tableWatch) receive(deadline time.Time) error {
 	}
 	w.pending = append(w.pending, w.buf[:n]...)
 	return nil
+}
+
+// drain discards what the socket holds, until a read finds it empty.
+func (w *tableWatch) drain() error {
+	for {
+		var rerr error
+		if err := w.raw.Read(func(fd uintptr) bool {
+			_, _, rerr = unix.Recvfrom(int(fd), w.buf, unix.MSG_DONTWAIT)
+			return true
+		}); err != nil {
+			return err
+		}
+		switch rerr {
+		case nil, unix.ENOBUFS:
+		case unix.EAGAIN:
+			return nil
+		default:
+			return fmt.Errorf("read nftables notifications: %w", rerr)
+		}
+	}
 }
 
 // next processes one notification from pending, if it holds one.
