@@ -8,7 +8,7 @@ BIN       := bin
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test unit lint bench monitoring-check clean
+.PHONY: all build test deps unit lint bench monitoring-check clean
 
 all: build
 
@@ -16,20 +16,34 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgefwd ./cmd/edgefwd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgefwctl ./cmd/edgefwctl
 
-# The whole suite: vet, unit, golden, kernel and end-to-end tests, and the
-# monitoring checks. As root, kernel tests run; without root they skip.
-test: build
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+# The whole suite, as the README's test command: installs the Debian tools
+# the tests use when they are missing (scripts/test-deps.sh), lints, runs
+# the packages that need no root under the race detector, then the kernel
+# and end-to-end tests (they skip without root; with CI=true a missing
+# tool or root fails them instead), and the monitoring checks.
+RACE_PKGS   := ./policy/... ./daemon/... ./wg/... ./cmd/... ./internal/...
+KERNEL_PKGS := ./nft/... ./integration/...
+
+test: deps lint build
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 20m $(KERNEL_PKGS)
 	packaging/monitoring/check.sh
+
+# What the tests need from Debian, installed when missing (root, Debian or
+# Ubuntu); elsewhere it prints the apt-get command and stops.
+deps:
+	scripts/test-deps.sh
 
 # Tests that need no root and no kernel.
 unit:
 	$(GO) test -count=1 -short ./policy/ ./nft/ ./wg/ ./daemon/ ./cmd/...
 
+# go.mod must be tidy: `go mod tidy -diff` prints what tidying would change
+# and fails if anything would.
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@command -v staticcheck >/dev/null 2>&1 || test -x $(GOBIN)/staticcheck || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$(GOBIN):$$PATH" staticcheck ./...
 
