@@ -167,7 +167,10 @@ func New(cfg Config) (*Daemon, error) {
 // policy file. If neither exists, a minimal safe ruleset (defaults plus
 // failsafe) is installed. READY=1 is sent by Run after Start succeeds.
 func (d *Daemon) Start(ctx context.Context) error {
+	// The control socket already serves status while Start runs.
+	d.mu.Lock()
 	d.startedAt = d.now()
+	d.mu.Unlock()
 	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
