@@ -36,7 +36,6 @@ var builtBinaries struct {
 	once      sync.Once
 	edgefwd   string
 	edgefwctl string
-	ctlErr    string // why edgefwctl is missing, if it is
 	err       error
 }
 
@@ -50,8 +49,8 @@ const builtBinariesPrefix = "edgefw-integration-bin-"
 // buildBinaries builds edgefwd and edgefwctl once per run of the test
 // binary and returns their paths. The directory is world-readable so that
 // tests can run edgefwctl as an unprivileged user. edgefwctl is "" when
-// its package does not build (the reason is logged); tests then fall back
-// to daemon.Client where they can.
+// either does not build, every test that needs them fails: a test that
+// fell back to something else would test less and still pass.
 func buildBinaries(t testing.TB) (edgefwd, edgefwctl string) {
 	t.Helper()
 	b := &builtBinaries
@@ -89,17 +88,10 @@ func buildBinaries(t testing.TB) (edgefwd, edgefwctl string) {
 		if b.edgefwd, b.err = build("edgefwd"); b.err != nil {
 			return
 		}
-		if ctl, err := build("edgefwctl"); err != nil {
-			b.ctlErr = err.Error()
-		} else {
-			b.edgefwctl = ctl
-		}
+		b.edgefwctl, b.err = build("edgefwctl")
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
-	}
-	if b.ctlErr != "" {
-		t.Logf("edgefwctl does not build; using daemon.Client instead: %s", b.ctlErr)
 	}
 	return b.edgefwd, b.edgefwctl
 }
@@ -433,9 +425,6 @@ type ctlResult struct {
 // reads files and talks to the Unix socket, which no namespace hides.
 func (p *edgefwdProcess) Ctl(t testing.TB, cred *syscall.Credential, args ...string) ctlResult {
 	t.Helper()
-	if p.Edgefwctl == "" {
-		t.Fatal("edgefwctl is not built")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p.Edgefwctl, append([]string{"--socket", p.Socket}, args...)...)
@@ -466,13 +455,9 @@ func (p *edgefwdProcess) MustCtl(t testing.TB, args ...string) string {
 	return r.Stdout
 }
 
-// CtlStatus runs `edgefwctl status -o json` and decodes it, or asks the
-// API directly when edgefwctl did not build.
+// CtlStatus runs `edgefwctl status -o json` and decodes it.
 func (p *edgefwdProcess) CtlStatus(t testing.TB) *daemon.Status {
 	t.Helper()
-	if p.Edgefwctl == "" {
-		return p.Status(t)
-	}
 	out := p.MustCtl(t, "status", "-o", "json")
 	var st daemon.Status
 	dec := json.NewDecoder(strings.NewReader(out))

@@ -97,13 +97,9 @@ type tunLab struct {
 func newTunLab(t *testing.T) *tunLab {
 	t.Helper()
 	netnstest.RequireRoot(t)
-	for _, tool := range []string{"wg", "ping", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("tunnel test: needs %s (apt-get install wireguard-tools iputils-ping nftables)", tool)
-		}
-	}
+	netnstest.RequireTool(t, "wg", "ping", "nft")
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("tunnel test: userspace WireGuard needs /dev/net/tun: %v", err)
+		netnstest.Unavailable(t, "tunnel test: userspace WireGuard needs /dev/net/tun: %v", err)
 	}
 	_, ctl := buildBinaries(t)
 	return &tunLab{t: t, ctl: ctl, keyDir: daemonShortDir(t, "keys")}

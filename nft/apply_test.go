@@ -22,7 +22,7 @@ import (
 // and show nothing in nft monitor.
 func TestReapplyWritesNothing(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	for name, path := range goldenPolicies(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -309,7 +309,7 @@ func pipeline(fw *Applier, file string, doc []byte) error {
 // compile and apply: each fails, and the ruleset, counters included, is
 // byte for byte what it was.
 func TestInvalidPolicyChangesNothing(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	l := newLab(t, plainV4)
 	l.apply(t, compileYAML(t, trafficPolicy))
 	srv := serve(t, l.host, "tcp", 80)
@@ -359,7 +359,7 @@ func (l *lab) quiesce(t *testing.T) {
 // that names the failing rule or set, and the ruleset, counters included,
 // is byte for byte what it was.
 func TestKernelRejectionChangesNothing(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	l := newLab(t, plainV4)
 	good := compileYAML(t, trafficPolicy)
 	l.apply(t, good)
@@ -451,7 +451,7 @@ func findRule(t *testing.T, rs *Ruleset, owner string) *Rule {
 // TestMalformedRulesetRejected gives Apply rulesets whose names collide:
 // they are refused before anything is sent.
 func TestMalformedRulesetRejected(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "malformed")
 	fw := NewApplier(WithNetNS(ns.FD))
 	if _, err := fw.Apply(compileYAML(t, trafficPolicy)); err != nil {
@@ -507,7 +507,7 @@ func largeDumps(c *netlink.Conn) error {
 // for set elements it does not read back while nothing else commits, and
 // restores exactly the ruleset.
 func TestForeignChangesRepaired(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "drift")
 	fw := NewApplier(WithNetNS(ns.FD))
 	rs := compileYAML(t, incrementalBase)
@@ -568,7 +568,7 @@ func TestForeignChangesRepaired(t *testing.T) {
 // to, so Apply must take them apart in order, in both the incremental
 // patch and the full replacement.
 func TestForeignChainsRepaired(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "strays")
 	fw := NewApplier(WithNetNS(ns.FD))
 	rs := compileYAML(t, incrementalBase)

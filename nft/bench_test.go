@@ -15,7 +15,7 @@ import (
 // its own namespace, made outside the timer. The ratio of the two ns/op is
 // the speed-up (or cost) of applying through netlink.
 func BenchmarkApply(b *testing.B) {
-	requireTool(b, "nft")
+	netnstest.RequireTool(b, "nft")
 	netnstest.RequireRoot(b)
 	large, err := Compile(largeSetPolicy(randomPrefixes(2, 10_000)))
 	if err != nil {

@@ -88,7 +88,7 @@ func TestGolden(t *testing.T) {
 // exactly as the table `nft -f` builds from the golden file.
 func TestGoldenKernel(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	for name, path := range goldenPolicies(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

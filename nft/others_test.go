@@ -58,7 +58,7 @@ table ip edgefw {
 // table next to other tools' tables: theirs stay byte for byte as they
 // were, and OtherHooked reports their base chains at our hooks.
 func TestOtherTablesUntouched(t *testing.T) {
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "others")
 	load := ns.Command("nft", "-f", "-")
 	load.Stdin = strings.NewReader(othersRuleset)

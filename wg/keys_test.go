@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 func TestLoadOrCreatePrivateKeyCreatesMissingFile(t *testing.T) {
@@ -180,7 +182,7 @@ func writeKeyFile(t *testing.T, path string, mode fs.FileMode) wgtypes.Key {
 // and to replace: refused unless owned by root or the daemon's own user.
 func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to give a file to another user")
+		netnstest.Unavailable(t, "needs root to give a file to another user")
 	}
 	const nobody = 65534
 	path := filepath.Join(t.TempDir(), "wg0.key")
@@ -277,7 +279,7 @@ func TestKeyFileNotRegularIsNotOpened(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "wg0.key")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skip(err)
+		netnstest.Unavailable(t, "mkfifo: %v", err)
 	}
 	// Opening a FIFO without a writer would block forever.
 	done := make(chan error, 1)

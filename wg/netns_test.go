@@ -24,6 +24,8 @@ import (
 	"github.com/edgefw/edgefw/policy"
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // The namespace tests run real userspace WireGuard devices in network
@@ -171,16 +173,10 @@ func requireNetnsLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("namespace test skipped in -short mode")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "wg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 wireguard-tools)", tool)
-		}
-	}
+	netnstest.RequireRoot(t)
+	netnstest.RequireTool(t, "wg")
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun for userspace WireGuard")
+		netnstest.Unavailable(t, "needs /dev/net/tun for userspace WireGuard: %v", err)
 	}
 }
 

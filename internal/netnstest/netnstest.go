@@ -22,15 +22,14 @@ type NS struct {
 	FD int
 }
 
-// RequireRoot skips the test unless it runs as root with the ip tool.
+// RequireRoot stops a kernel test (see Unavailable) unless it runs as
+// root with the ip tool.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root")
+		Unavailable(t, "kernel test: needs root")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("kernel test: needs the ip tool (iproute2)")
-	}
+	RequireTool(t, "ip")
 }
 
 // New creates a namespace with loopback up; it is deleted when the test ends.
