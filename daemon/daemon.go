@@ -54,6 +54,12 @@ type Config struct {
 	PolicyPath string
 	StateDir   string
 	Version    string
+	// Failsafe are the anti-lockout ports of the safe minimal ruleset,
+	// which is installed when the policy does not load and no earlier
+	// ruleset exists; the failsafe section of the policy file is opened
+	// too when it alone can be read (edgefwd --failsafe, tcp/22 unless
+	// the unit says otherwise).
+	Failsafe []policy.PortRange
 	Logger     *slog.Logger
 	Firewall   Firewall
 	// Tunnels may be nil: the daemon then ignores the tunnels section.
@@ -516,7 +522,7 @@ func (d *Daemon) applySafe(ctx context.Context) error {
 	d.mu.Unlock()
 	pol := &policy.Policy{Version: 1,
 		Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
-		Failsafe: []policy.PortRange{{Protocol: policy.TCP, Port: 22, EndPort: 22}}}
+		Failsafe: d.safeFailsafe()}
 	if err := d.apply(ctx, pol, PolicySource{Path: "(safe minimal ruleset: policy invalid)"}, "safe-fallback"); err != nil {
 		return err
 	}
@@ -526,6 +532,40 @@ func (d *Daemon) applySafe(ctx context.Context) error {
 		d.mu.Unlock()
 	}
 	return nil
+}
+
+// safeFailsafe is the anti-lockout of the safe ruleset: the configured
+// ports, and the policy file's failsafe section if it alone can be read,
+// so that neither a typo in a rule nor a file that is not even YAML locks
+// out an operator whose SSH is not on port 22.
+func (d *Daemon) safeFailsafe() []policy.PortRange {
+	ports := slices.Clone(d.cfg.Failsafe)
+	declared, err := policy.LoadFailsafe(d.cfg.PolicyPath)
+	if err != nil {
+		d.log.Warn("the policy's failsafe section cannot be read either: the safe ruleset opens only the configured failsafe ports",
+			"failsafe", portList(ports), "error", err)
+	}
+	for _, p := range declared {
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	if ports == nil {
+		ports = []policy.PortRange{}
+	}
+	d.log.Warn("safe minimal ruleset: input dropped but for the failsafe ports", "failsafe", portList(ports))
+	return ports
+}
+
+func portList(ports []policy.PortRange) string {
+	if len(ports) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // noteGeneration remembers the ruleset generation our write produced, so

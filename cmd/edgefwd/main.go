@@ -41,6 +41,7 @@ func run(args []string) int {
 	once := fs.Bool("once", false, "apply the policy's firewall idempotently and exit; non-zero and nothing changed on any error")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text (journal-friendly key=value) or json")
+	failsafe := fs.String("failsafe", "tcp/22", "anti-lockout ports of the safe ruleset installed when the policy does not load and no earlier ruleset exists, like tcp/22,tcp/2222 (none: no port); the policy's failsafe section is opened too when it alone can be read")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -63,12 +64,17 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "edgefwd:", err)
 		return 1
 	}
+	failsafePorts, err := policy.ParsePorts(*failsafe)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edgefwd: --failsafe:", err)
+		return 1
+	}
 	if *once {
 		return runOnce(*policyPath, *stateDir, log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, log); err != nil {
+	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, failsafePorts, log); err != nil {
 		log.Error("edgefwd failed", "error", err)
 		return 1
 	}
@@ -119,7 +125,7 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 	return 0
 }
 
-func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, log *slog.Logger) error {
+func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, failsafe []policy.PortRange, log *slog.Logger) error {
 	// Catch SIGHUP first: its default action would kill a daemon that is
 	// still starting (systemctl reload right after start).
 	hup := make(chan os.Signal, 1)
@@ -138,7 +144,7 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		}
 	}
 	d, err := daemon.New(daemon.Config{
-		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log,
+		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log, Failsafe: failsafe,
 		Firewall: nft.NewApplier(), Tunnels: tunnels, Notify: daemon.SystemdNotifier,
 		Metrics: metrics, WatchdogInterval: watchdog,
 	})
