@@ -60,8 +60,8 @@ type Config struct {
 	// too when it alone can be read (edgefwd --failsafe, tcp/22 unless
 	// the unit says otherwise).
 	Failsafe []policy.PortRange
-	Logger     *slog.Logger
-	Firewall   Firewall
+	Logger   *slog.Logger
+	Firewall Firewall
 	// Tunnels may be nil: the daemon then ignores the tunnels section.
 	Tunnels Tunnels
 	Notify  Notifier
