@@ -61,7 +61,9 @@ type tunPeer struct {
 type tunPolicy struct {
 	Iface, KeyFile, Address string
 	ListenPort, OpenPort    int
-	Peers                   []tunPeer
+	// MTU is the tunnel's MTU; 0 is the templates' 1420.
+	MTU   int
+	Peers []tunPeer
 }
 
 // tunRender renders testdata/tunnel/NAME with the shared tunnel template.

@@ -126,6 +126,9 @@ func (c *compiler) add(ch *Chain, counter string, kind string, action policy.Act
 
 func (c *compiler) implicit(ch *Chain) {
 	dir := ch.Hook
+	if dir == policy.Forward {
+		c.mssClamp(ch)
+	}
 	c.add(ch, implicitName("established", dir), KindImplicit, policy.Accept,
 		&Rule{Matches: []Match{CtStateMatch{States: establishedStates}}})
 	c.add(ch, implicitName("invalid", dir), KindImplicit, policy.Drop,
@@ -156,17 +159,35 @@ func (c *compiler) implicit(ch *Chain) {
 				L4Match{Protos: []policy.Protocol{policy.UDP}, Ports: []PortSpan{{t.ListenPort, t.ListenPort}}},
 			}})
 		}
-	case policy.Forward:
-		// Clamp the MSS of forwarded TCP SYNs that enter or leave a tunnel:
-		// the tunnel's MTU is smaller than the path's and ICMP may be lost.
-		for _, t := range c.p.Tunnels {
-			for _, out := range []bool{false, true} {
-				ch.Rules = append(ch.Rules, &Rule{
-					Owner:   TunnelCounter(t.Name),
-					Matches: []Match{IfaceMatch{Out: out, Name: t.Name}, TCPSynMatch{}},
-					Stmt:    MSSClampStmt{},
-				})
-			}
+	}
+}
+
+// mssClamp clamps the MSS of forwarded TCP SYNs and SYN-ACKs that enter or
+// leave a tunnel: the tunnel's MTU is smaller than the links of the hosts
+// on either side, which announce an MSS from their own link, and the ICMP
+// that path MTU discovery needs may be lost on the way.
+//
+// The rules come before the established accept: conntrack calls a SYN-ACK
+// established (it is the first packet of the reply direction), so after
+// that accept only SYNs were clamped, and a LAN host connecting into the
+// tunnel learned the far end's unclamped MSS. `rt mtu` is the smaller MTU
+// of the routes to the packet's destination and back to its source
+// (net/netfilter/nft_rt.c, get_tcpmss), so a SYN-ACK leaving the tunnel
+// for the LAN gets the tunnel's MTU too; and the kernel only ever lowers
+// an MSS with it, never raises one.
+//
+// Input and output need no clamp: the host's own TCP announces the MSS of
+// its route, which for a peer behind a tunnel is the tunnel's, in its SYNs
+// and SYN-ACKs alike, and sends no segment larger than that route's path
+// MTU allows, whatever MSS the peer announced.
+func (c *compiler) mssClamp(ch *Chain) {
+	for _, t := range c.p.Tunnels {
+		for _, out := range []bool{false, true} {
+			ch.Rules = append(ch.Rules, &Rule{
+				Owner:   TunnelCounter(t.Name),
+				Matches: []Match{IfaceMatch{Out: out, Name: t.Name}, TCPSynMatch{}},
+				Stmt:    MSSClampStmt{},
+			})
 		}
 	}
 }

@@ -504,8 +504,8 @@ type CtStateMatch struct{ States []string }
 // String renders it as nft text.
 func (m CtStateMatch) String() string { return "ct state " + strings.Join(m.States, ",") }
 
-// MSSClampStmt clamps the MSS option of TCP SYNs to the route's MTU, so
-// tunnels with a smaller MTU do not black-hole large segments.
+// MSSClampStmt clamps the MSS option of TCP SYNs and SYN-ACKs to the route's
+// MTU, so tunnels with a smaller MTU do not black-hole large segments.
 type MSSClampStmt struct{}
 
 // String renders it as nft text.
