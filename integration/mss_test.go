@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -106,9 +105,7 @@ func (c *mssCapture) mss(t *testing.T, flags string) []int {
 func TestTunnelMSSClamp(t *testing.T) {
 	t.Parallel()
 	l := newTunLab(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("MSS test: needs tcpdump (apt-get install tcpdump)")
-	}
+	netnstest.RequireTool(t, "tcpdump")
 	lan := netnstest.New(t, "lan")
 	site := netnstest.New(t, "site")
 	cluster := netnstest.New(t, "clus")
