@@ -17,7 +17,7 @@ import (
 // counters of the rules it moves past keep their values.
 func TestMSSClampMovesOnUpgrade(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "mss-upgrade")
 	fw := NewApplier(WithNetNS(ns.FD))
 	const path = "testdata/golden/tunnels"
