@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/edgefw/edgefw/policy"
@@ -29,6 +30,10 @@ type Status struct {
 	UptimeSeconds float64 `json:"uptimeSeconds"`
 	// Policy is where the running policy came from.
 	Policy PolicySource `json:"policy"`
+	// PolicyFiles is set while the running policy was given by
+	// `edgefwctl apply` rather than read from the policy files: how the
+	// files compare with it.
+	PolicyFiles *PolicyFiles `json:"policyFiles,omitempty"`
 	// LastApply is the most recent apply attempt, successful or not.
 	LastApply *ApplyInfo `json:"lastApply,omitempty"`
 	// LastSuccess is the most recent successful apply.
@@ -58,8 +63,45 @@ type PolicySource struct {
 	// Hash is a SHA-256 over all files, for comparing hosts at a glance.
 	Hash string `json:"hash"`
 	// Applied is true when it was given by `edgefwctl apply` rather than
-	// read from the policy path (it lasts until the next reload).
+	// read from the policy path. Once confirmed (or applied without
+	// --confirm-timeout) it stays the running policy across reloads and
+	// restarts, until the policy files change or `edgefwctl reload
+	// --from-files`.
 	Applied bool `json:"applied"`
+	// AppliedAt and AppliedBy say when and by whom it was applied.
+	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	AppliedBy *Caller   `json:"appliedBy,omitempty"`
+	// FilesFingerprint identifies the policy files' contents when it was
+	// applied; once they differ, the daemon returns to them.
+	FilesFingerprint string `json:"filesFingerprint,omitempty"`
+}
+
+// Caller is who sent a request on the control socket, from SO_PEERCRED.
+type Caller struct {
+	UID  int    `json:"uid"`
+	User string `json:"user,omitempty"`
+}
+
+// String renders the caller as "alice (uid 1000)".
+func (c *Caller) String() string {
+	if c == nil {
+		return "unknown"
+	}
+	if c.User == "" {
+		return fmt.Sprintf("uid %d", c.UID)
+	}
+	return fmt.Sprintf("%s (uid %d)", c.User, c.UID)
+}
+
+// PolicyFiles compares the policy files with a running policy that was
+// given by `edgefwctl apply`.
+type PolicyFiles struct {
+	// Path is the main policy file.
+	Path string `json:"path"`
+	// Differs is true when the files compile to another ruleset.
+	Differs bool `json:"differs"`
+	// Error says why the files do not load, if they do not.
+	Error string `json:"error,omitempty"`
 }
 
 // FileHash is one policy file and its SHA-256.
@@ -121,6 +163,13 @@ type ApplyRequest struct {
 	Policy *policy.Policy `json:"policy"`
 	// ConfirmTimeout, when positive, arms a rollback unless confirmed.
 	ConfirmTimeout Duration `json:"confirmTimeout,omitempty"`
+}
+
+// ReloadRequest is the optional body of a reload.
+type ReloadRequest struct {
+	// FromFiles returns to the policy files even when the running policy
+	// was given by `edgefwctl apply` and the files did not change.
+	FromFiles bool `json:"fromFiles,omitempty"`
 }
 
 // RemoveRequest asks the daemon to delete the table; Confirm must be

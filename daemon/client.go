@@ -124,6 +124,13 @@ func (c *Client) Reload(ctx context.Context) (*ApplyResponse, error) {
 	return c.applyCall(ctx, PathReload, nil)
 }
 
+// ReloadFromFiles reloads the policy files like Reload, and returns to
+// them even when the running policy was given by Apply and the files did
+// not change since.
+func (c *Client) ReloadFromFiles(ctx context.Context) (*ApplyResponse, error) {
+	return c.applyCall(ctx, PathReload, ReloadRequest{FromFiles: true})
+}
+
 // Apply sends a policy that the caller loaded and validated.
 func (c *Client) Apply(ctx context.Context, req ApplyRequest) (*ApplyResponse, error) {
 	return c.applyCall(ctx, PathApply, req)

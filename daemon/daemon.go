@@ -9,8 +9,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +100,9 @@ type Daemon struct {
 	lastApply   *ApplyInfo
 	lastSuccess *ApplyInfo
 	pending     *pendingState
+	// policyFiles compares the policy files with a running policy given
+	// by `edgefwctl apply`; nil while the files run.
+	policyFiles *PolicyFiles
 	drift       uint64
 	ready       bool
 	ourGen      uint32
@@ -130,6 +131,8 @@ type pendingState struct {
 type event struct {
 	kind  string
 	apply *ApplyRequest
+	// caller sent the request on the control socket, if it came there.
+	caller *Caller
 	// pending is, for confirm-timeout, the apply whose timer fired.
 	pending *pendingState
 	done    chan ApplyResponse
@@ -360,7 +363,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) ApplyResponse {
 		d.notify("READY=1\nSTATUS=" + d.statusLine())
 		return d.response(err, "")
 	case ev.kind == "apply":
-		return d.applyRequest(ctx, ev.apply)
+		return d.applyRequest(ctx, ev.apply, ev.caller)
 	case ev.kind == "confirm":
 		return d.confirm()
 	case ev.kind == "confirm-timeout":
@@ -404,7 +407,16 @@ func (d *Daemon) pendingView() *Pending {
 
 // reload loads the policy file and applies it. A reload while an apply
 // awaits confirmation makes the file the truth again and disarms the timer.
+// A confirmed policy given by `edgefwctl apply` is applied again instead,
+// until the policy files change (see keptApplied).
 func (d *Daemon) reload(ctx context.Context, trigger string) error {
+	if kept := d.keptApplied(trigger); kept != nil {
+		err := d.apply(ctx, kept.pol, kept.source, trigger)
+		if firewallApplied(err) {
+			d.setPolicyFiles(d.compareFiles(kept.rs))
+		}
+		return err
+	}
 	start := d.now()
 	pol, err := policy.Load(d.cfg.PolicyPath)
 	if err != nil {
@@ -414,9 +426,18 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	src := sourceOf(d.cfg.PolicyPath, pol, false)
 	err = d.apply(ctx, pol, src, trigger)
 	if firewallApplied(err) {
+		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)
 	}
 	return err
+}
+
+// setPolicyFiles records how the policy files compare with a running
+// policy given by `edgefwctl apply`; nil while the files run.
+func (d *Daemon) setPolicyFiles(pf *PolicyFiles) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.policyFiles = pf
 }
 
 // apply compiles and applies a policy, firewall first. The previous state
@@ -621,7 +642,7 @@ func (d *Daemon) checkDrift(full bool) {
 
 // applyRequest runs a policy given by `edgefwctl apply`, arming the
 // commit-confirmed timer when asked.
-func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest) ApplyResponse {
+func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Caller) ApplyResponse {
 	if req == nil || req.Policy == nil {
 		return ApplyResponse{Error: "apply: no policy in request"}
 	}
@@ -637,10 +658,15 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest) ApplyRespo
 	hadPending := d.pending != nil
 	d.mu.Unlock()
 	src := sourceOf(req.Path, pol, true)
+	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, filesFingerprint(d.cfg.PolicyPath)
 	err = d.apply(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
 		return d.response(err, "")
 	}
+	d.mu.Lock()
+	rs := d.cur.rs
+	d.mu.Unlock()
+	d.setPolicyFiles(d.compareFiles(rs))
 	// From here the new firewall is in force, even if tunnels failed: a
 	// requested rollback must be armed whatever else went wrong.
 	timeout := time.Duration(req.ConfirmTimeout)
@@ -724,7 +750,13 @@ func (d *Daemon) rollback(ctx context.Context, trigger string) ApplyResponse {
 			return ApplyResponse{OK: true}
 		}
 		err := d.reload(ctx, "rollback")
-		return d.response(err, "nothing awaited confirmation: reloaded "+d.cfg.PolicyPath)
+		msg := "nothing awaited confirmation: reloaded"
+		d.mu.Lock()
+		if d.cur != nil {
+			msg += " " + d.cur.source.Path
+		}
+		d.mu.Unlock()
+		return d.response(err, msg)
 	}
 	var err error
 	if p.Previous != nil {
@@ -800,6 +832,10 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 		Rules: []RuleStatus{}, Tunnels: []wg.TunnelStatus{}, Warnings: []string{}, OtherTables: []HookedChain{},
 	}
 	cur := d.cur
+	if cur != nil && cur.source.Applied && d.pending == nil {
+		st.PolicyFiles = d.policyFiles
+		st.Warnings = append(st.Warnings, appliedWarning(cur.source, d.policyFiles))
+	}
 	d.mu.Unlock()
 	if cur != nil {
 		st.Policy = cur.source
@@ -842,22 +878,4 @@ func (d *Daemon) RulesetText() string {
 		return ""
 	}
 	return d.cur.rs.String()
-}
-
-// sourceOf describes a loaded policy: its files and their hashes.
-func sourceOf(path string, pol *policy.Policy, applied bool) PolicySource {
-	src := PolicySource{Path: path, Applied: applied}
-	all := sha256.New()
-	for _, f := range pol.Files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
-		src.Files = append(src.Files, FileHash{Path: f, SHA256: h})
-		fmt.Fprintf(all, "%s %s\n", filepath.Clean(f), h)
-	}
-	src.Hash = hex.EncodeToString(all.Sum(nil))
-	return src
 }

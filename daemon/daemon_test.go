@@ -255,7 +255,7 @@ func TestRestartWithArmedTimerRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.fw.text()
-	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour)); !resp.OK {
+	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour), nil); !resp.OK {
 		t.Fatalf("apply: %+v", resp)
 	}
 	d1.stopPendingTimer() // the process "crashes": its timer dies with it
@@ -341,7 +341,7 @@ func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 	if resp := d1.remove(); !resp.OK {
 		t.Fatalf("remove: %+v", resp)
 	}
-	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour)); !resp.OK {
+	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour), nil); !resp.OK {
 		t.Fatalf("apply: %+v", resp)
 	}
 	d1.stopPendingTimer()
@@ -412,7 +412,7 @@ func TestPendingWithoutPreviousIsCleared(t *testing.T) {
 		t.Fatal(err)
 	}
 	d1.remove()
-	d1.applyRequest(ctx, applyReq(t, policyB, time.Hour))
+	d1.applyRequest(ctx, applyReq(t, policyB, time.Hour), nil)
 	d1.stopPendingTimer()
 	if err := h.daemon(t).Start(ctx); err != nil {
 		t.Fatal(err)

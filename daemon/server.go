@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,6 +116,20 @@ func peerCred(c net.Conn) (*unix.Ucred, error) {
 	return cred, cerr
 }
 
+// callerOf names who sent a request, from the credentials the kernel gave
+// for its connection (SO_PEERCRED), which the client cannot forge.
+func callerOf(r *http.Request) *Caller {
+	cred, _ := r.Context().Value(credKey{}).(*unix.Ucred)
+	if cred == nil {
+		return nil
+	}
+	c := &Caller{UID: int(cred.Uid)}
+	if u, err := user.LookupId(strconv.Itoa(c.UID)); err == nil {
+		c.User = u.Username
+	}
+	return c
+}
+
 // allowed is the second line of defence behind the socket's mode: root,
 // the daemon's own user and members of group edgefw may talk to it.
 func (s *ControlServer) allowed(cred *unix.Ucred) bool {
@@ -161,7 +176,17 @@ func (s *ControlServer) routes() http.Handler {
 		writeHTTPJSON(w, http.StatusOK, s.d.Drops())
 	})
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, r *http.Request) {
-		s.respond(w, s.d.Reload(r.Context(), "reload"))
+		// The body is optional: older clients send none.
+		var req ReloadRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "bad reload request: "+err.Error())
+			return
+		}
+		trigger := "reload"
+		if req.FromFiles {
+			trigger = triggerFromFiles
+		}
+		s.respond(w, s.d.send(r.Context(), event{kind: "reload:" + trigger, caller: callerOf(r)}))
 	})
 	mux.HandleFunc("POST "+PathApply, func(w http.ResponseWriter, r *http.Request) {
 		var req ApplyRequest
@@ -170,13 +195,13 @@ func (s *ControlServer) routes() http.Handler {
 			writeError(w, http.StatusBadRequest, "bad apply request: "+err.Error())
 			return
 		}
-		s.respond(w, s.d.send(r.Context(), event{kind: "apply", apply: &req}))
+		s.respond(w, s.d.send(r.Context(), event{kind: "apply", apply: &req, caller: callerOf(r)}))
 	})
 	mux.HandleFunc("POST "+PathConfirm, func(w http.ResponseWriter, r *http.Request) {
-		s.respond(w, s.d.send(r.Context(), event{kind: "confirm"}))
+		s.respond(w, s.d.send(r.Context(), event{kind: "confirm", caller: callerOf(r)}))
 	})
 	mux.HandleFunc("POST "+PathRollback, func(w http.ResponseWriter, r *http.Request) {
-		s.respond(w, s.d.send(r.Context(), event{kind: "rollback"}))
+		s.respond(w, s.d.send(r.Context(), event{kind: "rollback", caller: callerOf(r)}))
 	})
 	mux.HandleFunc("POST "+PathRemove, func(w http.ResponseWriter, r *http.Request) {
 		var req RemoveRequest
@@ -184,7 +209,7 @@ func (s *ControlServer) routes() http.Handler {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("removing the firewall needs confirm=%q", RemoveConfirmation))
 			return
 		}
-		s.respond(w, s.d.send(r.Context(), event{kind: "remove"}))
+		s.respond(w, s.d.send(r.Context(), event{kind: "remove", caller: callerOf(r)}))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred, _ := r.Context().Value(credKey{}).(*unix.Ucred)

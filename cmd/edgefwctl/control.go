@@ -74,7 +74,7 @@ func (a *app) rollbackCmd() *cobra.Command {
 		short: "Restore the policy that ran before an unconfirmed apply",
 		long: `rollback restores, at once, the policy that was in force before the last
 "apply --confirm-timeout", without waiting for the timeout. With nothing
-awaiting confirmation, the daemon reloads its policy file instead.`,
+awaiting confirmation, the daemon reloads instead (see reload).`,
 		example: `  edgefwctl rollback`,
 		done:    "rolled back",
 		applies: true,
@@ -83,18 +83,32 @@ awaiting confirmation, the daemon reloads its policy file instead.`,
 }
 
 func (a *app) reloadCmd() *cobra.Command {
-	return a.controlCmd(control{
+	var fromFiles bool
+	cmd := a.controlCmd(control{
 		use:   "reload",
 		short: "Make the daemon read and apply its policy files again",
 		long: `reload makes edgefwd read its policy file and drop-ins again and apply them,
-like SIGHUP or "systemctl reload edgefwd". A policy given by "apply" is
-replaced by the file's, and a pending confirmation is disarmed.`,
+like SIGHUP or "systemctl reload edgefwd". An apply awaiting confirmation is
+replaced by the files' policy and its rollback disarmed.
+
+A policy given by "apply" and confirmed (or applied without
+--confirm-timeout) stays in force across reloads and restarts until the
+policy files change: reload then applies it again. --from-files returns to
+the policy files even though they did not change.`,
 		example: `  edgefwctl reload
+  edgefwctl reload --from-files   # leave the policy given by apply, back to the files
   edgefwctl reload -o json`,
 		done:    "reloaded",
 		applies: true,
-		call:    (*daemon.Client).Reload,
+		call: func(c *daemon.Client, ctx context.Context) (*daemon.ApplyResponse, error) {
+			if fromFiles {
+				return c.ReloadFromFiles(ctx)
+			}
+			return c.Reload(ctx)
+		},
 	})
+	cmd.Flags().BoolVar(&fromFiles, "from-files", false, "return to the policy files, leaving a policy given by apply")
+	return cmd
 }
 
 func (a *app) removeCmd() *cobra.Command {

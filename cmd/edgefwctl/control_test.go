@@ -124,12 +124,16 @@ func TestStatusFailedApply(t *testing.T) {
 	st := cannedStatus()
 	st.Pending = nil
 	st.Policy.Applied = true
+	st.Policy.AppliedBy = &daemon.Caller{UID: 1000, User: "alice"}
+	st.Policy.AppliedAt = testNow.Add(-2 * time.Hour)
+	st.PolicyFiles = &daemon.PolicyFiles{Path: "/etc/edgefw/policy.yaml", Differs: true}
 	st.LastApply = &daemon.ApplyInfo{Time: testNow.Add(-90 * time.Second), OK: false, Trigger: "reload", Error: "policy.yaml:3:1: version: must be 1"}
 	st.LastSuccess = &daemon.ApplyInfo{Time: testNow.Add(-26 * time.Hour), DurationSeconds: 1.25, OK: true, Trigger: "start"}
 	f.status = st
 	res := run(t, "--socket", f.socket, "status")
 	for _, want := range []string{
-		", applied with edgefwctl apply until the next reload\n",
+		", applied with edgefwctl apply by alice (uid 1000) 2h ago\n",
+		"policy files:   /etc/edgefw/policy.yaml differ from the running policy; not in force until they change or edgefwctl reload --from-files\n",
 		"last apply:     failed 1m ago (trigger reload): policy.yaml:3:1: version: must be 1\n",
 		"last success:   ok 1d2h ago (1.2 s, trigger start)\n",
 	} {
@@ -268,6 +272,27 @@ func TestControlCommands(t *testing.T) {
 				t.Errorf("%d requests to %s, want 1", n, tt.path)
 			}
 		})
+	}
+}
+
+// TestReloadFromFiles: only --from-files asks the daemon to leave a
+// policy given by apply; a plain reload sends no body, as older clients.
+func TestReloadFromFiles(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"reload"}, want: ""},
+		{args: []string{"reload", "--from-files"}, want: `{"fromFiles":true}`},
+	} {
+		f := newFakeDaemon(t)
+		if res := run(t, append([]string{"--socket", f.socket}, tt.args...)...); res.code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, res.code, res.stderr)
+		}
+		bodies := f.requestsTo(daemon.PathReload)
+		if len(bodies) != 1 || strings.TrimSpace(string(bodies[0])) != tt.want {
+			t.Errorf("%v sent %q, want one request with body %q", tt.args, bodies, tt.want)
+		}
 	}
 }
 

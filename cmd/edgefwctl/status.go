@@ -84,10 +84,26 @@ func printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
 			pol += fmt.Sprintf(" (sha256 %s, %s)", h[:min(len(h), 12)], plural(max(len(st.Policy.Files), 1), "file"))
 		}
 		if st.Policy.Applied {
-			pol += ", applied with edgefwctl apply until the next reload"
+			pol += ", applied with edgefwctl apply"
+			if by := st.Policy.AppliedBy; by != nil {
+				pol += " by " + by.String()
+			}
+			if at := st.Policy.AppliedAt; !at.IsZero() {
+				pol += " " + ago(now, at)
+			}
 		}
 	}
 	fmt.Fprintf(t, "policy:\t%s\n", pol)
+	if pf := st.PolicyFiles; pf != nil {
+		files := "differ from the running policy"
+		switch {
+		case pf.Error != "":
+			files = "do not load: " + pf.Error
+		case !pf.Differs:
+			files = "compile to the same ruleset as the running policy"
+		}
+		fmt.Fprintf(t, "policy files:\t%s %s; not in force until they change or edgefwctl reload --from-files\n", pf.Path, files)
+	}
 
 	fmt.Fprintf(t, "last apply:\t%s\n", applySummary(st.LastApply, now))
 	if st.LastApply != nil && !st.LastApply.OK && st.LastSuccess != nil {

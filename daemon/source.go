@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
+)
+
+// triggerFromFiles is the reload of `edgefwctl reload --from-files`: it
+// returns to the policy files even when a policy given by `edgefwctl
+// apply` runs and the files did not change.
+const triggerFromFiles = "reload-from-files"
+
+// A policy given by `edgefwctl apply` and confirmed (or applied without a
+// confirmation timeout) stays the running policy across reloads (SIGHUP,
+// `systemctl reload`, `edgefwctl reload`) and restarts: an operator who
+// fixed a site by hand must not lose the fix to the next reload of the
+// old files. It gives way when the policy files change, which is how
+// configuration management says what the host should enforce, or when the
+// operator returns to them with `edgefwctl reload --from-files`.
+
+// keptApplied returns the running policy if it was given by `edgefwctl
+// apply` and a reload with this trigger keeps it; nil means the reload
+// reads the policy files. An apply that still awaits confirmation is not
+// kept: a reload then makes the files the truth again.
+func (d *Daemon) keptApplied(trigger string) *running {
+	d.mu.Lock()
+	cur, pending := d.cur, d.pending
+	d.mu.Unlock()
+	if cur == nil || !cur.source.Applied || pending != nil {
+		return nil
+	}
+	if trigger == triggerFromFiles {
+		d.log.Info("returning to the policy files", "replaces", cur.source.Path, "applied_by", cur.source.AppliedBy.String())
+		return nil
+	}
+	if fp := filesFingerprint(d.cfg.PolicyPath); fp != cur.source.FilesFingerprint {
+		d.log.Warn("the policy files changed since edgefwctl apply: returning to them",
+			"policy", d.cfg.PolicyPath, "replaces", cur.source.Path, "applied_by", cur.source.AppliedBy.String(), "applied_at", cur.source.AppliedAt)
+		return nil
+	}
+	return cur
+}
+
+// filesFingerprint identifies the contents of the policy files: the main
+// file and its drop-ins, and the set files they name when they load. It
+// is compared, not shown: equal fingerprints mean the files did not change.
+func filesFingerprint(path string) string {
+	if pol, err := policy.Load(path); err == nil {
+		return sourceOf(path, pol, false).Hash
+	}
+	files := []string{path}
+	if dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "policy.d", "*.yaml")); err == nil {
+		files = append(files, dropIns...)
+	}
+	all := sha256.New()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(all, "%s unreadable\n", f)
+			continue
+		}
+		fmt.Fprintf(all, "%s %x\n", f, sha256.Sum256(data))
+	}
+	return "unloadable:" + hex.EncodeToString(all.Sum(nil))
+}
+
+// compareFiles says how the policy files compare with rs, the ruleset of
+// a policy given by `edgefwctl apply`.
+func (d *Daemon) compareFiles(rs *nft.Ruleset) *PolicyFiles {
+	pf := &PolicyFiles{Path: d.cfg.PolicyPath}
+	pol, err := policy.Load(d.cfg.PolicyPath)
+	if err == nil {
+		var files *nft.Ruleset
+		if files, err = nft.Compile(pol); err == nil {
+			pf.Differs = files.String() != rs.String()
+			return pf
+		}
+	}
+	pf.Differs = true
+	pf.Error = firstLine(err.Error())
+	return pf
+}
+
+// appliedWarning says plainly, for status, that the running policy is not
+// the policy files, since when, who applied it and how to go back.
+func appliedWarning(src PolicySource, files *PolicyFiles) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the running policy is not the policy files: %s was applied with edgefwctl apply", src.Path)
+	if src.AppliedBy != nil {
+		fmt.Fprintf(&b, " by %s", src.AppliedBy)
+	}
+	if !src.AppliedAt.IsZero() {
+		fmt.Fprintf(&b, " at %s", src.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	if files != nil {
+		switch {
+		case files.Error != "":
+			fmt.Fprintf(&b, "; %s does not load (%s)", files.Path, files.Error)
+		case files.Differs:
+			fmt.Fprintf(&b, " and differs from %s", files.Path)
+		default:
+			fmt.Fprintf(&b, " and compiles to the same ruleset as %s", files.Path)
+		}
+	}
+	b.WriteString("; reloads and restarts keep it until the policy files change or `edgefwctl reload --from-files`")
+	return b.String()
+}
+
+// sourceOf describes a loaded policy: its files and their hashes.
+func sourceOf(path string, pol *policy.Policy, applied bool) PolicySource {
+	src := PolicySource{Path: path, Applied: applied}
+	all := sha256.New()
+	for _, f := range pol.Files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(data)
+		h := hex.EncodeToString(sum[:])
+		src.Files = append(src.Files, FileHash{Path: f, SHA256: h})
+		fmt.Fprintf(all, "%s %s\n", filepath.Clean(f), h)
+	}
+	src.Hash = hex.EncodeToString(all.Sum(nil))
+	return src
+}
