@@ -22,12 +22,14 @@ import (
 
 // The package tests build the .deb and the .rpm with `make package`, once
 // per run of the test binary, check what they hold, lint the .deb, and
-// install the .deb for real twice: on this machine, which is not booted with
-// systemd, so nothing may start and nothing of the firewall may change
-// (install, an upgrade that keeps a locally edited conffile, a purge that
-// leaves nothing); and in a systemd lab (bootSystemd), where the daemon must
-// start, survive an upgrade without its table ever leaving the kernel, stop
-// on remove leaving the table, and lose the table on purge.
+// install the .deb for real twice, each time in a throw-away lab machine
+// and never on the host (checkHostUnchanged): in one without systemd
+// (bootWithoutSystemd), where nothing may start and nothing of the firewall
+// may change (install, an upgrade that keeps a locally edited conffile, a
+// purge that leaves nothing); and in one booted with systemd (bootSystemd),
+// where the daemon must start, survive an upgrade without its table ever
+// leaving the kernel, stop on remove leaving the table, and lose the table
+// on purge.
 
 // pkgArchs are the architectures `make package` builds here; the other one
 // is a cross build, checked for its architecture and static linking.
@@ -328,25 +330,33 @@ func TestPackageDeb(t *testing.T) {
 
 func TestPackageRPM(t *testing.T) {
 	set, _ := pkgBuild(t)
+	checkHostUnchanged(t)
+	// rpm opens, and creates, its database even to read a package file;
+	// Debian's keeps it in ~/.rpmdb. Queries use one of their own.
+	db := t.TempDir()
+	query := func(t *testing.T, args ...string) string {
+		t.Helper()
+		return pkgRun(t, "rpm", append([]string{"--dbpath", db}, args...)...)
+	}
 	for _, arch := range pkgArchs {
 		t.Run(arch, func(t *testing.T) {
 			rpm := set.RPM[arch]
 			pkgLogSize(t, rpm)
-			info := pkgRun(t, "rpm", "-qp", "--qf", `%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{LICENSE}\n`, rpm)
+			info := query(t, "-qp", "--qf", `%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{LICENSE}\n`, rpm)
 			if want := fmt.Sprintf("edgefw %s 1 %s Apache-2.0\n", set.Version, pkgRPMArch[arch]); info != want {
 				t.Errorf("rpm -qp: %q, want %q", info, want)
 			}
 
 			// rpm -qplv: MODE LINKS OWNER GROUP SIZE MONTH DAY TIME PATH
 			listing := map[string][]string{}
-			for _, line := range strings.Split(strings.TrimSpace(pkgRun(t, "rpm", "-qplv", rpm)), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(query(t, "-qplv", rpm)), "\n") {
 				f := strings.Fields(line)
 				if len(f) < 9 {
 					t.Fatalf("rpm -qplv: %q", line)
 				}
 				listing[f[8]] = f
 			}
-			paths := pkgRun(t, "rpm", "-qpl", rpm)
+			paths := query(t, "-qpl", rpm)
 			for debPath, mode := range pkgFiles {
 				path := pkgRPMPath(debPath)
 				f, ok := listing[path]
@@ -374,25 +384,25 @@ func TestPackageRPM(t *testing.T) {
 				}
 			}
 
-			if got := pkgRun(t, "rpm", "-qpc", rpm); got != "/etc/edgefw/policy.yaml\n" {
+			if got := query(t, "-qpc", rpm); got != "/etc/edgefw/policy.yaml\n" {
 				t.Errorf("rpm -qpc: %q, want only /etc/edgefw/policy.yaml", got)
 			}
 			// c: %config, n: noreplace (an upgrade writes .rpmnew).
-			flags := pkgRun(t, "rpm", "-qp", "--qf", `[%{FILENAMES} %{FILEFLAGS:fflags}\n]`, rpm)
+			flags := query(t, "-qp", "--qf", `[%{FILENAMES} %{FILEFLAGS:fflags}\n]`, rpm)
 			if !strings.Contains(flags, "/etc/edgefw/policy.yaml cn\n") {
 				t.Errorf("policy.yaml is not %%config(noreplace):\n%s", flags)
 			}
-			if got := pkgRun(t, "rpm", "-qpL", rpm); !strings.Contains(got, "/usr/share/licenses/edgefw/LICENSE\n") {
+			if got := query(t, "-qpL", rpm); !strings.Contains(got, "/usr/share/licenses/edgefw/LICENSE\n") {
 				t.Errorf("rpm -qpL (licence files): %q", got)
 			}
-			if got := pkgSplitList(pkgRun(t, "rpm", "-qp", "--recommends", rpm)); !slices.Equal(got, []string{"nftables", "wireguard-tools"}) {
+			if got := pkgSplitList(query(t, "-qp", "--recommends", rpm)); !slices.Equal(got, []string{"nftables", "wireguard-tools"}) {
 				t.Errorf("rpm --recommends: %q, want nftables, wireguard-tools", got)
 			}
-			if got := pkgRun(t, "rpm", "-qp", "--requires", rpm); strings.Contains(got, "lib") {
+			if got := query(t, "-qp", "--requires", rpm); strings.Contains(got, "lib") {
 				t.Errorf("rpm --requires names a library: %q", got)
 			}
 
-			scripts := pkgRun(t, "rpm", "-qp", "--scripts", rpm)
+			scripts := query(t, "-qp", "--scripts", rpm)
 			for _, want := range []string{
 				"preinstall scriptlet (using /bin/sh):",
 				"postinstall scriptlet (using /bin/sh):",
@@ -490,13 +500,13 @@ func TestPackageLintian(t *testing.T) {
 	}
 }
 
-// TestPackageHostInstall installs the .deb on this machine, for real, as
-// the issue asks: CI machines are disposable. This machine runs no systemd
-// as PID 1, so the scripts must neither start the daemon nor touch the
-// firewall. Every trace is removed at the end, also on failure: the
-// package by a purge, and the edgefw user, which a purge keeps (Debian
-// policy), by the test if it created it.
-func TestPackageHostInstall(t *testing.T) {
+// TestPackageInstallWithoutSystemd installs the .deb in a lab machine that
+// runs no systemd (bootWithoutSystemd), as containers, chroots and image
+// builds do: the scripts must neither start the daemon nor touch the
+// firewall, and enable the unit for the next boot. Then an upgrade that
+// keeps a locally edited conffile, and a purge that leaves nothing but the
+// system user. Nothing reaches the host: dpkg writes to the lab's overlay.
+func TestPackageInstallWithoutSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("installing a package needs root")
 	}
@@ -505,103 +515,86 @@ func TestPackageHostInstall(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	// With systemd as PID 1 the package would start edgefwd in this
-	// machine's own network namespace and program its firewall.
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("systemd runs this machine (/run/systemd/system exists): installing would start edgefwd on the host")
-	}
-	// Never clobber a real installation, its configuration or its ruleset.
-	if out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Status}", "edgefw").Output(); err == nil && len(out) > 0 && string(out) != "not-installed" {
-		t.Skipf("edgefw is on this machine already (%s)", out)
-	}
-	for _, path := range []string{"/etc/edgefw", "/var/lib/edgefw", "/run/edgefw"} {
-		if _, err := os.Stat(path); err == nil {
-			t.Skipf("%s exists: not this test's to remove", path)
-		}
-	}
-	if exec.Command("nft", "list", "table", "inet", "edgefw").Run() == nil {
-		t.Skip("this machine has a table inet edgefw: not this test's to remove")
-	}
 	set, upgrade := pkgBuild(t)
 	deb, ok := set.Deb[runtime.GOARCH]
 	if !ok {
 		t.Skipf("no package for %s", runtime.GOARCH)
 	}
-
-	tablesBefore := pkgRun(t, "nft", "list", "tables")
-	_, userErr := exec.Command("getent", "passwd", "edgefw").Output()
-	_, groupErr := exec.Command("getent", "group", "edgefw").Output()
-	t.Cleanup(func() {
-		if out, err := exec.Command("dpkg", "--purge", "edgefw").CombinedOutput(); err != nil {
-			t.Errorf("cleanup: dpkg --purge edgefw: %v\n%s", err, out)
+	if exec.Command("dpkg", "--compare-versions", upgrade.Version, "gt", set.Version).Run() != nil {
+		t.Fatalf("upgrade version %s is not higher than %s", upgrade.Version, set.Version)
+	}
+	checkHostUnchanged(t)
+	lab := bootWithoutSystemd(t)
+	pkgForgetEdgefw(t, lab)
+	lab.WriteFile(t, "/tmp/edgefw.deb", pkgReadFileBytes(t, deb), 0o644)
+	lab.WriteFile(t, "/tmp/edgefw-upgrade.deb", pkgReadFileBytes(t, upgrade.Deb[runtime.GOARCH]), 0o644)
+	// The lab has a network namespace of its own: its ruleset is empty,
+	// and the scripts must keep it so.
+	rulesetBefore := lab.MustExec(t, "nft", "list", "ruleset")
+	if rulesetBefore != "" {
+		t.Fatalf("the lab's ruleset is not empty:\n%s", rulesetBefore)
+	}
+	notStarted := func(when string) {
+		t.Helper()
+		if lab.Exists(t, "/run/edgefw/edgefwd.sock") {
+			t.Errorf("%s: edgefwd was started (its control socket exists)", when)
 		}
-		if userErr != nil {
-			if out, err := exec.Command("userdel", "edgefw").CombinedOutput(); err != nil {
-				t.Errorf("cleanup: userdel edgefw: %v\n%s", err, out)
-			}
+		if out, err := lab.Exec("pgrep", "-a", "-x", "edgefwd"); err == nil {
+			t.Errorf("%s: edgefwd runs:\n%s", when, out)
 		}
-		if groupErr != nil && exec.Command("getent", "group", "edgefw").Run() == nil {
-			if out, err := exec.Command("groupdel", "edgefw").CombinedOutput(); err != nil {
-				t.Errorf("cleanup: groupdel edgefw: %v\n%s", err, out)
-			}
+		if out := lab.MustExec(t, "nft", "list", "ruleset"); out != rulesetBefore {
+			t.Errorf("%s: the firewall changed:\n%s", when, out)
 		}
-		if after, err := exec.Command("nft", "list", "tables").CombinedOutput(); err != nil || string(after) != tablesBefore {
-			t.Errorf("the machine's nftables tables changed: %v\nbefore:\n%s\nafter:\n%s", err, tablesBefore, after)
-		}
-	})
+	}
 
 	// dpkg -i in two steps: after the unpack, before postinst runs, the
 	// directories already have their owners, resolved by name.
-	out := pkgRunAll(t, "dpkg", "--unpack", deb)
+	out := lab.MustExec(t, "sh", "-c", "dpkg --unpack /tmp/edgefw.deb 2>&1")
 	for _, path := range []string{"/etc/edgefw", "/etc/edgefw/policy.d", "/etc/edgefw/keys"} {
-		if got := strings.TrimSpace(pkgRun(t, "stat", "-c", "%U %G", path)); got != pkgOwner(path) {
+		if got := strings.TrimSpace(lab.MustExec(t, "stat", "-c", "%U %G", path)); got != pkgOwner(path) {
 			t.Errorf("unpacked %s: %s, want %s", path, got, pkgOwner(path))
 		}
 	}
-	out += pkgRunAll(t, "dpkg", "--configure", "edgefw")
-	t.Logf("dpkg -i (--unpack, --configure):\n%s", out)
-	if _, err := os.Stat("/run/edgefw/edgefwd.sock"); err == nil {
-		t.Error("installing started edgefwd on this machine")
+	out += lab.MustExec(t, "sh", "-c", "dpkg --configure edgefw 2>&1")
+	t.Logf("lab: dpkg -i (--unpack, --configure):\n%s", out)
+	notStarted("after dpkg -i")
+	if !lab.Exists(t, "/etc/systemd/system/sysinit.target.wants/edgefwd.service") {
+		t.Error("the first install did not enable edgefwd.service")
 	}
-	if _, err := os.Lstat("/etc/systemd/system/sysinit.target.wants/edgefwd.service"); err != nil {
-		t.Errorf("the first install did not enable edgefwd.service: %v", err)
-	}
-	if got := pkgRun(t, "/usr/bin/edgefwctl", "version"); !strings.HasPrefix(got, "edgefwctl "+set.Version+"\n") {
+	if got := lab.MustExec(t, "/usr/bin/edgefwctl", "version"); !strings.HasPrefix(got, "edgefwctl "+set.Version+"\n") {
 		t.Errorf("edgefwctl version: %q, want edgefwctl %s", got, set.Version)
 	}
-	pkgRun(t, "/usr/bin/edgefwctl", "validate", "/etc/edgefw/policy.yaml")
-	pkgCheckOwnership(t, pkgHostRun)
+	lab.MustExec(t, "/usr/bin/edgefwctl", "validate", "/etc/edgefw/policy.yaml")
+	pkgCheckOwnership(t, lab.MustExec)
 
 	// A local edit: a comment and a rule.
-	edited := pkgReadFile(t, "/etc/edgefw/policy.yaml") + `  # Local edit (package test): must survive upgrades.
+	edited := lab.MustExec(t, "cat", "/etc/edgefw/policy.yaml") + `  # Local edit (package test): must survive upgrades.
   - name: package-test-local
     direction: input
     ports: [{protocol: tcp, port: 9999}]
     action: accept
 `
-	if err := os.WriteFile("/etc/edgefw/policy.yaml", []byte(edited), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if got := pkgRun(t, "/usr/bin/edgefwctl", "validate", "/etc/edgefw/policy.yaml"); !strings.Contains(got, "valid (2 rules") {
+	// WriteFile keeps the file's owner (root:edgefw).
+	lab.WriteFile(t, "/etc/edgefw/policy.yaml", []byte(edited), 0o640)
+	if got := lab.MustExec(t, "/usr/bin/edgefwctl", "validate", "/etc/edgefw/policy.yaml"); !strings.Contains(got, "valid (2 rules") {
 		t.Errorf("the edited policy: %q, want 2 rules", got)
 	}
 
-	if exec.Command("dpkg", "--compare-versions", upgrade.Version, "gt", set.Version).Run() != nil {
-		t.Fatalf("upgrade version %s is not higher than %s", upgrade.Version, set.Version)
-	}
-	out = pkgRunAll(t, "dpkg", "--force-confold", "-i", upgrade.Deb[runtime.GOARCH])
-	t.Logf("dpkg --force-confold -i (upgrade):\n%s", out)
-	if got := pkgRun(t, "/usr/bin/edgefwctl", "version"); !strings.HasPrefix(got, "edgefwctl "+upgrade.Version+"\n") {
+	out = lab.MustExec(t, "sh", "-c", "dpkg --force-confold -i /tmp/edgefw-upgrade.deb 2>&1")
+	t.Logf("lab: dpkg --force-confold -i (upgrade):\n%s", out)
+	notStarted("after the upgrade")
+	if got := lab.MustExec(t, "/usr/bin/edgefwctl", "version"); !strings.HasPrefix(got, "edgefwctl "+upgrade.Version+"\n") {
 		t.Errorf("after the upgrade, edgefwctl version: %q, want edgefwctl %s", got, upgrade.Version)
 	}
-	if got := pkgReadFile(t, "/etc/edgefw/policy.yaml"); got != edited {
+	if got := lab.MustExec(t, "cat", "/etc/edgefw/policy.yaml"); got != edited {
 		t.Errorf("the upgrade changed the edited /etc/edgefw/policy.yaml:\n%s", got)
 	}
-	pkgCheckOwnership(t, pkgHostRun)
+	pkgCheckOwnership(t, lab.MustExec)
 
-	out = pkgRunAll(t, "dpkg", "--purge", "edgefw")
-	t.Logf("dpkg --purge:\n%s", out)
-	if out, err := exec.Command("dpkg", "-L", "edgefw").CombinedOutput(); err == nil {
+	out = lab.MustExec(t, "sh", "-c", "dpkg --purge edgefw 2>&1")
+	t.Logf("lab: dpkg --purge:\n%s", out)
+	notStarted("after the purge")
+	if out, err := lab.Exec("dpkg", "-L", "edgefw"); err == nil {
 		t.Errorf("dpkg -L edgefw succeeds after the purge:\n%s", out)
 	}
 	for _, path := range []string{
@@ -612,18 +605,36 @@ func TestPackageHostInstall(t *testing.T) {
 		"/usr/share/bash-completion/completions/edgefwctl",
 		"/etc/systemd/system/sysinit.target.wants/edgefwd.service",
 	} {
-		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is left after the purge (%v)", path, err)
+		if lab.Exists(t, path) {
+			t.Errorf("%s is left after the purge", path)
 		}
 	}
 	// Debian policy: system users stay after a purge.
-	if exec.Command("getent", "passwd", "edgefw").Run() != nil {
+	if _, err := lab.Exec("getent", "passwd", "edgefw"); err != nil {
 		t.Error("the purge removed user edgefw; system users stay (Debian policy 9.2.2)")
 	}
 }
 
-// pkgCheckOwnership checks what postinst sets up, on this machine or in a
-// lab (run runs a command there): the user, and the owners and modes of
+// pkgForgetEdgefw makes the lab a machine that never had edgefw, whatever
+// the host it is laid over has: no package, no configuration or state, no
+// user or group. Only the lab's overlay changes.
+func pkgForgetEdgefw(t *testing.T, lab *systemdLab) {
+	t.Helper()
+	if status, err := lab.Exec("dpkg-query", "-W", "-f", "${db:Status-Status}", "edgefw"); err == nil && status != "not-installed" {
+		t.Logf("the host has edgefw (%s): purged in the lab", status)
+		lab.MustExec(t, "dpkg", "--purge", "edgefw")
+	}
+	lab.MustExec(t, "rm", "-rf", "/etc/edgefw", "/var/lib/edgefw", "/run/edgefw", "/run/edgefw.reinstall")
+	if _, err := lab.Exec("getent", "passwd", "edgefw"); err == nil {
+		lab.MustExec(t, "userdel", "edgefw")
+	}
+	if _, err := lab.Exec("getent", "group", "edgefw"); err == nil {
+		lab.MustExec(t, "groupdel", "edgefw")
+	}
+}
+
+// pkgCheckOwnership checks what postinst sets up in a lab (run runs a
+// command there): the user, and the owners and modes of
 // systemd/edgefw.tmpfiles and of the policy.
 func pkgCheckOwnership(t *testing.T, run func(t testing.TB, args ...string) string) {
 	t.Helper()
@@ -641,13 +652,6 @@ func pkgCheckOwnership(t *testing.T, run func(t testing.TB, args ...string) stri
 			t.Errorf("%s: %s, want %s", path, got, want)
 		}
 	}
-}
-
-// pkgHostRun runs a command on this machine (pkgRun's signature for
-// pkgCheckOwnership).
-func pkgHostRun(t testing.TB, args ...string) string {
-	t.Helper()
-	return pkgRun(t, args[0], args[1:]...)
 }
 
 // TestPackageUnderSystemd installs the .deb in a systemd lab, where
@@ -668,22 +672,9 @@ func TestPackageUnderSystemd(t *testing.T) {
 		t.Skipf("no package for %s", runtime.GOARCH)
 	}
 	// The lab must leave no trace on the host: checked after it is gone.
-	passwdBefore := systemdFileHash(t, "/etc/passwd")
-	statusBefore := systemdFileHash(t, "/var/lib/dpkg/status")
-	hostHadTable := exec.Command("nft", "list", "table", "inet", "edgefw").Run() == nil
-	t.Cleanup(func() {
-		if systemdFileHash(t, "/etc/passwd") != passwdBefore {
-			t.Errorf("the host's /etc/passwd changed")
-		}
-		if systemdFileHash(t, "/var/lib/dpkg/status") != statusBefore {
-			t.Errorf("the host's dpkg database changed")
-		}
-		if !hostHadTable && exec.Command("nft", "list", "table", "inet", "edgefw").Run() == nil {
-			t.Errorf("the host's network namespace got a table inet edgefw")
-		}
-	})
-
+	checkHostUnchanged(t)
 	lab := bootSystemd(t)
+	pkgForgetEdgefw(t, lab)
 	defer func() {
 		if t.Failed() {
 			out, _ := lab.Exec("journalctl", "--no-pager", "-o", "short-monotonic", "-u", "edgefwd.service")
@@ -989,17 +980,6 @@ func pkgRun(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
-}
-
-// pkgRunAll is pkgRun returning standard output and error together, as a
-// terminal shows them.
-func pkgRunAll(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func pkgReadFile(t testing.TB, path string) string {

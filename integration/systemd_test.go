@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -223,23 +222,16 @@ tunnels:
 
 func TestUnitUnderSystemd(t *testing.T) {
 	// The lab must leave no trace on the host: checked after it is gone.
-	marker := systemdHostMarker(t)
-	passwdBefore := systemdFileHash(t, "/etc/passwd")
-	hostHadTable := exec.Command("nft", "list", "table", "inet", "edgefw").Run() == nil
-	t.Cleanup(func() {
-		if _, err := os.Stat(marker); err != nil {
-			t.Errorf("the host's temporary files were touched: %v", err)
-		}
-		os.Remove(marker)
-		if systemdFileHash(t, "/etc/passwd") != passwdBefore {
-			t.Errorf("the host's /etc/passwd changed")
-		}
-		if !hostHadTable && exec.Command("nft", "list", "table", "inet", "edgefw").Run() == nil {
-			t.Errorf("the host's network namespace got a table inet edgefw")
+	checkHostUnchanged(t)
+	lab := bootSystemd(t)
+
+	t.Run("devices as the kernel makes them", func(t *testing.T) {
+		// Not copies of the host's nodes, whose modes may differ: a
+		// /dev/net/tun at 0600 denies the unit's User=edgefw.
+		if out := lab.MustExec(t, "stat", "-c", "%A %t:%T", "/dev/net/tun"); strings.TrimSpace(out) != "crw-rw-rw- a:c8" {
+			t.Errorf("the lab's /dev/net/tun: %q, want crw-rw-rw- a:c8 (10:200, 0666)", strings.TrimSpace(out))
 		}
 	})
-
-	lab := bootSystemd(t)
 
 	t.Run("stand-in notify service", func(t *testing.T) {
 		lab.WriteFile(t, "/etc/systemd/system/edgefw-lab-notify.service", []byte(systemdStandInUnit), 0o644)
@@ -421,13 +413,16 @@ func systemdInstallEdgefw(t *testing.T, lab *systemdLab, bin string) {
 	lab.MustExec(t, "systemctl", "daemon-reload")
 }
 
-// systemdLab is a systemd running as PID 1 of a throw-away machine: private
-// PID, mount, network, UTS, IPC and cgroup namespaces over a copy-on-write
-// view of the host's root (systemdlab/boot.sh). Its default target starts
+// systemdLab is a throw-away machine: private PID, mount, network, UTS, IPC
+// and cgroup namespaces over a copy-on-write view of the host's root
+// (systemdlab/boot.sh), with fresh /dev, /run, /tmp and /var/tmp. Nothing
+// it writes reaches the host.
+//
+// Booted by bootSystemd, its PID 1 is systemd. Its default target starts
 // only the journal; every other service, socket, timer, path, mount,
 // automount and swap unit of the host is masked and every generator
-// disabled, so what runs is what a test starts. Nothing it writes reaches
-// the host.
+// disabled, so what runs is what a test starts. Booted by
+// bootWithoutSystemd, it runs no service manager at all.
 //
 // Tests install into it from inside, as a package would be installed:
 //
@@ -440,7 +435,7 @@ type systemdLab struct {
 	cgroup string // host path of the machine's cgroup
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
-	pid    int           // host PID of the machine's PID 1, systemd
+	pid    int           // host PID of the machine's PID 1 (systemd or sleep)
 
 	closeOnce sync.Once
 }
@@ -460,10 +455,39 @@ var systemdLabEnv = []string{
 // is). The machine is torn down when the test ends.
 func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("booting systemd needs root")
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		t.Skip("systemctl not installed")
 	}
-	for _, tool := range []string{"unshare", "nsenter", "systemctl", "/lib/systemd/systemd"} {
+	lab := bootMachine(t, "systemd", func(overlay string) error {
+		return systemdWriteLabOverlay(overlay, append([]string{"edgefwd.service"}, unmask...))
+	})
+	daemonPoll(t, 30*time.Second, "the lab's systemd to finish booting", func() (bool, string) {
+		out, _ := lab.Exec("systemctl", "is-system-running")
+		state := strings.TrimSpace(out)
+		return state == "running" || state == "degraded", state
+	})
+	return lab
+}
+
+// bootWithoutSystemd boots the same machine without a service manager, as
+// packages meet in a container, a chroot or an image build: PID 1 only
+// waits, and /run has no systemd/system. The machine is torn down when the
+// test ends.
+func bootWithoutSystemd(t *testing.T) *systemdLab {
+	t.Helper()
+	return bootMachine(t, "none", func(string) error { return nil })
+}
+
+// bootMachine boots a machine with systemdlab/boot.sh, init "systemd" or
+// "none", over the files writeOverlay puts in the overlay's directory, and
+// returns once its PID 1 is systemd, or sleep.
+func bootMachine(t *testing.T, init string, writeOverlay func(overlay string) error) *systemdLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("booting a lab machine needs root")
+	}
+	pid1 := map[string]string{"systemd": "/lib/systemd/systemd", "none": "sleep"}[init]
+	for _, tool := range []string{"unshare", "nsenter", pid1} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}
@@ -478,7 +502,11 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 	}
 
 	dir := t.TempDir()
-	if err := systemdWriteLabOverlay(filepath.Join(dir, "overlay"), append([]string{"edgefwd.service"}, unmask...)); err != nil {
+	overlay := filepath.Join(dir, "overlay")
+	if err := os.Mkdir(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeOverlay(overlay); err != nil {
 		t.Fatal(err)
 	}
 	var suffix [4]byte
@@ -497,7 +525,7 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 	}
 	defer bootLog.Close()
 
-	lab.cmd = exec.Command("/bin/sh", script, dir, lab.cgroup)
+	lab.cmd = exec.Command("/bin/sh", script, dir, lab.cgroup, init)
 	lab.cmd.Stdout, lab.cmd.Stderr = bootLog, bootLog
 	// If the test binary dies, unshare dies, and its --kill-child takes the
 	// machine with it.
@@ -517,10 +545,11 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 		}
 	})
 
-	// Commands must not enter the machine before its PID 1 is systemd:
-	// until then its root is still the host's, and systemctl would talk to
-	// the host's service manager.
-	daemonPoll(t, 15*time.Second, "systemd as the lab's PID 1", func() (bool, string) {
+	// Commands must not enter the machine before boot.sh has exec'd its
+	// PID 1: until then its root is still the host's, and systemctl would
+	// talk to the host's service manager.
+	comm := filepath.Base(pid1)
+	daemonPoll(t, 15*time.Second, comm+" as the lab's PID 1", func() (bool, string) {
 		select {
 		case <-lab.exited:
 			t.Fatalf("the lab exited while booting: %v", lab.cmd.ProcessState)
@@ -532,13 +561,8 @@ func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 		if lab.pid == 0 {
 			return false, "no PID 1 yet"
 		}
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", lab.pid))
-		return strings.TrimSpace(string(comm)) == "systemd", "PID 1 is " + string(comm)
-	})
-	daemonPoll(t, 30*time.Second, "the lab's systemd to finish booting", func() (bool, string) {
-		out, _ := lab.Exec("systemctl", "is-system-running")
-		state := strings.TrimSpace(out)
-		return state == "running" || state == "degraded", state
+		got, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", lab.pid))
+		return strings.TrimSpace(string(got)) == comm, "PID 1 is " + string(got)
 	})
 	return lab
 }
@@ -576,6 +600,18 @@ func (l *systemdLab) MustExec(t testing.TB, args ...string) string {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	return out
+}
+
+// Exists says whether path exists in the machine, as a file, a directory
+// or a symbolic link (even a dangling one).
+func (l *systemdLab) Exists(t testing.TB, path string) bool {
+	t.Helper()
+	_, err := l.Exec("test", "-e", path, "-o", "-L", path)
+	var exitErr *exec.ExitError
+	if err != nil && (!errors.As(err, &exitErr) || exitErr.ExitCode() != 1) {
+		t.Fatal(err) // not test's "no": the machine did not answer
+	}
+	return err == nil
 }
 
 // WriteFile writes a file in the machine, creating its parent directories.
@@ -862,26 +898,4 @@ func systemdStatusField(status, name string) []string {
 		}
 	}
 	return nil
-}
-
-// systemdHostMarker creates a file in the host's /tmp that a lab which
-// escaped its tmpfs (systemd-tmpfiles --clean, --remove) would delete.
-func systemdHostMarker(t testing.TB) string {
-	t.Helper()
-	f, err := os.CreateTemp("/tmp", "edgefw-systemd-lab-marker-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return f.Name()
-}
-
-func systemdFileHash(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
 }

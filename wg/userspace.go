@@ -2,16 +2,23 @@ package wg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"syscall"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
 )
+
+// tunCloneDevice is the device tun.CreateTUN opens to create a TUN link.
+const tunCloneDevice = "/dev/net/tun"
 
 // userspace starts in-process WireGuard devices. It is the seam that lets unit
 // tests exercise the userspace backend without /dev/net/tun.
@@ -38,7 +45,8 @@ type userspaceDevice struct {
 func (goUserspace) Start(name string, mtu int, log *slog.Logger) (io.Closer, error) {
 	tunDev, err := tun.CreateTUN(name, mtu)
 	if err != nil {
-		return nil, fmt.Errorf("create tun device %s: %w", name, err)
+		device, _ := os.Stat(tunCloneDevice)
+		return nil, tunCreateError(name, err, device)
 	}
 	// UAPIOpen refuses a socket that another live process serves: the socket
 	// directory is shared by every network namespace, so a name clash with a
@@ -77,6 +85,50 @@ func (d *userspaceDevice) Close() error {
 		return fmt.Errorf("close control socket: %w", err)
 	}
 	return nil
+}
+
+// tunDeniedAdvice is what to check when creating a TUN device is denied.
+const tunDeniedAdvice = "check its mode: the kernel makes it 0666 crw-rw-rw- (devtmpfs, udev), " +
+	"and a daemon without CAP_DAC_OVERRIDE, such as the packaged unit's User=edgefw, cannot open it otherwise; " +
+	"a systemd unit needs PrivateDevices= off and DeviceAllow=" + tunCloneDevice + " rw; " +
+	"creating the link needs CAP_NET_ADMIN"
+
+// tunCreateError explains a failure of tun.CreateTUN. wireguard-go returns
+// the bare errno of open(2) or of the TUNSETIFF ioctl, so a denial reads
+// "permission denied" without naming the device or the cause. Fresh
+// machines have been seen with /dev/net/tun at 0600, which only a process
+// with CAP_DAC_OVERRIDE opens; the error says what to check. device is the
+// node as found after the failure, nil if it could not be examined.
+func tunCreateError(name string, err error, device fs.FileInfo) error {
+	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("create tun device %s: %w", name, err)
+	}
+	found := ""
+	if device != nil {
+		found = "it is " + describeDeviceNode(device) + "; "
+	}
+	return fmt.Errorf("create tun device %s: %s: %w (%s%s)", name, tunCloneDevice, err, found, tunDeniedAdvice)
+}
+
+// describeDeviceNode shows a file's type, mode and owner as ls -ln does:
+// "crw------- 0:0".
+func describeDeviceNode(fi fs.FileInfo) string {
+	kind := "-"
+	switch mode := fi.Mode(); {
+	case mode&fs.ModeCharDevice != 0:
+		kind = "c"
+	case mode&fs.ModeDevice != 0:
+		kind = "b"
+	case mode.IsDir():
+		kind = "d"
+	case mode&fs.ModeType != 0:
+		kind = "?"
+	}
+	s := kind + fi.Mode().Perm().String()[1:]
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+	}
+	return s
 }
 
 // deviceLogger routes wireguard-go's printf-style log to slog. Its verbose

@@ -1,6 +1,8 @@
 #!/bin/sh
-# boot.sh LABDIR CGROUP: boot systemd as PID 1 in a throw-away "machine"
-# made of private namespaces, for tests that need a real service manager.
+# boot.sh LABDIR CGROUP [INIT]: boot systemd as PID 1 in a throw-away
+# "machine" made of private namespaces, for tests that need a real service
+# manager; or, with INIT "none", the same machine without one, as a
+# container or an image build is, where PID 1 only waits.
 #
 # The machine sees the host's root file system through an overlay whose
 # upper layer is a tmpfs: it can write anywhere (dpkg, sysusers, systemctl
@@ -14,10 +16,12 @@
 # LABDIR/overlay  files laid over the host's root (the upper layer's start)
 # CGROUP          an empty cgroup2 directory created for this machine; it
 #                 becomes the root of the machine's cgroup namespace
+# INIT            "systemd" (the default) or "none"
 #
 # The script runs twice: first on the host, where it moves itself into
 # CGROUP and re-executes itself under unshare(1); then as PID 1 of the new
-# PID namespace, where it builds the root and finally execs systemd.
+# PID namespace, where it builds the root and finally execs systemd (or
+# sleep).
 # Everything it mounts lives in the private mount namespace and disappears
 # with it; killing PID 1 tears the whole machine down.
 set -eu
@@ -25,14 +29,23 @@ set -eu
 if [ "${1:-}" != --inner ]; then
 	lab=$1
 	cgroup=$2
+	init=${3:-systemd}
+	case $init in
+	systemd | none) ;;
+	*)
+		echo "boot.sh: INIT is systemd or none, not $init" >&2
+		exit 2
+		;;
+	esac
 	echo $$ >"$cgroup/cgroup.procs"
 	# --kill-child: if unshare dies (the test was killed), so does PID 1,
 	# and with it every process of the machine.
 	exec unshare --pid --fork --kill-child --mount --propagation private \
-		--net --uts --ipc --cgroup -- /bin/sh "$0" --inner "$lab"
+		--net --uts --ipc --cgroup -- /bin/sh "$0" --inner "$lab" "$init"
 fi
 
 lab=$2
+init=$3
 mnt=$lab/mnt
 root=$mnt/root
 
@@ -63,14 +76,17 @@ mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$root/sys/fs/cgroup"
 
 # A minimal /dev: no disks, no kmsg, no console; /dev/net/tun for
-# userspace WireGuard. cp -a recreates the device nodes.
+# userspace WireGuard. cp -a recreates the device nodes. /dev/net/tun is
+# made as the kernel's devtmpfs makes it (misc device 10:200, 0666), not
+# copied: some hosts have it at 0600, which the unit's User=edgefw cannot
+# open, and the lab is a machine as installed, not this host.
 mount -t tmpfs -o mode=0755,nosuid edgefw-lab-dev "$root/dev"
 for node in null zero full random urandom tty; do
 	cp -a "/dev/$node" "$root/dev/$node"
 done
 mkdir "$root/dev/net" "$root/dev/pts" "$root/dev/shm"
 if [ -e /dev/net/tun ]; then
-	cp -a /dev/net/tun "$root/dev/net/tun"
+	mknod -m 0666 "$root/dev/net/tun" c 10 200
 fi
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
 ln -s pts/ptmx "$root/dev/ptmx"
@@ -92,6 +108,12 @@ pivot_root . .edgefw-lab-oldroot
 cd /
 umount -l /.edgefw-lab-oldroot
 rmdir /.edgefw-lab-oldroot
+
+# Without a service manager, PID 1 only keeps the machine alive. Nothing
+# reaps orphans, which is harmless for the short life of a test machine.
+if [ "$init" = none ]; then
+	exec env -i container=edgefw-lab PATH=/usr/sbin:/usr/bin:/sbin:/bin sleep infinity
+fi
 
 # container= makes systemd behave as in any container manager: it reads
 # its options from its own command line instead of the host kernel's, and
