@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // The package tests build the .deb and the .rpm with `make package`, once
@@ -65,11 +67,7 @@ var pkgBuilt struct {
 // skips the test when the tools to build or inspect packages are missing.
 func pkgBuild(t *testing.T) (set, upgrade *pkgSet) {
 	t.Helper()
-	for _, tool := range []string{"make", "dpkg-deb", "rpm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (CI installs dpkg-dev, lintian and rpm)", tool)
-		}
-	}
+	netnstest.RequireTool(t, "make", "dpkg-deb", "rpm")
 	b := &pkgBuilt
 	b.once.Do(func() {
 		// Inside the directory of this run's binaries, which the next
@@ -457,9 +455,7 @@ func TestPackageScripts(t *testing.T) {
 }
 
 func TestPackageLintian(t *testing.T) {
-	if _, err := exec.LookPath("lintian"); err != nil {
-		t.Skip("lintian not installed")
-	}
+	netnstest.RequireTool(t, "lintian")
 	set, _ := pkgBuild(t)
 	args := []string{"--tag-display-limit", "0", "--display-info", "--show-overrides"}
 	for _, arch := range pkgArchs {
@@ -508,17 +504,13 @@ func TestPackageLintian(t *testing.T) {
 // system user. Nothing reaches the host: dpkg writes to the lab's overlay.
 func TestPackageInstallWithoutSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("installing a package needs root")
+		netnstest.Unavailable(t, "installing a package needs root")
 	}
-	for _, tool := range []string{"dpkg", "dpkg-query", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	netnstest.RequireTool(t, "dpkg", "dpkg-query", "nft")
 	set, upgrade := pkgBuild(t)
 	deb, ok := set.Deb[runtime.GOARCH]
 	if !ok {
-		t.Skipf("no package for %s", runtime.GOARCH)
+		netnstest.Unavailable(t, "no package for %s", runtime.GOARCH)
 	}
 	if exec.Command("dpkg", "--compare-versions", upgrade.Version, "gt", set.Version).Run() != nil {
 		t.Fatalf("upgrade version %s is not higher than %s", upgrade.Version, set.Version)
@@ -661,15 +653,13 @@ func pkgCheckOwnership(t *testing.T, run func(t testing.TB, args ...string) stri
 // the lab's overlay, the daemon programs the lab's network namespace.
 func TestPackageUnderSystemd(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("booting systemd needs root")
+		netnstest.Unavailable(t, "booting systemd needs root")
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed")
-	}
+	netnstest.RequireTool(t, "nft")
 	set, upgrade := pkgBuild(t)
 	deb, ok := set.Deb[runtime.GOARCH]
 	if !ok {
-		t.Skipf("no package for %s", runtime.GOARCH)
+		netnstest.Unavailable(t, "no package for %s", runtime.GOARCH)
 	}
 	// The lab must leave no trace on the host: checked after it is gone.
 	checkHostUnchanged(t)

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // The systemd tests check systemd/edgefwd.service twice: statically
@@ -34,11 +36,7 @@ const systemdMaxExposure = 2.0
 var systemdExposureRE = regexp.MustCompile(`Overall exposure level for edgefwd\.service: ([0-9]+\.[0-9]+)`)
 
 func TestUnitVerifyAndSecurity(t *testing.T) {
-	for _, tool := range []string{"systemd-analyze", "systemd-sysusers", "systemd-tmpfiles"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	netnstest.RequireTool(t, "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles")
 	unit := systemdRepoFile(t, "systemd/edgefwd.service")
 
 	t.Run("verify", func(t *testing.T) {
@@ -103,7 +101,7 @@ func TestUnitVerifyAndSecurity(t *testing.T) {
 
 	t.Run("sysusers and tmpfiles", func(t *testing.T) {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root to chown in a scratch root")
+			netnstest.Unavailable(t, "needs root to chown in a scratch root")
 		}
 		root := t.TempDir()
 		if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
@@ -455,9 +453,7 @@ var systemdLabEnv = []string{
 // is). The machine is torn down when the test ends.
 func bootSystemd(t *testing.T, unmask ...string) *systemdLab {
 	t.Helper()
-	if _, err := exec.LookPath("systemctl"); err != nil {
-		t.Skip("systemctl not installed")
-	}
+	netnstest.RequireTool(t, "systemctl")
 	lab := bootMachine(t, "systemd", func(overlay string) error {
 		return systemdWriteLabOverlay(overlay, append([]string{"edgefwd.service"}, unmask...))
 	})
@@ -484,17 +480,13 @@ func bootWithoutSystemd(t *testing.T) *systemdLab {
 func bootMachine(t *testing.T, init string, writeOverlay func(overlay string) error) *systemdLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("booting a lab machine needs root")
+		netnstest.Unavailable(t, "booting a lab machine needs root")
 	}
 	pid1 := map[string]string{"systemd": "/lib/systemd/systemd", "none": "sleep"}[init]
-	for _, tool := range []string{"unshare", "nsenter", pid1} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	netnstest.RequireTool(t, "unshare", "nsenter", pid1)
 	cgroupParent, err := systemdCgroupParent()
 	if err != nil {
-		t.Skipf("no cgroup2 hierarchy for the lab: %v", err)
+		netnstest.Unavailable(t, "no cgroup2 hierarchy for the lab: %v", err)
 	}
 	script, err := filepath.Abs("systemdlab/boot.sh")
 	if err != nil {
@@ -517,7 +509,7 @@ func bootMachine(t *testing.T, init string, writeOverlay func(overlay string) er
 		exited: make(chan struct{}),
 	}
 	if err := os.Mkdir(lab.cgroup, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup for the lab: %v", err)
+		netnstest.Unavailable(t, "cannot create a cgroup for the lab: %v", err)
 	}
 	bootLog, err := os.Create(filepath.Join(dir, "boot.log"))
 	if err != nil {

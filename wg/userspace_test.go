@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // fakeDeviceNode is a device node as os.Stat would describe it.
@@ -123,15 +125,11 @@ func TestTunDeniedToUnprivilegedUser(t *testing.T) {
 		t.Skip("kernel test skipped in -short mode")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root for private mounts and setpriv")
+		netnstest.Unavailable(t, "kernel test: needs root for private mounts and setpriv")
 	}
-	for _, tool := range []string{"unshare", "setpriv", "mknod", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (util-linux, coreutils)", tool)
-		}
-	}
+	netnstest.RequireTool(t, "unshare", "setpriv", "mknod", "mount")
 	if _, err := os.Stat(tunCloneDevice); err != nil {
-		t.Skipf("needs %s for userspace WireGuard", tunCloneDevice)
+		netnstest.Unavailable(t, "needs %s for userspace WireGuard: %v", tunCloneDevice, err)
 	}
 	exe, err := os.Executable()
 	if err != nil {

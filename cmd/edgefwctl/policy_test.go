@@ -146,9 +146,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	t.Run("nft accepts it", func(t *testing.T) {
-		if _, err := exec.LookPath("nft"); err != nil {
-			t.Skip("needs the nft tool")
-		}
+		netnstest.RequireTool(t, "nft")
 		ns := netnstest.New(t, "plan")
 		file := filepath.Join(t.TempDir(), "edgefw.nft")
 		if err := os.WriteFile(file, []byte(res.stdout), 0o600); err != nil {
