@@ -154,15 +154,21 @@ func kernelChainHeader(ch *nftables.Chain) string {
 	if ch.Hooknum == nil {
 		return ""
 	}
+	prio, policy := basePriorityPolicy(ch)
+	return baseChainHeader(string(ch.Type), inetHookName(*ch.Hooknum), priorityText(prio), policy)
+}
+
+// basePriorityPolicy returns a base chain's priority and its policy,
+// accept or drop.
+func basePriorityPolicy(ch *nftables.Chain) (int32, string) {
 	var prio int32
 	if ch.Priority != nil {
 		prio = int32(*ch.Priority)
 	}
-	policy := "accept"
 	if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
-		policy = "drop"
+		return prio, "drop"
 	}
-	return baseChainHeader(string(ch.Type), inetHookName(*ch.Hooknum), priorityText(prio), policy)
+	return prio, "accept"
 }
 
 // inetHookName names a hook of the inet family as nft does.

@@ -62,21 +62,8 @@ func TestInspectNoTable(t *testing.T) {
 	}
 }
 
-const inspectPolicy = `
-version: 1
-sets:
-  trusted: [192.0.2.0/25, 198.51.100.0/24, 203.0.113.8/29]
-rules:
-  - name: web
-    direction: input
-    ports: [{protocol: tcp, port: 80}]
-    action: accept
-  - name: metrics
-    direction: input
-    from: [{set: trusted}]
-    ports: [{protocol: tcp, port: 9100}]
-    action: accept
-  - name: api
+// inspectPolicy has a named set and a regular chain (api's limit).
+const inspectPolicy = incrementalBase + `  - name: api
     direction: input
     ports: [{protocol: tcp, port: 6443}]
     limit: {rate: 100/minute, burst: 20}
