@@ -30,10 +30,12 @@ kernel holds it, which edgefwd reads: a unified diff of nft text ("-" the
 kernel, "+" FILE) with three lines of context, then what "edgefwctl apply
 FILE" would write to the kernel. Nothing is applied.
 
-Drift shows: a rule, set element, counter or chain that someone changed
-behind edgefw's back appears as the kernel holds it, and a rule that edgefw
-did not write appears as a comment with its handle, which
-"nft -a list chain inet edgefw CHAIN" shows in full.
+Drift shows: a rule, set element, counter or chain deleted or changed
+behind edgefw's back is missing or different on the "-" side, and a rule
+that edgefw did not write (added or replaced by someone else) is a comment
+with its handle, which "nft -a list chain inet edgefw CHAIN" shows in full.
+edgefwd repairs drift within a second, so drift that stays means it cannot
+(see "edgefwctl status" and its log).
 
 It prints "no changes" when the kernel holds exactly FILE's ruleset, and
 exits 0 either way. With an edgefwd older than this command, it compares
