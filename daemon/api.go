@@ -17,6 +17,7 @@ const (
 	PathConfirm  = "/v1/confirm"  // POST → ApplyResponse
 	PathRollback = "/v1/rollback" // POST → ApplyResponse
 	PathPlan     = "/v1/ruleset"  // GET → Ruleset (the running ruleset as nft text)
+	PathDiff     = "/v1/diff"     // POST DiffRequest → Diff (a policy against the table in the kernel)
 	PathPeers    = "/v1/peers"    // GET → []wg.TunnelStatus
 	PathDrops    = "/v1/drops"    // GET → []DropRecord
 	PathRemove   = "/v1/remove"   // POST RemoveRequest → ApplyResponse
@@ -193,6 +194,30 @@ type ApplyResponse struct {
 // Ruleset is the running ruleset rendered as nft text.
 type Ruleset struct {
 	Text string `json:"text"`
+}
+
+// DiffRequest asks how a policy that edgefwctl loaded and validated
+// differs from what the kernel holds. It travels parsed, as in an
+// ApplyRequest; nothing is applied.
+type DiffRequest struct {
+	// Path the policy was loaded from, for error messages.
+	Path   string         `json:"path"`
+	Policy *policy.Policy `json:"policy"`
+}
+
+// Diff compares a policy with table inet edgefw as the kernel holds it,
+// drift included.
+type Diff struct {
+	// Kernel renders the table as nft text laid out like the policy's
+	// ruleset (`edgefwctl plan`), so that the two compare line by line;
+	// "" when the table does not exist. A rule that neither the policy
+	// nor the running ruleset has is a comment naming its handle.
+	Kernel string `json:"kernel"`
+	// Changes are what applying the policy would write, one line per
+	// object, as an apply reports them; empty when the kernel holds it.
+	Changes []string `json:"changes"`
+	// Messages is how many netlink messages the changes take.
+	Messages int `json:"messages"`
 }
 
 // DropRecord aggregates logged denied packets by rule, source and port.

@@ -160,6 +160,17 @@ func (c *Client) Ruleset(ctx context.Context) (*Ruleset, error) {
 	return &rs, nil
 }
 
+// Diff compares a policy with what the kernel holds. It returns an
+// *APIError with status 422 when the daemon finds the policy invalid, and
+// 404 from a daemon too old to know the request.
+func (c *Client) Diff(ctx context.Context, req DiffRequest) (*Diff, error) {
+	var d Diff
+	if err := c.do(ctx, http.MethodPost, PathDiff, req, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 // Peers returns the tunnels and their peers with health.
 func (c *Client) Peers(ctx context.Context) ([]wg.TunnelStatus, error) {
 	var ts []wg.TunnelStatus

@@ -148,6 +148,17 @@ func TestClientRequests(t *testing.T) {
 			want:    &Ruleset{Text: "table inet edgefw {\n}\n"},
 		},
 		{
+			name: "diff",
+			call: func(c *Client) (any, error) {
+				return c.Diff(context.Background(), DiffRequest{Path: "/tmp/p.yaml", Policy: pol})
+			},
+			method:   http.MethodPost,
+			path:     PathDiff,
+			wantBody: `"path":"/tmp/p.yaml"`,
+			respond:  &Diff{Kernel: "table inet edgefw {\n}\n", Changes: []string{"add counter \"ssh\""}, Messages: 1},
+			want:     &Diff{Kernel: "table inet edgefw {\n}\n", Changes: []string{"add counter \"ssh\""}, Messages: 1},
+		},
+		{
 			name:    "peers",
 			call:    func(c *Client) (any, error) { return c.Peers(context.Background()) },
 			method:  http.MethodGet,

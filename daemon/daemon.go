@@ -29,6 +29,7 @@ import (
 type Firewall interface {
 	Apply(rs *nft.Ruleset) (nft.Result, error)
 	Equal(rs *nft.Ruleset) (bool, error)
+	Inspect(rs *nft.Ruleset, known ...*nft.Ruleset) (nft.Inspection, error)
 	Counters() (map[string]nft.Counter, error)
 	Generation() (uint32, error)
 	OtherHooked() ([]nft.HookedTable, error)

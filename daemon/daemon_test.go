@@ -23,6 +23,11 @@ type fakeFirewall struct {
 	gen     uint32
 	applies int
 	failing error
+	// drift edits what Inspect renders, as a change behind edgefw's
+	// back would; inspected and known are what Inspect was last asked.
+	drift     func(text string) string
+	inspected *nft.Ruleset
+	known     []*nft.Ruleset
 }
 
 func (f *fakeFirewall) Apply(rs *nft.Ruleset) (nft.Result, error) {

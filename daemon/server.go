@@ -161,6 +161,23 @@ func (s *ControlServer) routes() http.Handler {
 	mux.HandleFunc("GET "+PathPlan, func(w http.ResponseWriter, r *http.Request) {
 		writeHTTPJSON(w, http.StatusOK, Ruleset{Text: s.d.RulesetText()})
 	})
+	mux.HandleFunc("POST "+PathDiff, func(w http.ResponseWriter, r *http.Request) {
+		var req DiffRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 256<<20))
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad diff request: "+err.Error())
+			return
+		}
+		diff, err := s.d.Diff(&req)
+		switch {
+		case errors.Is(err, ErrInvalidPolicy):
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err.Error())
+		default:
+			writeHTTPJSON(w, http.StatusOK, diff)
+		}
+	})
 	mux.HandleFunc("GET "+PathPeers, func(w http.ResponseWriter, r *http.Request) {
 		t, err := s.d.Tunnels(r.Context())
 		if err != nil {

@@ -110,28 +110,15 @@ func (a *Applier) OtherHooked() ([]HookedTable, error) {
 		if ch.Hooknum == nil || (ch.Table.Name == TableName && ch.Table.Family == nftables.TableFamilyINet) {
 			continue
 		}
-		var hook string
-		switch *ch.Hooknum {
-		case *nftables.ChainHookInput:
-			hook = "input"
-		case *nftables.ChainHookForward:
-			hook = "forward"
-		case *nftables.ChainHookOutput:
-			hook = "output"
-		default:
+		hook := inetHookName(*ch.Hooknum)
+		if hook != "input" && hook != "forward" && hook != "output" {
 			continue
 		}
 		if ch.Table.Family == nftables.TableFamilyARP || ch.Table.Family == nftables.TableFamilyBridge || ch.Table.Family == nftables.TableFamilyNetdev {
 			continue
 		}
-		h := HookedTable{Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name, Hook: hook, Policy: "accept"}
-		if ch.Priority != nil {
-			h.Priority = int32(*ch.Priority)
-		}
-		if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
-			h.Policy = "drop"
-		}
-		out = append(out, h)
+		prio, pol := basePriorityPolicy(ch)
+		out = append(out, HookedTable{Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name, Hook: hook, Priority: prio, Policy: pol})
 	}
 	return out, nil
 }

@@ -78,16 +78,14 @@ type Meter struct {
 }
 
 // String renders the meter's set declaration as nft lists it.
-func (m *Meter) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n", m.Name, addrType(m.V6), m.Size)
+func (m *Meter) String() string { return m.text().String() }
+
+func (m *Meter) text() setText {
+	s := setText{name: m.Name, typ: addrType(m.V6), size: m.Size, flags: []string{"dynamic"}}
 	if m.Timeout > 0 {
-		fmt.Fprintf(&b, "\t\tflags dynamic,timeout\n\t\ttimeout %s\n", nftDuration(m.Timeout))
-	} else {
-		b.WriteString("\t\tflags dynamic\n")
+		s.flags, s.timeout = append(s.flags, "timeout"), m.Timeout
 	}
-	b.WriteString("\t}\n")
-	return b.String()
+	return s
 }
 
 // nftDuration writes a duration as nft does: 1d2h3m4s.
@@ -519,39 +517,27 @@ type TCPSynMatch struct{}
 func (TCPSynMatch) String() string { return "tcp flags syn" }
 
 // String renders the ruleset as nft text that `nft -f` loads.
-func (rs *Ruleset) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n", TableName)
-	for _, c := range rs.Counters {
-		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n\n", c)
-	}
+func (rs *Ruleset) String() string { return rs.text().String() }
+
+func (rs *Ruleset) text() *tableText {
+	t := &tableText{counters: rs.Counters}
 	for _, s := range rs.Sets {
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", s.Name, addrType(s.V6))
-		if len(s.Ranges) > 0 {
-			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderElements(s))
-		}
-		b.WriteString("\t}\n\n")
+		t.sets = append(t.sets, setText{name: s.Name, typ: addrType(s.V6), flags: []string{"interval"}, elements: renderElements(s)})
 	}
 	for _, m := range rs.Meters {
-		b.WriteString(m.String())
-		b.WriteString("\n")
+		t.sets = append(t.sets, m.text())
 	}
-	for i, c := range rs.Chains {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		if c.Regular() {
-			fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
-		} else {
-			fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy %s;\n", c.Name, c.Hook, c.Policy)
+	for _, c := range rs.Chains {
+		ct := chainText{name: c.Name}
+		if !c.Regular() {
+			ct.header = baseChainHeader("filter", string(c.Hook), "filter", string(c.Policy))
 		}
 		for _, r := range c.Rules {
-			fmt.Fprintf(&b, "\t\t%s\n", r)
+			ct.rules = append(ct.rules, r.String())
 		}
-		b.WriteString("\t}\n")
+		t.chains = append(t.chains, ct)
 	}
-	b.WriteString("}\n")
-	return b.String()
+	return t
 }
 
 // Set returns the named set, or nil.

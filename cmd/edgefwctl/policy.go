@@ -187,57 +187,6 @@ and changes nothing.`,
 	}
 }
 
-// diffResult is diff's JSON output.
-type diffResult struct {
-	Added   []string `json:"added"`
-	Removed []string `json:"removed"`
-}
-
-func (a *app) diffCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "diff FILE",
-		Short: "Show how a policy's ruleset differs from the running one",
-		Long: `diff compiles FILE and compares its ruleset with the one edgefwd is running,
-as a unified diff of nft text ("-" running, "+" FILE) with three lines of
-context. It prints "no changes" when they are equal, and exits 0 either way.`,
-		Example: `  edgefwctl diff /etc/edgefw/policy.yaml
-  edgefwctl diff -o json candidate.yaml`,
-		Args: oneArg("the policy file"),
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		file := args[0]
-		_, rs, err := a.load(file)
-		if err != nil {
-			return err
-		}
-		running, err := a.client().Ruleset(cmd.Context())
-		if err != nil {
-			return fmt.Errorf("read the running ruleset: %w", err)
-		}
-		oldLines, newLines := splitLines(running.Text), splitLines(rs.String())
-		if *out == outputJSON {
-			res := diffResult{Added: []string{}, Removed: []string{}}
-			for _, e := range diffLines(oldLines, newLines) {
-				switch e.op {
-				case opAdd:
-					res.Added = append(res.Added, e.text)
-				case opDelete:
-					res.Removed = append(res.Removed, e.text)
-				}
-			}
-			return writeJSON(a.stdout, res)
-		}
-		text := unifiedDiff("running ("+a.socket+")", file, oldLines, newLines, 3)
-		if text == "" {
-			text = "no changes\n"
-		}
-		_, err = fmt.Fprint(a.stdout, text)
-		return err
-	}
-	return cmd
-}
-
 func (a *app) applyCmd() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -326,15 +275,20 @@ func (a *app) printApplyDetails(resp *daemon.ApplyResponse) {
 		} else {
 			fmt.Fprintf(a.stdout, "wrote %s in one transaction (%s)\n", plural(info.Messages, "netlink message"), millis(info.DurationSeconds))
 		}
-		for _, c := range info.Changes[:min(len(info.Changes), maxChangesShown)] {
-			fmt.Fprintf(a.stdout, "  %s\n", c)
-		}
-		if more := len(info.Changes) - maxChangesShown; more > 0 {
-			fmt.Fprintf(a.stdout, "  … %d more (-o json lists them all)\n", more)
-		}
+		printChanges(a.stdout, info.Changes)
 	}
 	if p := resp.Pending; p != nil {
 		printPending(a.stdout, p)
+	}
+}
+
+// printChanges lists changes written or planned, at most maxChangesShown.
+func printChanges(w io.Writer, changes []string) {
+	for _, c := range changes[:min(len(changes), maxChangesShown)] {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+	if more := len(changes) - maxChangesShown; more > 0 {
+		fmt.Fprintf(w, "  … %d more (-o json lists them all)\n", more)
 	}
 }
 

@@ -157,31 +157,44 @@ func TestPlan(t *testing.T) {
 	})
 }
 
+// TestDiff compares a policy with the kernel as the daemon reads it, not
+// with the daemon's model: drift shows, and so does what applying the
+// policy would write.
 func TestDiff(t *testing.T) {
 	want := compiled(t, validPolicy)
-	lines := splitLines(want)
-	// The running ruleset lacks the kube-api counter and has an old one.
-	var running []string
-	for _, l := range lines {
-		switch l {
-		case "\tcounter kube-api {":
-			running = append(running, "\tcounter kube-api-old {")
-		default:
-			running = append(running, l)
-		}
+	abs, err := filepath.Abs(validPolicy)
+	if err != nil {
+		t.Fatal(err)
 	}
+	kubeAPI := "\t\ttcp dport 6443 counter name \"kube-api\" accept"
+	foreign := "\t\t# rule handle 42: not written by edgefw (5 expressions)"
+	// The kernel lost kube-api's rule and holds a foreign one in its
+	// place; the daemon's model is still the policy's ruleset.
+	drifted := strings.Replace(want, kubeAPI+"\n", foreign+"\n", 1)
+	repair := []string{"delete rule 42 of chain input", `add rule "kube-api" in chain input`}
 
 	f := newFakeDaemon(t)
-	t.Run("changed", func(t *testing.T) {
-		f.ruleset = strings.Join(running, "\n") + "\n"
+	f.ruleset = want
+	t.Run("drift", func(t *testing.T) {
+		f.post[daemon.PathDiff] = fakeAnswer{http.StatusOK, &daemon.Diff{Kernel: drifted, Changes: repair, Messages: 2}}
 		res := run(t, "--socket", f.socket, "diff", validPolicy)
 		if res.code != 0 || res.stderr != "" {
 			t.Fatalf("code %d, stderr %q", res.code, res.stderr)
 		}
-		for _, want := range []string{"--- running (" + f.socket + ")\n", "+++ testdata/valid.yaml\n", "\n-\tcounter kube-api-old {\n+\tcounter kube-api {\n"} {
+		for _, want := range []string{
+			"--- kernel (via " + f.socket + ")\n",
+			"+++ testdata/valid.yaml\n",
+			"\n-" + foreign + "\n+" + kubeAPI + "\n",
+			"\napplying testdata/valid.yaml would write 2 netlink messages:\n  delete rule 42 of chain input\n  add rule \"kube-api\" in chain input\n",
+		} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("diff output lacks %q:\n%s", want, res.stdout)
 			}
+		}
+		bodies := f.requestsTo(daemon.PathDiff)
+		var req daemon.DiffRequest
+		if len(bodies) == 0 || json.Unmarshal(bodies[len(bodies)-1], &req) != nil || req.Path != abs || req.Policy == nil || len(req.Policy.Rules) == 0 {
+			t.Errorf("the daemon was not sent the policy to compare: %d requests, last %+v", len(bodies), req)
 		}
 
 		res = run(t, "--socket", f.socket, "diff", "-o", "json", validPolicy)
@@ -189,19 +202,42 @@ func TestDiff(t *testing.T) {
 		if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
 			t.Fatalf("%v: %s", err, res.stdout)
 		}
-		if diff := cmp.Diff(diffResult{Added: []string{"\tcounter kube-api {"}, Removed: []string{"\tcounter kube-api-old {"}}, got); diff != "" {
+		if diff := cmp.Diff(diffResult{Added: []string{kubeAPI}, Removed: []string{foreign}, Planned: repair}, got); diff != "" {
 			t.Errorf("diff -o json (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("equal", func(t *testing.T) {
-		f.ruleset = want
+		f.post[daemon.PathDiff] = fakeAnswer{http.StatusOK, &daemon.Diff{Kernel: want, Changes: []string{}}}
 		res := run(t, "--socket", f.socket, "diff", validPolicy)
 		if res.code != 0 || res.stdout != "no changes\n" {
 			t.Errorf("diff = %d %q, want 0 %q", res.code, res.stdout, "no changes\n")
 		}
 		res = run(t, "--socket", f.socket, "diff", "-o", "json", validPolicy)
-		if res.stdout != "{\n  \"added\": [],\n  \"removed\": []\n}\n" {
+		if res.stdout != "{\n  \"added\": [],\n  \"removed\": [],\n  \"planned\": []\n}\n" {
 			t.Errorf("diff -o json = %q", res.stdout)
+		}
+	})
+	t.Run("older daemon", func(t *testing.T) {
+		// A daemon without /v1/diff: compare with its running ruleset,
+		// as before, and say so.
+		f.post[daemon.PathDiff] = fakeAnswer{http.StatusNotFound, daemon.ErrorResponse{Error: "404 page not found"}}
+		f.ruleset = strings.Replace(want, "\tcounter kube-api {", "\tcounter kube-api-old {", 1)
+		defer func() { f.ruleset = want }()
+		res := run(t, "--socket", f.socket, "diff", validPolicy)
+		if res.code != 0 || !strings.Contains(res.stderr, "warning: edgefwd cannot compare with the kernel") {
+			t.Errorf("code %d, stderr %q; want 0 and a warning", res.code, res.stderr)
+		}
+		for _, want := range []string{"--- running (" + f.socket + ")\n", "\n-\tcounter kube-api-old {\n+\tcounter kube-api {\n"} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("diff output lacks %q:\n%s", want, res.stdout)
+			}
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		f.post[daemon.PathDiff] = fakeAnswer{http.StatusInternalServerError, daemon.ErrorResponse{Error: "read table inet edgefw: permission denied"}}
+		res := run(t, "--socket", f.socket, "diff", validPolicy)
+		if res.code != 1 || res.stdout != "" || !strings.Contains(res.stderr, "read table inet edgefw: permission denied") {
+			t.Errorf("diff = %d, stdout %q, stderr %q; want 1 and the daemon's error", res.code, res.stdout, res.stderr)
 		}
 	})
 }
