@@ -76,7 +76,7 @@ const inspectPolicy = incrementalBase + `  - name: api
 // again.
 func TestInspectShowsDrift(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	const web = `tcp dport 80 counter name "web" accept`
 	tests := []struct {
 		name string
@@ -211,7 +211,7 @@ func TestInspectShowsDrift(t *testing.T) {
 // come from otherwise.
 func TestInspectKnownRulesets(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTool(t, "nft")
+	netnstest.RequireTool(t, "nft")
 	ns := netnstest.New(t, "inspect-known")
 	fw := NewApplier(WithNetNS(ns.FD))
 	running := compileYAML(t, inspectPolicy)

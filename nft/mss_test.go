@@ -56,7 +56,7 @@ func TestMSSClampMovesOnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The seeded counter is listed first; the chain is what moved.
-	if diff := cmp.Diff(lines(chainText(t, string(golden), "forward")), lines(chainText(t, listTable(t, ns), "forward"))); diff != "" {
+	if diff := cmp.Diff(lines(chainListing(t, string(golden), "forward")), lines(chainListing(t, listTable(t, ns), "forward"))); diff != "" {
 		t.Errorf("chain forward after the upgrade (-golden +listed):\n%s", diff)
 	}
 	c, err := fw.Counters()
@@ -68,8 +68,8 @@ func TestMSSClampMovesOnUpgrade(t *testing.T) {
 	}
 }
 
-// chainText cuts one chain out of a listing of table inet edgefw.
-func chainText(t *testing.T, listing, chain string) string {
+// chainListing cuts one chain out of a listing of table inet edgefw.
+func chainListing(t *testing.T, listing, chain string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(listing, "\tchain "+chain+" {\n")
 	body, _, closed := strings.Cut(rest, "\n\t}\n")
