@@ -10,16 +10,6 @@ import (
 // repair after a quiet interval is immediate.
 const MinRepairInterval = 500 * time.Millisecond
 
-// Log messages of a drift burst: a run of changes to the table by others,
-// logged when it starts and summarised when it ends, rather than once per
-// change.
-const (
-	burstStartLog   = "table inet edgefw was changed outside edgefw: restored"
-	burstFailingLog = "drift repair failed; retrying"
-	burstGoesOnLog  = "table inet edgefw keeps being changed outside edgefw; repairs are rate-limited"
-	burstEndLog     = "table inet edgefw is no longer being changed outside edgefw"
-)
-
 // repairLimits bound how often the loop compares table inet edgefw with
 // the running ruleset and restores it.
 type repairLimits struct {
