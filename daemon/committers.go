@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -13,11 +16,13 @@ import (
 
 // committerLog remembers which process committed recent nftables
 // generations, from the kernel's NEWGEN notifications, so a drift repair
-// can say who changed the table.
+// can say who changed the table, and counts the commits that touched our
+// table, so a burst of drift can say how many there were.
 type committerLog struct {
-	mu   sync.Mutex
-	byID map[uint32]string
-	last string
+	mu      sync.Mutex
+	byID    map[uint32]string
+	last    string
+	touches uint64
 }
 
 func newCommitterLog() *committerLog { return &committerLog{byID: map[uint32]string{}} }
@@ -30,6 +35,23 @@ func (l *committerLog) record(id uint32, who string) {
 	}
 	l.byID[id] = who
 	l.last = who
+}
+
+// touched counts a commit by another process to our table.
+func (l *committerLog) touched() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.touches++
+}
+
+// takeTouches returns the commits to our table counted since it was last
+// called.
+func (l *committerLog) takeTouches() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.touches
+	l.touches = 0
+	return n
 }
 
 func (l *committerLog) describe(gen uint32) string {
@@ -68,15 +90,20 @@ func (d *Daemon) watchCommitters(ctx context.Context) {
 			continue
 		}
 		g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg)
-		if !ok || int(g.ProcPID) == unix.Getpid() {
+		if !ok {
 			continue
 		}
-		d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, g.ProcPID))
+		pid := threadGroup(g.ProcPID)
+		if pid == unix.Getpid() {
+			continue
+		}
+		d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, pid))
 		if !touchesOurTable(ev.Changes) {
 			// kube-proxy, Docker and friends commit often; comparing our
 			// table after each of their commits would be wasted work.
 			continue
 		}
+		d.committers.touched()
 		select {
 		case d.foreignCommit <- struct{}{}:
 		default: // a check is already due
@@ -119,4 +146,31 @@ func touchesOurTable(changes []*nftables.MonitorEvent) bool {
 		}
 	}
 	return false
+}
+
+// threadGroup returns the process of the thread tid. The kernel names the
+// thread that committed (task_pid_nr), not its process: the daemon's own
+// commits come from any of its threads, and a Go neighbour's from threads
+// that `ps` does not list. A thread that has already gone is returned as
+// it is.
+func threadGroup(tid uint32) int {
+	status, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return int(tid)
+	}
+	if pid, ok := parseTgid(status); ok {
+		return pid
+	}
+	return int(tid)
+}
+
+// parseTgid reads the Tgid line of a /proc/PID/status file (proc(5)).
+func parseTgid(status []byte) (int, bool) {
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			return pid, err == nil
+		}
+	}
+	return 0, false
 }
