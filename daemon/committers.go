@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -66,48 +68,107 @@ func (l *committerLog) describe(gen uint32) string {
 	return "unknown"
 }
 
+// resubscribeDelay is the wait before following nftables notifications
+// again after a failure that is not an overflow, so that a lasting
+// failure does not spin.
+const resubscribeDelay = time.Second
+
 // watchCommitters follows nftables notifications until ctx ends. Each
-// commit by another process triggers a drift check at once. It is best
-// effort: without it, the periodic generation check still repairs drift,
-// only later and without knowing who changed the table.
+// commit by another process to our table triggers a drift check at once.
+// It is best effort: without it, the periodic generation check still
+// repairs drift, only later and without knowing who changed the table.
+//
+// A subscription ends when its socket overflows, as it does whenever a
+// commit sends more notifications than the socket holds (our own repair of
+// a set of a few thousand elements sends one per element): commits may
+// then have been missed, so it subscribes again and has the table checked.
 func (d *Daemon) watchCommitters(ctx context.Context) {
-	conn, err := nftables.New()
-	if err != nil {
-		return
+	resumed := false
+	for {
+		lost, err := d.followCommits(ctx, resumed)
+		if err != nil {
+			d.log.Debug("nftables monitor unavailable; drift repairs will not name the changer", "error", err)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Debug("nftables notifications lost; following them again and checking the table", "error", lost)
+		if !errors.Is(lost, unix.ENOBUFS) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(resubscribeDelay):
+			}
+		}
+		resumed = true
 	}
+}
+
+// followCommits subscribes to nftables notifications and handles them
+// until the subscription ends, and returns why it ended; err is why it
+// could not subscribe. When resumed, commits may have been missed before
+// the subscription: the table is checked once it is in place.
+func (d *Daemon) followCommits(ctx context.Context, resumed bool) (lost, err error) {
+	// Lasting, so that closing the connection also closes the
+	// subscription's socket: the monitor leaves it open when it fails.
+	conn, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.CloseLasting()
 	mon := nftables.NewMonitor(nftables.WithMonitorObject(nftables.MonitorObjectAny))
 	events, err := conn.AddGenerationalMonitor(mon)
 	if err != nil {
-		d.log.Debug("nftables monitor unavailable; drift repairs will not name the changer", "error", err)
-		return
+		return nil, err
 	}
-	go func() {
-		<-ctx.Done()
-		_ = mon.Close()
-	}()
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseLasting() })
+	defer stop()
+	if resumed {
+		d.askDriftCheck()
+	}
+	lost = errors.New("nftables notifications ended")
 	for ev := range events {
 		if ev == nil || ev.GeneratedBy == nil {
 			continue
 		}
-		g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg)
-		if !ok {
+		if ev.GeneratedBy.Data == nil && ev.GeneratedBy.Error != nil {
+			// The monitor's last event: the channel closes next.
+			lost = ev.GeneratedBy.Error
 			continue
 		}
-		pid := threadGroup(g.ProcPID)
-		if pid == unix.Getpid() {
-			continue
-		}
-		d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, pid))
-		if !touchesOurTable(ev.Changes) {
-			// kube-proxy, Docker and friends commit often; comparing our
-			// table after each of their commits would be wasted work.
-			continue
-		}
-		d.committers.touched()
-		select {
-		case d.foreignCommit <- struct{}{}:
-		default: // a check is already due
-		}
+		d.noteCommit(ev)
+	}
+	return lost, nil
+}
+
+// noteCommit records who made a commit and, if it was another process's
+// commit to our table, has the table checked.
+func (d *Daemon) noteCommit(ev *nftables.MonitorEvents) {
+	g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg)
+	if !ok {
+		return
+	}
+	pid := threadGroup(g.ProcPID)
+	if pid == unix.Getpid() {
+		return
+	}
+	d.committers.record(g.ID, fmt.Sprintf("%s[%d]", g.ProcComm, pid))
+	if !touchesOurTable(ev.Changes) {
+		// kube-proxy, Docker and friends commit often; comparing our
+		// table after each of their commits would be wasted work.
+		return
+	}
+	d.committers.touched()
+	d.askDriftCheck()
+}
+
+// askDriftCheck has the loop check the table for drift at once (as soon
+// as its limits allow).
+func (d *Daemon) askDriftCheck() {
+	select {
+	case d.foreignCommit <- struct{}{}:
+	default: // a check is already due
 	}
 }
 

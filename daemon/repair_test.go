@@ -114,15 +114,6 @@ func runCountedLoop(t *testing.T) (*harness, *countingFirewall, *logRecorder, *D
 	return h, fw, logs, d
 }
 
-// signalForeignCommit does what watchCommitters does for another process's
-// commit to our table.
-func signalForeignCommit(d *Daemon) {
-	select {
-	case d.foreignCommit <- struct{}{}:
-	default:
-	}
-}
-
 // TestDriftFloodRepairsAreBounded flushes the table a thousand times in
 // a second, each time notifying the loop as nftables would: the loop
 // repairs at most once per MinRepairInterval, logs the burst's start once,
@@ -136,7 +127,7 @@ func TestDriftFloodRepairsAreBounded(t *testing.T) {
 	flushes := 0
 	for time.Since(start) < time.Second {
 		h.fw.flush()
-		signalForeignCommit(d)
+		d.askDriftCheck()
 		flushes++
 		time.Sleep(time.Millisecond)
 	}
@@ -171,7 +162,7 @@ func TestFailingRepairBacksOff(t *testing.T) {
 
 	h.fw.setFailing(errors.New("kernel says no"))
 	h.fw.flush()
-	signalForeignCommit(d)
+	d.askDriftCheck()
 	waitFor(t, "a first repair attempt", func() bool { _, w := fw.counts(); return w > writes0 })
 	const watch = 2500 * time.Millisecond
 	time.Sleep(watch)
