@@ -8,7 +8,7 @@ import "time"
 const (
 	burstStartLog   = "table inet edgefw was changed outside edgefw: restored"
 	burstFailingLog = "drift repair failed; retrying"
-	burstGoesOnLog  = "table inet edgefw keeps being changed outside edgefw; repairs are rate-limited"
+	burstGoesOnLog  = "table inet edgefw keeps being changed outside edgefw, or cannot be restored"
 	burstEndLog     = "table inet edgefw is no longer being changed outside edgefw"
 )
 
