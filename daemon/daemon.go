@@ -292,6 +292,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	repair := d.newDriftRepairer()
+	defer repair.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -305,13 +307,16 @@ func (d *Daemon) loop(ctx context.Context) error {
 			ev.done <- d.handle(ctx, ev)
 		case <-d.foreignCommit:
 			// Forced: our own generation note may already include it.
-			d.checkDrift(true)
+			repair.request(true)
 		case <-drift.C:
 			// Also while notifications are followed: set element changes
 			// do not name their table, so only this check sees them.
-			d.checkDrift(false)
+			repair.request(false)
 		case <-full.C:
-			d.checkDrift(true)
+			repair.request(true)
+		case <-repair.C():
+			// A check the limiter deferred, or a burst's summary.
+			repair.wake()
 		case <-refresh.C:
 			if d.cfg.Tunnels != nil {
 				if err := d.cfg.Tunnels.Refresh(ctx); err != nil {
@@ -599,37 +604,43 @@ func (d *Daemon) noteGeneration() {
 	d.ourGen, d.genKnown = g, err == nil
 }
 
-// checkDrift restores the table if anyone else changed it. The cheap
-// generation check runs often; with full, the table is compared anyway.
-func (d *Daemon) checkDrift(full bool) {
+// checkDrift restores the table if anyone else changed it. Without full,
+// the table is compared only if the ruleset generation moved. It counts
+// repairs and failures; the caller, which sees bursts, logs them.
+func (d *Daemon) checkDrift(full bool) driftCheck {
 	d.mu.Lock()
-	cur, known, ours := d.cur, d.genKnown, d.ourGen
+	cur := d.cur
 	d.mu.Unlock()
 	if cur == nil {
-		return
+		return driftCheck{}
 	}
-	gen, err := d.cfg.Firewall.Generation()
-	if err == nil && known && gen == ours && !full {
-		return
+	gen, known, moved := d.generationMoved()
+	if !moved && !full {
+		return driftCheck{}
 	}
+	c := driftCheck{changedBy: d.committers.describe(gen)}
 	equal, err := d.cfg.Firewall.Equal(cur.rs)
 	if err != nil {
-		d.log.Warn("drift check failed", "error", err)
-		return
+		c.err = fmt.Errorf("compare table inet edgefw: %w", err)
+		d.countDriftFailure()
+		return c
 	}
 	if equal {
 		d.mu.Lock()
-		d.ourGen, d.genKnown = gen, true
+		d.ourGen, d.genKnown = gen, known
 		d.mu.Unlock()
-		return
+		return c
 	}
-	who := d.committers.describe(gen)
+	c.drifted = true
 	start := d.now()
 	res, err := d.cfg.Firewall.Apply(cur.rs)
+	c.took = d.now().Sub(start)
 	if err != nil {
-		d.log.Error("drift repair failed; retrying", "error", err, "changed_by", who)
-		return
+		c.err = fmt.Errorf("restore table inet edgefw: %w", err)
+		d.countDriftFailure()
+		return c
 	}
+	c.messages = res.Messages
 	d.noteGeneration()
 	d.mu.Lock()
 	d.drift++
@@ -637,8 +648,7 @@ func (d *Daemon) checkDrift(full bool) {
 	if d.cfg.Metrics != nil {
 		d.cfg.Metrics.DriftRepaired()
 	}
-	d.log.Warn("table inet edgefw was changed outside edgefw: restored", "changed_by", who,
-		"messages", res.Messages, "repair_ms", d.now().Sub(start).Milliseconds())
+	return c
 }
 
 // applyRequest runs a policy given by `edgefwctl apply`, arming the

@@ -45,6 +45,7 @@ type Metrics struct {
 	applyErrors      prometheus.Counter
 	lastApplySuccess prometheus.Gauge
 	driftRepairs     prometheus.Counter
+	driftFailures    prometheus.Counter
 }
 
 // NewMetrics creates the daemon's event metrics and edgefw_build_info and
@@ -72,6 +73,10 @@ func NewMetrics(reg prometheus.Registerer, version, revision string) *Metrics {
 			Name: "edgefw_drift_repairs_total",
 			Help: "Times table inet edgefw was found changed or deleted outside edgefwd and restored.",
 		}),
+		driftFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgefw_drift_repair_failures_total",
+			Help: "Drift checks that could not read table inet edgefw or restore it; each is retried after a backoff of 1 s doubling to 1 min.",
+		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgefw_build_info",
@@ -83,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer, version, revision string) *Metrics {
 		},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(m.applyDuration, m.applyErrors, m.lastApplySuccess, m.driftRepairs, buildInfo)
+	reg.MustRegister(m.applyDuration, m.applyErrors, m.lastApplySuccess, m.driftRepairs, m.driftFailures, buildInfo)
 	return m
 }
 
@@ -101,6 +106,12 @@ func (m *Metrics) ObserveApply(d time.Duration, err error, now time.Time) {
 // DriftRepaired records one restoration of the table.
 func (m *Metrics) DriftRepaired() {
 	m.driftRepairs.Inc()
+}
+
+// DriftRepairFailed records one drift check that could not read or
+// restore the table.
+func (m *Metrics) DriftRepairFailed() {
+	m.driftFailures.Inc()
 }
 
 // NewRegistry returns a registry holding the Go runtime and process

@@ -244,11 +244,16 @@ func TestMetrics(t *testing.T) {
 	m.ObserveApply(2*time.Second, errors.New("netlink: file exists"), time.Unix(1767225700, 0))
 	m.ObserveApply(40*time.Second, nil, time.Unix(1767225800, 0))
 	m.DriftRepaired()
+	m.DriftRepairFailed()
+	m.DriftRepairFailed()
 
 	want := fmt.Sprintf(`
 # HELP edgefw_build_info Always 1; the labels identify the running edgefwd build.
 # TYPE edgefw_build_info gauge
 edgefw_build_info{goversion=%q,revision="abc1234",version="1.2.3"} 1
+# HELP edgefw_drift_repair_failures_total Drift checks that could not read table inet edgefw or restore it; each is retried after a backoff of 1 s doubling to 1 min.
+# TYPE edgefw_drift_repair_failures_total counter
+edgefw_drift_repair_failures_total 2
 # HELP edgefw_drift_repairs_total Times table inet edgefw was found changed or deleted outside edgefwd and restored.
 # TYPE edgefw_drift_repairs_total counter
 edgefw_drift_repairs_total 1
@@ -292,6 +297,7 @@ func TestMetricsBeforeAnyApply(t *testing.T) {
 		"edgefw_policy_apply_errors_total",
 		"edgefw_policy_last_apply_success_timestamp_seconds",
 		"edgefw_drift_repairs_total",
+		"edgefw_drift_repair_failures_total",
 		"edgefw_build_info",
 		"edgefw_policy_apply_duration_seconds",
 	} {
