@@ -123,7 +123,7 @@ func TestKeyFileErrorsDoNotQuoteContents(t *testing.T) {
 
 func TestPresharedKeyIsNeverCreated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wg0-gw.psk")
-	_, err := readPresharedKey(path)
+	_, err := readPresharedKey(path, os.Geteuid())
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing preshared key: error = %v, want fs.ErrNotExist", err)
 	}
@@ -138,13 +138,13 @@ func TestPresharedKeyIsNeverCreated(t *testing.T) {
 	if err := os.WriteFile(path, []byte(psk.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readPresharedKey(path); !errors.Is(err, ErrInsecureKeyFile) {
+	if _, err := readPresharedKey(path, os.Geteuid()); !errors.Is(err, ErrInsecureKeyFile) {
 		t.Errorf("readable preshared key: error = %v, want ErrInsecureKeyFile", err)
 	}
 	if err := os.Chmod(path, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readPresharedKey(path)
+	got, err := readPresharedKey(path, os.Geteuid())
 	if err != nil || got != psk {
 		t.Errorf("readPresharedKey = %v (err %v), want the key written", got == psk, err)
 	}
@@ -201,7 +201,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 	if strings.Contains(msg, key.String()) {
 		t.Error("error contains the key")
 	}
-	if _, err := readPresharedKey(path); !errors.Is(err, ErrInsecureKeyFile) {
+	if _, err := readPresharedKey(path, os.Geteuid()); !errors.Is(err, ErrInsecureKeyFile) {
 		t.Errorf("preshared key owned by uid %d: error = %v, want ErrInsecureKeyFile", nobody, err)
 	}
 
