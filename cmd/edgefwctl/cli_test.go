@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +45,11 @@ func runApp(t *testing.T, stdin string, setup func(*app), args ...string) result
 	var stdout, stderr bytes.Buffer
 	a := newApp(&stdout, &stderr)
 	a.now = func() time.Time { return testNow }
+	// Whether this machine has a user edgefw must not matter: the key
+	// files are judged for the owner of the daemon's socket or this user.
+	a.keyReader = func() wg.KeyReader {
+		return daemonKeyReader(a.socket, func(name string) (*user.User, error) { return nil, user.UnknownUserError(name) })
+	}
 	if setup != nil {
 		setup(a)
 	}
