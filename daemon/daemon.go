@@ -403,7 +403,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 		return err
 	}
 	src := sourceOf(d.cfg.PolicyPath, pol, false)
-	err = d.apply(ctx, pol, src, trigger)
+	err = d.applyNew(ctx, pol, src, trigger)
 	if firewallApplied(err) {
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)
 	}
@@ -594,7 +594,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest) ApplyRespo
 	hadPending := d.pending != nil
 	d.mu.Unlock()
 	src := sourceOf(req.Path, pol, true)
-	err = d.apply(ctx, pol, src, "apply")
+	err = d.applyNew(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
 		return d.response(err, "")
 	}
