@@ -17,6 +17,22 @@ import (
 // daemonUser is the user the packaged unit runs edgefwd as (User=edgefw).
 const daemonUser = "edgefw"
 
+// packagedUnits are where the packages install edgefwd's unit.
+var packagedUnits = []string{"/lib/systemd/system/edgefwd.service", "/usr/lib/systemd/system/edgefwd.service"}
+
+// packagedDaemonUser returns the user the packaged unit runs edgefwd as,
+// or an error if the unit is not installed. A purge keeps the user edgefw
+// (Debian policy 9.2.2) but removes the unit: a daemon started by hand
+// there does not run as edgefw.
+func packagedDaemonUser() (*user.User, error) {
+	for _, unit := range packagedUnits {
+		if _, err := os.Stat(unit); err == nil {
+			return user.Lookup(daemonUser)
+		}
+	}
+	return nil, errors.New("edgefwd's unit is not installed")
+}
+
 // daemonKeyReader returns the user whose view of the tunnels' key files
 // counts: edgefwd's, which reads them. edgefwctl usually runs as root or
 // as an operator in group edgefw, while the packaged daemon runs as user
@@ -25,10 +41,10 @@ const daemonUser = "edgefw"
 // refused by root, and a key only root can read would be accepted.
 //
 // The daemon's user is the owner of the control socket at socket when it
-// exists, since the daemon creates it; otherwise the user edgefw, which
-// the package creates for the unit; otherwise, on a host with neither,
-// the user running edgefwctl, as whoever starts edgefwd by hand.
-func daemonKeyReader(socket string, lookupUser func(name string) (*user.User, error)) wg.KeyReader {
+// exists, since the daemon creates it; otherwise, when the package's unit
+// is installed, its user (packagedUser, normally packagedDaemonUser);
+// otherwise the user running edgefwctl, as whoever starts edgefwd by hand.
+func daemonKeyReader(socket string, packagedUser func() (*user.User, error)) wg.KeyReader {
 	if info, err := os.Stat(socket); err == nil && info.Mode().Type() == fs.ModeSocket {
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
 			// The socket's group is the daemon's (Group=edgefw).
@@ -39,7 +55,7 @@ func daemonKeyReader(socket string, lookupUser func(name string) (*user.User, er
 			return r
 		}
 	}
-	if u, err := lookupUser(daemonUser); err == nil {
+	if u, err := packagedUser(); err == nil {
 		if uid, err := strconv.Atoi(u.Uid); err == nil {
 			return wg.KeyReader{UID: uid, GIDs: groupIDs(u)}
 		}

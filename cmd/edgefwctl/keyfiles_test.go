@@ -287,7 +287,6 @@ func TestKeyFilesUncheckedWarn(t *testing.T) {
 
 // TestKeyReader: the key files are judged for the user edgefwd runs as.
 func TestKeyReader(t *testing.T) {
-	noEdgefw := func(string) (*user.User, error) { return nil, user.UnknownUserError("edgefw") }
 	t.Run("the control socket's owner", func(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("needs root to give the socket to another user")
@@ -296,16 +295,13 @@ func TestKeyReader(t *testing.T) {
 		if err := os.Chown(f.socket, nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
-		got := daemonKeyReader(f.socket, noEdgefw)
+		got := daemonKeyReader(f.socket, notPackaged)
 		if got.UID != nobody || !slices.Contains(got.GIDs, nobody) {
 			t.Errorf("reader %+v, want uid and group %d", got, nobody)
 		}
 	})
-	t.Run("without a socket, the user edgefw", func(t *testing.T) {
-		got := daemonKeyReader(filepath.Join(t.TempDir(), "no.sock"), func(name string) (*user.User, error) {
-			if name != "edgefw" {
-				return nil, user.UnknownUserError(name)
-			}
+	t.Run("without a socket, the packaged unit's user", func(t *testing.T) {
+		got := daemonKeyReader(filepath.Join(t.TempDir(), "no.sock"), func() (*user.User, error) {
 			return &user.User{Uid: "4242", Gid: "4243", Username: "edgefw-test-absent"}, nil
 		})
 		if got.UID != 4242 || !slices.Contains(got.GIDs, 4243) {
@@ -313,7 +309,7 @@ func TestKeyReader(t *testing.T) {
 		}
 	})
 	t.Run("without either, this user", func(t *testing.T) {
-		if got, want := daemonKeyReader(filepath.Join(t.TempDir(), "no.sock"), noEdgefw), wg.ProcessKeyReader(); !cmp.Equal(got, want) {
+		if got, want := daemonKeyReader(filepath.Join(t.TempDir(), "no.sock"), notPackaged), wg.ProcessKeyReader(); !cmp.Equal(got, want) {
 			t.Errorf("reader %+v, want this process's %+v", got, want)
 		}
 	})

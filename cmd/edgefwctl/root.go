@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +31,7 @@ type app struct {
 
 func newApp(stdout, stderr io.Writer) *app {
 	a := &app{stdout: stdout, stderr: stderr, now: time.Now, isTerminal: isTerminal}
-	a.keyReader = func() wg.KeyReader { return daemonKeyReader(a.socket, user.Lookup) }
+	a.keyReader = func() wg.KeyReader { return daemonKeyReader(a.socket, packagedDaemonUser) }
 	return a
 }
 
