@@ -2,15 +2,13 @@ package daemon
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
+	"github.com/edgefw/edgefw/internal/keytest"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -50,20 +48,6 @@ func (r *recordingTunnels) applies() int {
 	return len(r.applied)
 }
 
-func writeKey(t *testing.T, path string, mode fs.FileMode) {
-	t.Helper()
-	key, err := wgtypes.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(key.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestBadKeyFileRejectsPolicyWhole: a policy whose key files the tunnels
 // would refuse is refused before the firewall changes, from the policy
 // files or from edgefwctl apply; ruleset and tunnels stay as they were.
@@ -81,15 +65,15 @@ func TestBadKeyFileRejectsPolicyWhole(t *testing.T) {
 		{
 			name: "reload, private key readable by others",
 			keys: func(t *testing.T, dir string) {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o644)
-				writeKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o644)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			want: "POLICY:9:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key has mode 0644, readable by its group or others: key file is not private; run `chmod 600 DIR/wg0.key`",
 		},
 		{
 			name: "reload, preshared key missing",
 			keys: func(t *testing.T, dir string) {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 			},
 			want: "POLICY:14:27: tunnels[0].peers[0].presharedKeyFile: preshared key file DIR/gw.psk: lstat DIR/gw.psk: no such file or directory (a preshared key must be identical on both peers, so edgefw does not create one: copy it from the other end, or create it with `wg genpsk` and distribute it)",
 		},
@@ -97,11 +81,11 @@ func TestBadKeyFileRejectsPolicyWhole(t *testing.T) {
 			name:  "apply, private key behind a symbolic link",
 			apply: true,
 			keys: func(t *testing.T, dir string) {
-				writeKey(t, filepath.Join(dir, "real.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "real.key"), 0o600)
 				if err := os.Symlink("real.key", filepath.Join(dir, "wg0.key")); err != nil {
 					t.Fatal(err)
 				}
-				writeKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			// Revalidate re-encodes the policy, so the position is in its
 			// encoding, as for every error in a policy sent over the
@@ -175,8 +159,8 @@ func runLoop(t *testing.T, d *Daemon) {
 func TestBootRestoresLastGoodDespiteKeyFile(t *testing.T) {
 	h := newHarness(t)
 	h.write(t, policyTunnel)
-	writeKey(t, filepath.Join(h.dir, "wg0.key"), 0o600)
-	writeKey(t, filepath.Join(h.dir, "gw.psk"), 0o600)
+	keytest.WriteKey(t, filepath.Join(h.dir, "wg0.key"), 0o600)
+	keytest.WriteKey(t, filepath.Join(h.dir, "gw.psk"), 0o600)
 	ctx := context.Background()
 	d1, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Tunnels: &recordingTunnels{}})
 	if err != nil {

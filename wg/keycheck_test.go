@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/edgefw/edgefw/internal/keytest"
 	"github.com/edgefw/edgefw/policy"
 )
 
@@ -40,15 +40,6 @@ func keyCheckTunnel(file string, line int, privateKeyFile string, presharedKeyFi
 	return t
 }
 
-// writeKey writes a fresh key to path with mode and returns it.
-func writeKey(t *testing.T, path string, mode fs.FileMode) wgtypes.Key {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return writeKeyFile(t, path, mode)
-}
-
 // userLabelForTest is how messages name a uid: by name when it has one.
 func userLabelForTest(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
@@ -62,22 +53,6 @@ func userNameForTest(uid int) string {
 		return u.Username
 	}
 	return strconv.Itoa(uid)
-}
-
-// searchableTempDir is a temporary directory that every user may search
-// (t.TempDir's parent is private to its creator), for checks on behalf of
-// another user.
-func searchableTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "wgkeys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 func TestCheckKeyFiles(t *testing.T) {
@@ -98,8 +73,8 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "private and preshared keys as the daemon wants them",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
-				writeKey(t, filepath.Join(dir, "gw.psk"), 0o400)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o400)
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"), filepath.Join(dir, "gw.psk"))}
 			},
 		},
@@ -112,7 +87,7 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "private key readable by others",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o644)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o644)
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"))}
 			},
 			want: []string{"p.yaml:11:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key has mode 0644, readable by its group or others: key file is not private; run `chmod 600 DIR/wg0.key`"},
@@ -120,7 +95,7 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "private key behind a symbolic link",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "real.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "real.key"), 0o600)
 				if err := os.Symlink(filepath.Join(dir, "real.key"), filepath.Join(dir, "wg0.key")); err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +137,7 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "missing preshared key",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"), filepath.Join(dir, "gw.psk"))}
 			},
 			want: []string{"p.yaml:15:27: tunnels[0].peers[0].presharedKeyFile: preshared key file DIR/gw.psk: lstat DIR/gw.psk: no such file or directory (a preshared key must be identical on both peers, so edgefw does not create one: copy it from the other end, or create it with `wg genpsk` and distribute it)"},
@@ -170,7 +145,7 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "malformed preshared key",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				if err := os.WriteFile(filepath.Join(dir, "gw.psk"), []byte("not a key"), 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -181,9 +156,9 @@ func TestCheckKeyFiles(t *testing.T) {
 		{
 			name: "several bad files in two files of the policy: all reported, paths per file",
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o640)
-				writeKey(t, filepath.Join(dir, "wg1.key"), 0o600)
-				writeKey(t, filepath.Join(dir, "b.psk"), 0o604)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o640)
+				keytest.WriteKey(t, filepath.Join(dir, "wg1.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "b.psk"), 0o604)
 				return []policy.Tunnel{
 					keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"), filepath.Join(dir, "a.psk")),
 					keyCheckTunnel("policy.d/10-site.yaml", 4, filepath.Join(dir, "wg1.key"), filepath.Join(dir, "wg1.key"), filepath.Join(dir, "b.psk")),
@@ -199,7 +174,7 @@ func TestCheckKeyFiles(t *testing.T) {
 			name:   "key owned by another user",
 			asRoot: true,
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				if err := os.Chown(filepath.Join(dir, "wg0.key"), nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
@@ -212,7 +187,10 @@ func TestCheckKeyFiles(t *testing.T) {
 			asRoot: true,
 			reader: &other,
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "keys", "wg0.key"), 0o600)
+				if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				keytest.WriteKey(t, filepath.Join(dir, "keys", "wg0.key"), 0o600)
 				chownAll(t, nobody, filepath.Join(dir, "keys"), filepath.Join(dir, "keys", "wg0.key"))
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "keys", "wg0.key"))}
 			},
@@ -234,7 +212,7 @@ func TestCheckKeyFiles(t *testing.T) {
 			asRoot: true,
 			reader: &other,
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"))}
 			},
 			want: []string{"p.yaml:11:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key is owned by uid 0 with mode 0600, so the user reading it (NOBODY) cannot read it; run `chown NOBODYNAME: DIR/wg0.key`"},
@@ -244,7 +222,7 @@ func TestCheckKeyFiles(t *testing.T) {
 			asRoot: true,
 			reader: &other,
 			setup: func(t *testing.T, dir string) []policy.Tunnel {
-				writeKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				chownAll(t, 1, filepath.Join(dir, "wg0.key"))
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "wg0.key"))}
 			},
@@ -258,7 +236,7 @@ func TestCheckKeyFiles(t *testing.T) {
 				if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
 					t.Fatal(err)
 				}
-				writeKey(t, filepath.Join(dir, "keys", "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "keys", "wg0.key"), 0o600)
 				chownAll(t, nobody, filepath.Join(dir, "keys", "wg0.key"))
 				return []policy.Tunnel{keyCheckTunnel("p.yaml", 11, filepath.Join(dir, "keys", "wg0.key"))}
 			},
@@ -285,7 +263,7 @@ func TestCheckKeyFiles(t *testing.T) {
 			if tt.asUser && root {
 				t.Skip("root may write anywhere")
 			}
-			dir := searchableTempDir(t)
+			dir := keytest.SearchableDir(t)
 			tunnels := tt.setup(t, dir)
 			before := listTree(t, dir)
 			reader := ProcessKeyReader()
@@ -328,7 +306,7 @@ func TestCheckKeyFilesNeverQuotesKeys(t *testing.T) {
 	dir := t.TempDir()
 	keys := map[string]string{}
 	for _, name := range []string{"readable.key", "readable.psk"} {
-		keys[name] = writeKey(t, filepath.Join(dir, name), 0o644).String()
+		keys[name] = keytest.WriteKey(t, filepath.Join(dir, name), 0o644).String()
 	}
 	garbage := "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlYw-not-a-key"
 	if err := os.WriteFile(filepath.Join(dir, "garbage.key"), []byte(garbage), 0o600); err != nil {
@@ -355,7 +333,7 @@ func TestCheckKeyFilesNeverQuotesKeys(t *testing.T) {
 func TestCheckKeyFilesSharesTheDaemonsChecks(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wg0.key")
-	writeKey(t, path, 0o640)
+	keytest.WriteKey(t, path, 0o640)
 	_, loadErr := LoadOrCreatePrivateKey(path)
 	_, pskErr := readPresharedKey(path, os.Geteuid())
 	err := CheckKeyFiles([]policy.Tunnel{keyCheckTunnel("p.yaml", 2, path, path)}, ProcessKeyReader())

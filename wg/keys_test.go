@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/edgefw/edgefw/internal/keytest"
 )
 
 func TestLoadOrCreatePrivateKeyCreatesMissingFile(t *testing.T) {
@@ -161,21 +163,6 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 	}
 }
 
-func writeKeyFile(t *testing.T, path string, mode fs.FileMode) wgtypes.Key {
-	t.Helper()
-	key, err := wgtypes.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(key.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
 // A 0600 key file owned by another unprivileged user is that user's to read
 // and to replace: refused unless owned by root or the daemon's own user.
 func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
@@ -184,7 +171,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 	}
 	const nobody = 65534
 	path := filepath.Join(t.TempDir(), "wg0.key")
-	key := writeKeyFile(t, path, 0o600)
+	key := keytest.WriteKey(t, path, 0o600)
 	if err := os.Chown(path, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +206,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 func TestKeyFileSymlinkIsNotFollowed(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "real.key")
-	writeKeyFile(t, target, 0o600)
+	keytest.WriteKey(t, target, 0o600)
 	link := filepath.Join(dir, "wg0.key")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)

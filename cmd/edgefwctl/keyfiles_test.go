@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/internal/keytest"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -35,21 +35,6 @@ tunnels:
 
 // nobody is the unprivileged user of Debian and most distributions.
 const nobody = 65534
-
-// writeTestKey writes a fresh WireGuard key to path with mode.
-func writeTestKey(t *testing.T, path string, mode fs.FileMode) {
-	t.Helper()
-	key, err := wgtypes.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(key.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestKeyFilesChecked: validate, plan and apply refuse a policy whose key
 // files edgefwd would refuse, each problem at its field, and apply sends
@@ -73,39 +58,39 @@ func TestKeyFilesChecked(t *testing.T) {
 		{
 			name: "fine",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o600)
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o400)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o400)
 			},
 		},
 		{
 			name: "private key missing: edgefwd creates it",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 		},
 		{
 			name: "private key mode 0644",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o644)
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o644)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			want: []string{"DIR/policy.yaml:4:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key has mode 0644, readable by its group or others: key file is not private; run `chmod 600 DIR/wg0.key`"},
 		},
 		{
 			name: "private key is a symbolic link",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "real.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "real.key"), 0o600)
 				if err := os.Symlink("real.key", filepath.Join(dir, "wg0.key")); err != nil {
 					t.Fatal(err)
 				}
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			want: []string{"DIR/policy.yaml:4:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key is a symbolic link: key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself"},
 		},
 		{
 			name: "preshared key malformed",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				if err := os.WriteFile(filepath.Join(dir, "gw.psk"), []byte("not a key\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +100,7 @@ func TestKeyFilesChecked(t *testing.T) {
 		{
 			name: "preshared key missing, private key readable: both reported",
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o640)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o640)
 			},
 			want: []string{
 				"DIR/policy.yaml:4:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key has mode 0640, readable by its group or others: key file is not private; run `chmod 600 DIR/wg0.key`",
@@ -126,11 +111,11 @@ func TestKeyFilesChecked(t *testing.T) {
 			name:   "private key owned by another user",
 			asRoot: true,
 			setup: func(t *testing.T, dir string, _ *fakeDaemon) {
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				if err := os.Chown(filepath.Join(dir, "wg0.key"), nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			want: []string{"DIR/policy.yaml:4:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key is owned by uid 65534, not by root: key file is not private; run `chown root:root DIR/wg0.key`"},
 		},
@@ -141,11 +126,11 @@ func TestKeyFilesChecked(t *testing.T) {
 				if err := os.Chown(f.socket, nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
-				writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 				if err := os.Chown(filepath.Join(dir, "wg0.key"), nobody, nobody); err != nil {
 					t.Fatal(err)
 				}
-				writeTestKey(t, filepath.Join(dir, "gw.psk"), 0o600)
+				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
 			want: []string{"DIR/policy.yaml:10:27: tunnels[0].peers[0].presharedKeyFile: preshared key file DIR/gw.psk is owned by uid 0 with mode 0600, so the user reading it (" + nobodyName + ", uid 65534) cannot read it; run `chown " + nobodyName + ": DIR/gw.psk`"},
 		},
@@ -157,7 +142,7 @@ func TestKeyFilesChecked(t *testing.T) {
 			}
 			for _, command := range []string{"validate", "plan", "apply"} {
 				t.Run(command, func(t *testing.T) {
-					dir := searchableDir(t)
+					dir := keytest.SearchableDir(t)
 					file := filepath.Join(dir, "policy.yaml")
 					if err := os.WriteFile(file, []byte(keyFilesPolicy), 0o644); err != nil {
 						t.Fatal(err)
@@ -215,7 +200,7 @@ func TestKeyFilesCheckedJSON(t *testing.T) {
 	if err := os.WriteFile(file, []byte(keyFilesPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	writeTestKey(t, filepath.Join(dir, "wg0.key"), 0o600)
+	keytest.WriteKey(t, filepath.Join(dir, "wg0.key"), 0o600)
 	f := newFakeDaemon(t)
 	res := run(t, "--socket", f.socket, "validate", "-o", "json", file)
 	if res.code != 1 {
@@ -313,19 +298,4 @@ func TestKeyReader(t *testing.T) {
 			t.Errorf("reader %+v, want this process's %+v", got, want)
 		}
 	})
-}
-
-// searchableDir is a temporary directory that other users may search
-// (t.TempDir's parent is private to its creator).
-func searchableDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "efwkeys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
