@@ -140,7 +140,7 @@ func readKeyFile(path, kind string, reader int) (wgtypes.Key, error) {
 	// The parse error is dropped on purpose: it may quote the offending input.
 	key, err := wgtypes.ParseKey(strings.TrimSpace(string(data)))
 	if err != nil || len(data) > maxKeyFileSize {
-		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a base64-encoded 32-byte WireGuard key; a key file holds one key in base64, as `%s` prints it", kind, path, keyTool[kind])
+		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a base64-encoded 32-byte WireGuard key; a key file holds one key in base64, as `%s` prints it", kind, path, keyTool(kind))
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return wgtypes.Key{}, fmt.Errorf("%s file %s has mode %04o, readable by its group or others: %w; run `chmod 600 %s`", kind, path, perm, ErrInsecureKeyFile, path)
@@ -151,8 +151,13 @@ func readKeyFile(path, kind string, reader int) (wgtypes.Key, error) {
 	return key, nil
 }
 
-// keyTool names, by kind, the wg(8) command that prints a key of that kind.
-var keyTool = map[string]string{"private key": "wg genkey", "preshared key": "wg genpsk"}
+// keyTool names the wg(8) command that prints a key of kind.
+func keyTool(kind string) string {
+	if kind == "preshared key" {
+		return "wg genpsk"
+	}
+	return "wg genkey"
+}
 
 const symlinkAdvice = "key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself"
 

@@ -127,9 +127,10 @@ func (a *app) validateCmd() *cobra.Command {
 		Long: `validate loads FILE, the drop-ins in policy.d/ beside it and the set files
 they name, checks them as the daemon would, and compiles the result. It does
 not need the daemon. The tunnels' key files are checked as the daemon will
-read them (format, mode, owner, no symbolic link), as the owner of the
-control socket or else the user edgefw: a missing private key is fine where
-the daemon can create it, a missing preshared key is not.
+read them (format, mode, owner, no symbolic link), for the user it runs as:
+the owner of its control socket, else edgefw where the package's unit is
+installed, else you. A missing private key is fine where the daemon can
+create it; a missing preshared key is not.
 
 A valid policy prints "FILE: valid (N rules, M sets, K tunnels)". An invalid
 one prints each problem on stderr as FILE:LINE:COL: field.path: message, and
