@@ -17,15 +17,13 @@ import (
 // daemonUser is the user the packaged unit runs edgefwd as (User=edgefw).
 const daemonUser = "edgefw"
 
-// packagedUnits are where the packages install edgefwd's unit.
-var packagedUnits = []string{"/lib/systemd/system/edgefwd.service", "/usr/lib/systemd/system/edgefwd.service"}
-
 // packagedDaemonUser returns the user the packaged unit runs edgefwd as,
 // or an error if the unit is not installed. A purge keeps the user edgefw
 // (Debian policy 9.2.2) but removes the unit: a daemon started by hand
 // there does not run as edgefw.
 func packagedDaemonUser() (*user.User, error) {
-	for _, unit := range packagedUnits {
+	// Where the .deb and the .rpm install it (packaging/nfpm.yaml).
+	for _, unit := range []string{"/lib/systemd/system/edgefwd.service", "/usr/lib/systemd/system/edgefwd.service"} {
 		if _, err := os.Stat(unit); err == nil {
 			return user.Lookup(daemonUser)
 		}
