@@ -430,7 +430,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 		return err
 	}
 	src := sourceOf(d.cfg.PolicyPath, pol, false)
-	err = d.apply(ctx, pol, src, trigger)
+	err = d.applyNew(ctx, pol, src, trigger)
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)
@@ -670,7 +670,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 	d.mu.Unlock()
 	src := sourceOf(req.Path, pol, true)
 	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, filesFingerprint(d.cfg.PolicyPath)
-	err = d.apply(ctx, pol, src, "apply")
+	err = d.applyNew(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
 		return d.response(err, "")
 	}

@@ -138,8 +138,10 @@ func TestSpecExample(t *testing.T) {
 				AllowedIPs:          prefixes(t, "10.0.0.0/24", "10.96.0.0/12"),
 				PersistentKeepalive: 25 * time.Second,
 				Pos:                 at(46, 9),
+				PresharedKeyFilePos: at(48, 27),
 			}},
-			Pos: at(40, 5),
+			Pos:               at(40, 5),
+			PrivateKeyFilePos: at(41, 21),
 		}},
 		Files: []string{abs(t, file), abs(t, "testdata/blocklist.txt")},
 	}

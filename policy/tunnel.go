@@ -54,6 +54,7 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 	}
 	if v := d.require(m, "privateKeyFile", "name the file holding the private key, like /etc/edgefw/keys/wg0.key; it is created if missing"); v != nil {
 		t.PrivateKeyFile, _ = d.keyFile(v, joinPath(path, "privateKeyFile"))
+		t.PrivateKeyFilePos = d.pos(v)
 	}
 	if v := m.get("listenPort"); v != nil {
 		p := joinPath(path, "listenPort")
@@ -157,6 +158,7 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 		}
 		if v := m.get("presharedKeyFile"); v != nil {
 			peer.PresharedKeyFile, _ = d.keyFile(v, joinPath(p, "presharedKeyFile"))
+			peer.PresharedKeyFilePos = d.pos(v)
 		}
 		// endpointIP is the endpoint's address if it is written as one.
 		var endpointIP netip.Addr

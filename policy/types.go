@@ -196,6 +196,9 @@ type Tunnel struct {
 	MTU       int // 0: default (1420)
 	Peers     []TunnelPeer
 	Pos       Pos
+	// PrivateKeyFilePos is where PrivateKeyFile is written, for the
+	// problems found when the file itself is checked (package wg).
+	PrivateKeyFilePos Pos
 }
 
 // TunnelPeer is one WireGuard peer of a tunnel.
@@ -211,4 +214,6 @@ type TunnelPeer struct {
 	AllowedIPs          []netip.Prefix
 	PersistentKeepalive time.Duration
 	Pos                 Pos
+	// PresharedKeyFilePos is where PresharedKeyFile is written, if it is.
+	PresharedKeyFilePos Pos
 }

@@ -38,7 +38,7 @@ const (
 // path, its mode or owner and the fix. A symbolic link is not followed. The
 // key's contents never appear in an error.
 func LoadOrCreatePrivateKey(path string) (wgtypes.Key, error) {
-	key, err := readKeyFile(path, "private key")
+	key, err := readKeyFile(path, "private key", os.Geteuid())
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
@@ -50,7 +50,7 @@ func LoadOrCreatePrivateKey(path string) (wgtypes.Key, error) {
 		if errors.Is(err, fs.ErrExist) {
 			// Another process created it between our read and write: use theirs,
 			// since a key that was already handed out must not change.
-			return readKeyFile(path, "private key")
+			return readKeyFile(path, "private key", os.Geteuid())
 		}
 		return wgtypes.Key{}, err
 	}
@@ -76,19 +76,19 @@ func GenerateKeyFile(path string) (publicKey string, err error) {
 // stored in path. The file must exist and pass the same permission check as
 // LoadOrCreatePrivateKey.
 func PublicKeyFromFile(path string) (string, error) {
-	key, err := readKeyFile(path, "private key")
+	key, err := readKeyFile(path, "private key", os.Geteuid())
 	if err != nil {
 		return "", err
 	}
 	return key.PublicKey().String(), nil
 }
 
-// readPresharedKey reads a peer's preshared key. Unlike a private key, a
-// missing preshared key file is an error and is never created: the key must be
-// the same on both ends of the tunnel, so a fresh random one could only break
-// the session.
-func readPresharedKey(path string) (wgtypes.Key, error) {
-	key, err := readKeyFile(path, "preshared key")
+// readPresharedKey reads a peer's preshared key for the user reader (see
+// readKeyFile). Unlike a private key, a missing preshared key file is an
+// error and is never created: the key must be the same on both ends of the
+// tunnel, so a fresh random one could only break the session.
+func readPresharedKey(path string, reader int) (wgtypes.Key, error) {
+	key, err := readKeyFile(path, "preshared key", reader)
 	if errors.Is(err, fs.ErrNotExist) {
 		return wgtypes.Key{}, fmt.Errorf("%w (a preshared key must be identical on both peers, so edgefw does not create one: copy it from the other end, or create it with `wg genpsk` and distribute it)", err)
 	}
@@ -100,15 +100,16 @@ func readPresharedKey(path string) (wgtypes.Key, error) {
 const maxKeyFileSize = 1024
 
 // readKeyFile reads a base64 WireGuard key from path after checking that it
-// is private to root or the user running this process. kind ("private key",
-// "preshared key") only appears in errors. Errors describe the file, never
-// its contents.
+// is private to root or reader, the uid of the user that reads it (the one
+// running this process, or the daemon's when CheckKeyFiles checks on its
+// behalf). kind ("private key", "preshared key") only appears in errors.
+// Errors describe the file, never its contents.
 //
 // A symbolic link is not followed, and the checks apply to the opened file
 // (fstat), so that what is read is what was checked. A file that is no key
 // at all is reported as such before its permissions: advising to chmod, say,
 // /etc/shadow would be wrong.
-func readKeyFile(path, kind string) (wgtypes.Key, error) {
+func readKeyFile(path, kind string, reader int) (wgtypes.Key, error) {
 	// Lstat first so that a FIFO or device is refused without opening it
 	// (opening has side effects, or blocks).
 	info, err := os.Lstat(path)
@@ -139,15 +140,23 @@ func readKeyFile(path, kind string) (wgtypes.Key, error) {
 	// The parse error is dropped on purpose: it may quote the offending input.
 	key, err := wgtypes.ParseKey(strings.TrimSpace(string(data)))
 	if err != nil || len(data) > maxKeyFileSize {
-		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a base64-encoded 32-byte WireGuard key", kind, path)
+		return wgtypes.Key{}, fmt.Errorf("%s file %s: not a base64-encoded 32-byte WireGuard key; a key file holds one key in base64, as `%s` prints it", kind, path, keyTool(kind))
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return wgtypes.Key{}, fmt.Errorf("%s file %s has mode %04o, readable by its group or others: %w; run `chmod 600 %s`", kind, path, perm, ErrInsecureKeyFile, path)
 	}
-	if err := checkKeyFileOwner(path, kind, info); err != nil {
+	if err := checkKeyFileOwner(path, kind, info, reader); err != nil {
 		return wgtypes.Key{}, err
 	}
 	return key, nil
+}
+
+// keyTool names the wg(8) command that prints a key of kind.
+func keyTool(kind string) string {
+	if kind == "preshared key" {
+		return "wg genpsk"
+	}
+	return "wg genkey"
 }
 
 const symlinkAdvice = "key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself"
@@ -163,28 +172,32 @@ func checkKeyFileType(path, kind string, info fs.FileInfo) error {
 	return nil
 }
 
-// checkKeyFileOwner refuses a key file owned by anyone but root or the user
-// running this process: its owner may read it whatever its mode, and may
-// replace it.
-func checkKeyFileOwner(path, kind string, info fs.FileInfo) error {
+// checkKeyFileOwner refuses a key file owned by anyone but root or reader,
+// the uid of the user reading it: its owner may read it whatever its mode,
+// and may replace it.
+func checkKeyFileOwner(path, kind string, info fs.FileInfo, reader int) error {
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("%s file %s: cannot tell its owner", kind, path)
 	}
-	euid := os.Geteuid()
-	if st.Uid == 0 || int64(st.Uid) == int64(euid) {
+	if st.Uid == 0 || int64(st.Uid) == int64(reader) {
 		return nil
 	}
-	if euid == 0 {
+	if reader == 0 {
 		return fmt.Errorf("%s file %s is owned by uid %d, not by root: %w; run `chown root:root %s`", kind, path, st.Uid, ErrInsecureKeyFile, path)
 	}
 	// The daemon runs as its own user (User=edgefw) and reads only the keys
 	// that user owns; suggesting root would leave the file unreadable to it.
-	owner := strconv.Itoa(euid)
-	if u, err := user.LookupId(owner); err == nil {
-		owner = u.Username
+	return fmt.Errorf("%s file %s is owned by uid %d, not by root or by the user reading it (uid %d): %w; run `chown %s: %s` (or `chown root:root %s` for a key only root reads)", kind, path, st.Uid, reader, ErrInsecureKeyFile, userName(reader), path, path)
+}
+
+// userName is uid's user name, or uid in decimal if it has none.
+func userName(uid int) string {
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		return u.Username
 	}
-	return fmt.Errorf("%s file %s is owned by uid %d, not by root or by the user reading it (uid %d): %w; run `chown %s: %s` (or `chown root:root %s` for a key only root reads)", kind, path, st.Uid, euid, ErrInsecureKeyFile, owner, path, path)
+	return name
 }
 
 // writeNewKeyFile writes key in base64 to a new file at path with mode 0600,

@@ -13,6 +13,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/edgefw/edgefw/internal/keytest"
 	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
@@ -125,7 +126,7 @@ func TestKeyFileErrorsDoNotQuoteContents(t *testing.T) {
 
 func TestPresharedKeyIsNeverCreated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wg0-gw.psk")
-	_, err := readPresharedKey(path)
+	_, err := readPresharedKey(path, os.Geteuid())
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing preshared key: error = %v, want fs.ErrNotExist", err)
 	}
@@ -140,13 +141,13 @@ func TestPresharedKeyIsNeverCreated(t *testing.T) {
 	if err := os.WriteFile(path, []byte(psk.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readPresharedKey(path); !errors.Is(err, ErrInsecureKeyFile) {
+	if _, err := readPresharedKey(path, os.Geteuid()); !errors.Is(err, ErrInsecureKeyFile) {
 		t.Errorf("readable preshared key: error = %v, want ErrInsecureKeyFile", err)
 	}
 	if err := os.Chmod(path, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readPresharedKey(path)
+	got, err := readPresharedKey(path, os.Geteuid())
 	if err != nil || got != psk {
 		t.Errorf("readPresharedKey = %v (err %v), want the key written", got == psk, err)
 	}
@@ -163,21 +164,6 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 	}
 }
 
-func writeKeyFile(t *testing.T, path string, mode fs.FileMode) wgtypes.Key {
-	t.Helper()
-	key, err := wgtypes.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(key.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
 // A 0600 key file owned by another unprivileged user is that user's to read
 // and to replace: refused unless owned by root or the daemon's own user.
 func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
@@ -186,7 +172,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 	}
 	const nobody = 65534
 	path := filepath.Join(t.TempDir(), "wg0.key")
-	key := writeKeyFile(t, path, 0o600)
+	key := keytest.WriteKey(t, path, 0o600)
 	if err := os.Chown(path, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +189,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 	if strings.Contains(msg, key.String()) {
 		t.Error("error contains the key")
 	}
-	if _, err := readPresharedKey(path); !errors.Is(err, ErrInsecureKeyFile) {
+	if _, err := readPresharedKey(path, os.Geteuid()); !errors.Is(err, ErrInsecureKeyFile) {
 		t.Errorf("preshared key owned by uid %d: error = %v, want ErrInsecureKeyFile", nobody, err)
 	}
 
@@ -221,7 +207,7 @@ func TestKeyFileOwnedByAnotherUserIsRefused(t *testing.T) {
 func TestKeyFileSymlinkIsNotFollowed(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "real.key")
-	writeKeyFile(t, target, 0o600)
+	keytest.WriteKey(t, target, 0o600)
 	link := filepath.Join(dir, "wg0.key")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)

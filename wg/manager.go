@@ -382,7 +382,7 @@ func (m *Manager) loadPeers(st *tunnelState) []error {
 		ps.decl = d
 		ps.psk, ps.pskErr = wgtypes.Key{}, nil
 		if d.PresharedKeyFile != "" {
-			if ps.psk, ps.pskErr = readPresharedKey(d.PresharedKeyFile); ps.pskErr != nil {
+			if ps.psk, ps.pskErr = readPresharedKey(d.PresharedKeyFile, os.Geteuid()); ps.pskErr != nil {
 				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.pskErr))
 			}
 		}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +46,10 @@ func runApp(t *testing.T, stdin string, setup func(*app), args ...string) result
 	var stdout, stderr bytes.Buffer
 	a := newApp(&stdout, &stderr)
 	a.now = func() time.Time { return testNow }
+	// Whether this machine has edgefw's package installed must not
+	// matter: the key files are judged for the owner of the daemon's
+	// socket, or else for this user.
+	a.keyReader = func() wg.KeyReader { return daemonKeyReader(a.socket, notPackaged) }
 	if setup != nil {
 		setup(a)
 	}
@@ -53,6 +59,9 @@ func runApp(t *testing.T, stdin string, setup func(*app), args ...string) result
 	code := execute(context.Background(), root, &stderr)
 	return result{stdout.String(), stderr.String(), code}
 }
+
+// notPackaged stands for a host without edgefw's package installed.
+func notPackaged() (*user.User, error) { return nil, errors.New("not installed") }
 
 // fakeDaemon serves canned control API answers on a Unix socket and
 // records the requests it gets.

@@ -82,12 +82,18 @@ func compileProblem(file string, pol *policy.Policy, err error) *policy.Error {
 // stderr before the summary error.
 func (a *app) load(file string) (*policy.Policy, *nft.Ruleset, error) {
 	pol, rs, err := loadPolicy(file)
+	a.printProblems(err)
+	return pol, rs, err
+}
+
+// printProblems prints the problems of an invalid policy on stderr, one a
+// line.
+func (a *app) printProblems(err error) {
 	if ipe, ok := errors.AsType[*invalidPolicyError](err); ok {
 		for _, p := range ipe.problems {
 			fmt.Fprintln(a.stderr, p.Error())
 		}
 	}
-	return pol, rs, err
 }
 
 // validationResult is validate's JSON output.
@@ -98,6 +104,9 @@ type validationResult struct {
 	Sets     int               `json:"sets"`
 	Tunnels  int               `json:"tunnels"`
 	Problems []validationIssue `json:"problems"`
+	// Warnings are the key files edgefwctl may not look at, which the
+	// daemon checks when it applies the policy.
+	Warnings []validationIssue `json:"warnings,omitempty"`
 }
 
 // validationIssue is one policy.Error in JSON.
@@ -117,7 +126,11 @@ func (a *app) validateCmd() *cobra.Command {
 		Short: "Check a policy file and its drop-ins without applying it",
 		Long: `validate loads FILE, the drop-ins in policy.d/ beside it and the set files
 they name, checks them as the daemon would, and compiles the result. It does
-not need the daemon.
+not need the daemon. The tunnels' key files are checked as the daemon will
+read them (format, mode, owner, no symbolic link), for the user it runs as:
+the owner of its control socket, else edgefw where the package's unit is
+installed, else you. A missing private key is fine where the daemon can
+create it; a missing preshared key is not.
 
 A valid policy prints "FILE: valid (N rules, M sets, K tunnels)". An invalid
 one prints each problem on stderr as FILE:LINE:COL: field.path: message, and
@@ -132,7 +145,7 @@ exits 1.`,
 		if *out == outputJSON {
 			return a.validateJSON(file)
 		}
-		pol, _, err := a.load(file)
+		pol, _, err := a.loadCheckedText(file)
 		if err != nil {
 			return err
 		}
@@ -144,7 +157,7 @@ exits 1.`,
 }
 
 func (a *app) validateJSON(file string) error {
-	pol, _, err := loadPolicy(file)
+	pol, _, warnings, err := a.loadChecked(file)
 	res := validationResult{File: file, Valid: err == nil, Problems: []validationIssue{}}
 	if pol != nil {
 		res.Rules, res.Sets, res.Tunnels = len(pol.Rules), len(pol.Sets), len(pol.Tunnels)
@@ -154,16 +167,26 @@ func (a *app) validateJSON(file string) error {
 		return err
 	}
 	if invalid {
-		for _, p := range ipe.problems {
-			res.Problems = append(res.Problems, validationIssue{
-				File: p.Pos.File, Line: p.Pos.Line, Column: p.Pos.Col, Path: p.Path, Message: p.Msg, Text: p.Error(),
-			})
-		}
+		res.Problems = validationIssues(ipe.problems)
+	}
+	if len(warnings) > 0 {
+		res.Warnings = validationIssues(warnings)
 	}
 	if werr := writeJSON(a.stdout, res); werr != nil {
 		return werr
 	}
 	return err
+}
+
+// validationIssues renders problems for JSON.
+func validationIssues(problems policy.ErrorList) []validationIssue {
+	issues := []validationIssue{}
+	for _, p := range problems {
+		issues = append(issues, validationIssue{
+			File: p.Pos.File, Line: p.Pos.Line, Column: p.Pos.Col, Path: p.Path, Message: p.Msg, Text: p.Error(),
+		})
+	}
+	return issues
 }
 
 func (a *app) planCmd() *cobra.Command {
@@ -177,7 +200,7 @@ and changes nothing.`,
   edgefwctl plan candidate.yaml > edgefw.nft && nft -c -f edgefw.nft`,
 		Args: oneArg("the policy file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, rs, err := a.load(args[0])
+			_, rs, err := a.loadCheckedText(args[0])
 			if err != nil {
 				return err
 			}
@@ -211,7 +234,7 @@ wait, and the old one comes back.`,
 			return usageError(cmd, fmt.Errorf("--confirm-timeout %s: must not be negative", timeout))
 		}
 		file := args[0]
-		pol, _, err := a.load(file)
+		pol, _, err := a.loadCheckedText(file)
 		if err != nil {
 			return err
 		}

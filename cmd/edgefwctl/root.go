@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/wg"
 )
 
 // defaultSocket is where edgefwd listens unless told otherwise (SPEC.md).
@@ -24,10 +25,14 @@ type app struct {
 	socket         string
 	now            func() time.Time
 	isTerminal     func(io.Reader) bool
+	// keyReader is the user the daemon reads key files as.
+	keyReader func() wg.KeyReader
 }
 
 func newApp(stdout, stderr io.Writer) *app {
-	return &app{stdout: stdout, stderr: stderr, now: time.Now, isTerminal: isTerminal}
+	a := &app{stdout: stdout, stderr: stderr, now: time.Now, isTerminal: isTerminal}
+	a.keyReader = func() wg.KeyReader { return daemonKeyReader(a.socket, packagedDaemonUser) }
+	return a
 }
 
 // newRootCmd builds the edgefwctl command tree writing to stdout and stderr.
