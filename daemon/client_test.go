@@ -22,6 +22,8 @@ import (
 
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // serveOnTestSocket runs handler on a Unix socket in a temporary directory and
@@ -318,8 +320,8 @@ func TestClientStaleSocket(t *testing.T) {
 }
 
 func TestClientPermissionDenied(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root may connect to any socket; TestClientSocketErrorMessages covers the message")
+	if !netnstest.AsUnprivileged(t) {
+		return // root may connect to any socket: run as nobody
 	}
 	sock := serveOnTestSocket(t, http.NotFoundHandler())
 	if err := os.Chmod(sock, 0); err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/edgefw/edgefw/internal/keytest"
 	"github.com/edgefw/edgefw/policy"
+
+	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
 // nobody is the unprivileged user of Debian and most distributions.
@@ -258,10 +260,10 @@ func TestCheckKeyFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.asRoot && !root {
-				t.Skip("needs root to give files to other users")
+				netnstest.Unavailable(t, "needs root to give files to other users")
 			}
-			if tt.asUser && root {
-				t.Skip("root may write anywhere")
+			if tt.asUser && !netnstest.AsUnprivileged(t) {
+				return // root may write anywhere: run as nobody
 			}
 			dir := keytest.SearchableDir(t)
 			tunnels := tt.setup(t, dir)
@@ -354,8 +356,8 @@ func TestCheckKeyFilesSharesTheDaemonsChecks(t *testing.T) {
 // TestCheckKeyFilesUnchecked: a file this process may not look at is not
 // judged on behalf of another user: the check says so instead.
 func TestCheckKeyFilesUnchecked(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root may look at every file")
+	if !netnstest.AsUnprivileged(t) {
+		return // root may look at every file: run as nobody
 	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o600); err != nil {
