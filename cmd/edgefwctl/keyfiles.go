@@ -81,11 +81,13 @@ func groupIDs(u *user.User) []int {
 // apply: a bad key is caught before the firewall changes, and reported like
 // any other problem of the policy. Key files that edgefwctl may not look
 // at (an operator, for a daemon running as edgefw) are returned as
-// warnings: the daemon checks them when it applies the policy.
-func (a *app) loadChecked(file string) (*policy.Policy, *nft.Ruleset, policy.ErrorList, error) {
+// warnings: the daemon checks them when it applies the policy. Without
+// keyFiles (validate and plan --no-key-files, for a policy checked off the
+// host, in CI) the key files are not looked at.
+func (a *app) loadChecked(file string, keyFiles bool) (*policy.Policy, *nft.Ruleset, policy.ErrorList, error) {
 	pol, rs, err := loadPolicy(file)
-	if err != nil {
-		return nil, nil, nil, err
+	if err != nil || !keyFiles {
+		return pol, rs, nil, err
 	}
 	err = wg.CheckKeyFiles(pol.Tunnels, a.keyReader())
 	if err == nil {
@@ -111,8 +113,8 @@ func (a *app) loadChecked(file string) (*policy.Policy, *nft.Ruleset, policy.Err
 
 // loadCheckedText is loadChecked for commands that print problems as
 // text: warnings, then problems, on stderr before the summary error.
-func (a *app) loadCheckedText(file string) (*policy.Policy, *nft.Ruleset, error) {
-	pol, rs, warnings, err := a.loadChecked(file)
+func (a *app) loadCheckedText(file string, keyFiles bool) (*policy.Policy, *nft.Ruleset, error) {
+	pol, rs, warnings, err := a.loadChecked(file, keyFiles)
 	for _, w := range warnings {
 		fmt.Fprintf(a.stderr, "edgefwctl: warning: %s%s\n", w.Error(), uncheckedAdvice)
 	}

@@ -301,3 +301,29 @@ func TestKeyReader(t *testing.T) {
 		}
 	})
 }
+
+// TestNoKeyFiles: validate and plan --no-key-files check the policy alone,
+// for CI where the host's keys are absent; apply has no such flag.
+func TestNoKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte(keyFilesPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := file + ":10:27: tunnels[0].peers[0].presharedKeyFile: "
+	if res := run(t, "validate", file); res.code != 1 || !strings.Contains(res.stderr, missing) {
+		t.Fatalf("validate without the preshared key: code %d, stderr %q; want 1 and %q…", res.code, res.stderr, missing)
+	}
+	if res := run(t, "validate", "--no-key-files", file); res.code != 0 || res.stdout != file+": valid (0 rules, 0 sets, 1 tunnel)\n" || res.stderr != "" {
+		t.Errorf("validate --no-key-files: code %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if res := run(t, "validate", "--no-key-files", "-o", "json", file); res.code != 0 || !strings.Contains(res.stdout, `"valid": true`) {
+		t.Errorf("validate --no-key-files -o json: code %d, stdout %q", res.code, res.stdout)
+	}
+	if res := run(t, "plan", "--no-key-files", file); res.code != 0 || !strings.Contains(res.stdout, "table inet edgefw {") {
+		t.Errorf("plan --no-key-files: code %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if res := run(t, "apply", "--no-key-files", file); res.code != 1 || !strings.Contains(res.stderr, "unknown flag: --no-key-files") {
+		t.Errorf("apply --no-key-files: code %d, stderr %q; want an unknown flag", res.code, res.stderr)
+	}
+}

@@ -130,22 +130,26 @@ not need the daemon. The tunnels' key files are checked as the daemon will
 read them (format, mode, owner, no symbolic link), for the user it runs as:
 the owner of its control socket, else edgefw where the package's unit is
 installed, else you. A missing private key is fine where the daemon can
-create it; a missing preshared key is not.
+create it; a missing preshared key is not. --no-key-files leaves them out,
+for a policy checked away from its host (in CI, before a GitOps merge):
+apply and edgefwd always check them.
 
 A valid policy prints "FILE: valid (N rules, M sets, K tunnels)". An invalid
 one prints each problem on stderr as FILE:LINE:COL: field.path: message, and
 exits 1.`,
 		Example: `  edgefwctl validate /etc/edgefw/policy.yaml
-  edgefwctl validate -o json candidate.yaml | jq '.problems[].text'`,
+  edgefwctl validate -o json candidate.yaml | jq '.problems[].text'
+  edgefwctl validate --no-key-files sites/store-42/policy.yaml   # in CI, without the host's keys`,
 		Args: oneArg("the policy file"),
 	}
 	out := addOutputFlag(cmd)
+	noKeyFiles := addNoKeyFilesFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		file := args[0]
 		if *out == outputJSON {
-			return a.validateJSON(file)
+			return a.validateJSON(file, !*noKeyFiles)
 		}
-		pol, _, err := a.loadCheckedText(file)
+		pol, _, err := a.loadCheckedText(file, !*noKeyFiles)
 		if err != nil {
 			return err
 		}
@@ -156,8 +160,8 @@ exits 1.`,
 	return cmd
 }
 
-func (a *app) validateJSON(file string) error {
-	pol, _, warnings, err := a.loadChecked(file)
+func (a *app) validateJSON(file string, keyFiles bool) error {
+	pol, _, warnings, err := a.loadChecked(file, keyFiles)
 	res := validationResult{File: file, Valid: err == nil, Problems: []validationIssue{}}
 	if pol != nil {
 		res.Rules, res.Sets, res.Tunnels = len(pol.Rules), len(pol.Sets), len(pol.Tunnels)
@@ -190,7 +194,7 @@ func validationIssues(problems policy.ErrorList) []validationIssue {
 }
 
 func (a *app) planCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Print the exact nftables ruleset a policy compiles to",
 		Long: `plan validates FILE like validate and prints the complete table inet edgefw
@@ -199,15 +203,22 @@ and changes nothing.`,
 		Example: `  edgefwctl plan /etc/edgefw/policy.yaml
   edgefwctl plan candidate.yaml > edgefw.nft && nft -c -f edgefw.nft`,
 		Args: oneArg("the policy file"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, rs, err := a.loadCheckedText(args[0])
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprint(a.stdout, rs.String())
-			return err
-		},
 	}
+	noKeyFiles := addNoKeyFilesFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		_, rs, err := a.loadCheckedText(args[0], !*noKeyFiles)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(a.stdout, rs.String())
+		return err
+	}
+	return cmd
+}
+
+// addNoKeyFilesFlag adds --no-key-files to validate and plan.
+func addNoKeyFilesFlag(cmd *cobra.Command) *bool {
+	return cmd.Flags().Bool("no-key-files", false, "do not check the tunnels' key files (for a policy checked away from its host)")
 }
 
 func (a *app) applyCmd() *cobra.Command {
@@ -215,14 +226,17 @@ func (a *app) applyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Validate a policy and make the daemon run it",
-		Long: `apply validates FILE locally, then sends it to edgefwd, which applies it in one
-nftables transaction and reconciles the tunnels. The policy stays in force
-until the next reload (SIGHUP, a change of the policy files, or
-"edgefwctl reload"), which reads the daemon's policy file again.
+		Long: `apply validates FILE locally (the tunnels' key files included), then sends it
+to edgefwd, which applies it in one nftables transaction and reconciles the
+tunnels.
 
-With --confirm-timeout, the daemon restores the previous policy unless
+Once confirmed (or at once, without --confirm-timeout) the policy stays in
+force across reloads and restarts until the daemon's policy files change or
+"edgefwctl reload --from-files"; "edgefwctl status" says who applied it and
+when. With --confirm-timeout, the daemon restores the previous policy unless
 "edgefwctl confirm" arrives in time: if the new policy cuts your session,
-wait, and the old one comes back.`,
+wait, and the old one comes back; a reload before the confirm returns to the
+policy files.`,
 		Example: `  edgefwctl apply /etc/edgefw/policy.yaml
   edgefwctl apply candidate.yaml --confirm-timeout 2m && edgefwctl status`,
 		Args: oneArg("the policy file"),
@@ -234,7 +248,7 @@ wait, and the old one comes back.`,
 			return usageError(cmd, fmt.Errorf("--confirm-timeout %s: must not be negative", timeout))
 		}
 		file := args[0]
-		pol, _, err := a.loadCheckedText(file)
+		pol, _, err := a.loadCheckedText(file, true)
 		if err != nil {
 			return err
 		}
