@@ -87,6 +87,17 @@ names() { # names ID: every name the lab with this ID uses
 
 # --------------------------------------------------------------- teardown --
 
+# lab_edgefwds ID: the PIDs of the lab's edgefwd processes, from /proc
+# (pgrep is in procps, which a minimal Debian lacks).
+lab_edgefwds() {
+	local proc cmd
+	for proc in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) || continue
+		[[ $cmd == *edgefwd\ *efwdemo-"$1".* ]] && echo "${proc#/proc/}"
+	done
+	return 0
+}
+
 # teardown ID: stop every process in the lab's namespaces (edgefwd with
 # SIGTERM first, so it closes its tunnels), delete the namespaces (their
 # veths go with them), the tunnels' control sockets and the lab directory.
@@ -116,7 +127,7 @@ teardown() {
 	# What is still there, if anything, is named on stderr.
 	local left=()
 	for ns in "${all[@]}"; do [[ -e /run/netns/$ns ]] && left+=("namespace $ns"); done
-	for pid in $(pgrep -f "edgefwd .*efwdemo-$id\." || true); do left+=("edgefwd $pid"); done
+	for pid in $(lab_edgefwds "$id"); do left+=("edgefwd $pid"); done
 	[[ -e $WG_RUN/$TUN_EDGE.sock || -e $WG_RUN/$TUN_CLUSTER.sock ]] && left+=("a socket in $WG_RUN")
 	if [[ ${#left[@]} -gt 0 ]]; then
 		printf 'demo: could not remove: %s\n' "${left[*]}" >&2
