@@ -212,7 +212,9 @@ mkns() {
 		die "cannot create network namespace $1: the demo needs root with CAP_SYS_ADMIN (a privileged container or the host)"
 	# IPv4 only: no IPv6 router solicitations or listener reports reach the
 	# default drop, so every counter the tour reads moves for its probe alone.
-	in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	# /proc/sys/net is the namespace's own; sysctl(8) is in procps, which a
+	# minimal Debian lacks.
+	in_ns "$1" sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6'
 	in_ns "$1" ip link set lo up
 }
 
