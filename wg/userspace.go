@@ -81,7 +81,11 @@ func (goUserspace) Start(name string, mtu int, log *slog.Logger) (io.Closer, err
 func (d *userspaceDevice) Close() error {
 	err := d.uapi.Close()
 	d.dev.Close()
-	if err != nil {
+	// wireguard-go's UAPIListener.Close races with its own watcher of the
+	// socket file: closing the inotify descriptor wakes the watcher, which
+	// may close the cancel pipe before Close writes to it ("write |1: file
+	// already closed"). The listener is closed either way.
+	if err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("close control socket: %w", err)
 	}
 	return nil
