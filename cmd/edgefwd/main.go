@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
@@ -136,12 +138,9 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	if err != nil {
 		return fmt.Errorf("tunnels: %w", err)
 	}
-	var watchdog time.Duration
-	if usec := os.Getenv("WATCHDOG_USEC"); usec != "" {
-		var n int64
-		if _, err := fmt.Sscan(usec, &n); err == nil && n > 0 {
-			watchdog = time.Duration(n) * time.Microsecond / 3
-		}
+	watchdog, err := watchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog not pinged", "error", err)
 	}
 	d, err := daemon.New(daemon.Config{
 		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log, Failsafe: failsafe,
@@ -195,6 +194,18 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	log.Info("edgefwd starting", "version", version, "policy", policyPath, "state_dir", stateDir,
 		"socket", socket, "metrics", metricsAddr, "backend_hint", strings.Join(backendHint(), ","))
 	return d.Run(ctx)
+}
+
+// watchdogInterval is how often the daemon pings systemd's watchdog: a
+// third of the timeout systemd set (WatchdogSec=), so that one late ping
+// is survived. It is zero when the unit has no watchdog or when the
+// watchdog is meant for another process (WATCHDOG_PID, sd_watchdog_enabled(3)).
+func watchdogInterval() (time.Duration, error) {
+	timeout, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil {
+		return 0, err
+	}
+	return timeout / 3, nil
 }
 
 func backendHint() []string {
