@@ -408,6 +408,23 @@ func (m *Manager) chooseBackend(st *tunnelState) policy.Backend {
 	if st.backend != "" {
 		return st.backend
 	}
+	return m.autoBackend()
+}
+
+// AutoBackend is the backend that a tunnel declaring "auto" gets when its
+// interface is created: kernel when the WireGuard module is loaded, built
+// in or installed (see WithKernelModule), userspace otherwise. The module
+// is looked for once per Manager, so what this reports and what Apply
+// chooses agree. Apply still falls back to userspace when the module is
+// listed but the kernel refuses to create the link.
+func (m *Manager) AutoBackend() policy.Backend {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.autoBackend()
+}
+
+// autoBackend is AutoBackend; callers hold m.mu.
+func (m *Manager) autoBackend() policy.Backend {
 	if m.kernelAvailable == nil {
 		ok := m.kernelModule()
 		m.kernelAvailable = &ok

@@ -991,3 +991,30 @@ func TestSlowNameServerDoesNotBlockStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestAutoBackend: what AutoBackend reports (edgefwd logs it at start) is
+// what Apply then chooses for a tunnel declaring auto, from one look for
+// the kernel module.
+func TestAutoBackend(t *testing.T) {
+	for _, module := range []bool{true, false} {
+		t.Run(fmt.Sprint("module ", module), func(t *testing.T) {
+			asked := 0
+			e := newTestEnv(t, module, WithKernelModule(func() bool { asked++; return module }))
+			want := policy.BackendUserspace
+			if module {
+				want = policy.BackendKernel
+			}
+			if got := e.m.AutoBackend(); got != want {
+				t.Errorf("AutoBackend() = %s, want %s", got, want)
+			}
+			e.mustApply(e.tunnel("wg0", 51820, "10.0.0.2/24"))
+			st, _ := e.m.Status(context.Background())
+			if st[0].Backend != string(want) {
+				t.Errorf("Apply chose %q, AutoBackend said %q", st[0].Backend, want)
+			}
+			if asked != 1 {
+				t.Errorf("the kernel module was looked for %d times, want once", asked)
+			}
+		})
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -192,7 +191,7 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		}
 	}()
 	log.Info("edgefwd starting", "version", version, "policy", policyPath, "state_dir", stateDir,
-		"socket", socket, "metrics", metricsAddr, "backend_hint", strings.Join(backendHint(), ","))
+		"socket", socket, "metrics", metricsAddr, "backend_hint", backendHint(tunnels.AutoBackend()))
 	return d.Run(ctx)
 }
 
@@ -208,9 +207,11 @@ func watchdogInterval() (time.Duration, error) {
 	return timeout / 3, nil
 }
 
-func backendHint() []string {
-	if _, err := os.Stat("/sys/module/wireguard"); err == nil {
-		return []string{"kernel-wireguard"}
+// backendHint names the WireGuard implementation that tunnels declaring
+// backend auto get, as edgefwd's start line has always put it.
+func backendHint(auto policy.Backend) string {
+	if auto == policy.BackendKernel {
+		return "kernel-wireguard"
 	}
-	return []string{"userspace-wireguard"}
+	return "userspace-wireguard"
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/edgefw/edgefw/policy"
 )
 
 func TestWatchdogInterval(t *testing.T) {
@@ -39,5 +41,16 @@ func setenv(t *testing.T, key, value string) {
 	t.Setenv(key, value) // restores the old value at the end
 	if value == "" {
 		os.Unsetenv(key)
+	}
+}
+
+func TestBackendHint(t *testing.T) {
+	for auto, want := range map[policy.Backend]string{
+		policy.BackendKernel:    "kernel-wireguard",
+		policy.BackendUserspace: "userspace-wireguard",
+	} {
+		if got := backendHint(auto); got != want {
+			t.Errorf("backendHint(%s) = %q, want %q", auto, got, want)
+		}
 	}
 }
