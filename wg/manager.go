@@ -84,6 +84,13 @@ func WithManagedInterfaces(names ...string) Option {
 	}
 }
 
+// WithDeviceLogger receives the log of the embedded wireguard-go devices
+// of userspace tunnels (handshakes and keepalives at debug, send failures at
+// warn), which they write from their own goroutines, with the tunnel's
+// "interface". By default it is discarded. The Manager itself does not log:
+// Apply and Refresh return a Report.
+func WithDeviceLogger(log *slog.Logger) Option { return func(m *Manager) { m.deviceLog = log } }
+
 // withUserspace replaces the embedded wireguard-go starter (tests).
 func withUserspace(u userspace) Option { return func(m *Manager) { m.userspace = u } }
 
@@ -91,7 +98,7 @@ func withUserspace(u userspace) Option { return func(m *Manager) { m.userspace =
 // concurrent use: changes are made one call at a time, and DNS lookups run
 // outside its lock, so Status never waits for a slow name server.
 type Manager struct {
-	log          *slog.Logger
+	deviceLog    *slog.Logger
 	client       Client
 	ownsClient   bool
 	links        Links
@@ -161,12 +168,9 @@ func (p *peerState) target(dns map[string]resolution) (netip.AddrPort, bool) {
 // New returns a Manager. Without WithClient it opens a wgctrl client, which
 // finds kernel devices over generic netlink (when the module is loaded) and
 // userspace devices through /var/run/wireguard.
-func New(log *slog.Logger, opts ...Option) (*Manager, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func New(opts ...Option) (*Manager, error) {
 	m := &Manager{
-		log:          log,
+		deviceLog:    slog.New(slog.DiscardHandler),
 		links:        netlinkLinks{},
 		resolver:     net.DefaultResolver,
 		userspace:    goUserspace{},
@@ -177,6 +181,9 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 	}
 	for _, opt := range opts {
 		opt(m)
+	}
+	if m.deviceLog == nil {
+		m.deviceLog = slog.New(slog.DiscardHandler)
 	}
 	if m.client == nil {
 		c, err := wgctrl.New()
@@ -195,19 +202,21 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 // running configuration it changes nothing.
 //
 // A failing tunnel or peer does not hold back the others; their errors are
-// joined. Every endpoint host name is looked up again, so that a reload
-// follows a name that moved at once instead of at the next Refresh; a name
-// that still has its current address keeps it. An endpoint host name that
-// does not resolve is not an error: the peer is configured without (or
-// keeps) its endpoint, the failure is logged, and Refresh tries again.
-func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
+// joined, and the Report lists what was changed all the same. Every
+// endpoint host name is looked up again, so that a reload follows a name
+// that moved at once instead of at the next Refresh; a name that still has
+// its current address keeps it. An endpoint host name that does not resolve
+// is not an error: the peer is configured without (or keeps) its endpoint,
+// the Report says so (EndpointUnresolved), and Refresh tries again.
+func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) (Report, error) {
 	hosts, results := m.resolve(ctx, tunnels)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return Report{}, ErrClosed
 	}
-	m.storeResolutions(results, hosts)
+	var rep Report
+	m.storeResolutions(results, hosts, &rep)
 	maps.DeleteFunc(m.dns, func(host string, _ resolution) bool { return hosts[host] == nil })
 	var errs []error
 	declared := make(map[string]bool, len(tunnels))
@@ -224,7 +233,7 @@ func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	// what a declared one needs.
 	for _, name := range slices.Sorted(maps.Keys(m.tunnels)) {
 		if !declared[name] {
-			if err := m.removeTunnel(name); err != nil {
+			if err := m.removeTunnel(name, &rep); err != nil {
 				errs = append(errs, fmt.Errorf("remove tunnel %q: %w", name, err))
 			}
 		}
@@ -232,11 +241,11 @@ func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	m.order = m.order[:0]
 	for _, t := range unique {
 		m.order = append(m.order, t.Name)
-		if err := m.applyTunnel(t); err != nil {
+		if err := m.applyTunnel(t, &rep); err != nil {
 			errs = append(errs, fmt.Errorf("tunnel %q: %w", t.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return rep, errors.Join(errs...)
 }
 
 // resolve looks up the endpoint names of tunnels. The lock is held only to
@@ -258,8 +267,9 @@ func (m *Manager) resolve(ctx context.Context, tunnels []policy.Tunnel) (map[str
 // name's address changed, or at once when the peer's session is dead (last
 // handshake older than RejectAfterTime). It also repairs peers changed behind
 // edgefw's back, and retries in full every tunnel whose last Apply or Refresh
-// failed. The daemon calls it periodically, e.g. every 30 s.
-func (m *Manager) Refresh(ctx context.Context) error {
+// failed. The daemon calls it periodically, e.g. every 30 s. Like Apply, it
+// reports what it changed and found even when it fails.
+func (m *Manager) Refresh(ctx context.Context) (Report, error) {
 	m.mu.Lock()
 	var declared []policy.Tunnel
 	for _, name := range m.order {
@@ -270,24 +280,25 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return Report{}, ErrClosed
 	}
-	m.storeResolutions(results, hosts)
+	var rep Report
+	m.storeResolutions(results, hosts, &rep)
 	var errs []error
 	for _, name := range m.order {
 		st := m.tunnels[name]
 		var err error
 		if st.err != nil {
-			err = m.applyTunnel(st.decl)
+			err = m.applyTunnel(st.decl, &rep)
 		} else {
-			err = m.syncPeers(st)
+			err = m.syncPeers(st, &rep)
 			st.err = err
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tunnel %q: %w", name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return rep, errors.Join(errs...)
 }
 
 // Close stops the userspace devices this manager started, which removes
@@ -318,18 +329,18 @@ func (m *Manager) Close() error {
 }
 
 // applyTunnel fully reconciles one declared tunnel and records the outcome.
-func (m *Manager) applyTunnel(t policy.Tunnel) error {
+func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 	st := m.tunnels[t.Name]
 	if st == nil {
 		st = &tunnelState{name: t.Name}
 		m.tunnels[t.Name] = st
 	}
 	st.decl = t
-	st.err = m.reconcileTunnel(st)
+	st.err = m.reconcileTunnel(st, rep)
 	return st.err
 }
 
-func (m *Manager) reconcileTunnel(st *tunnelState) error {
+func (m *Manager) reconcileTunnel(st *tunnelState, rep *Report) error {
 	key, err := LoadOrCreatePrivateKey(st.decl.PrivateKeyFile)
 	if err != nil {
 		// Without its key the interface would come up as someone else.
@@ -337,16 +348,16 @@ func (m *Manager) reconcileTunnel(st *tunnelState) error {
 	}
 	st.key = key
 	errs := m.loadPeers(st)
-	if err := m.ensureInterface(st); err != nil {
+	if err := m.ensureInterface(st, rep); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if err := m.syncLink(st); err != nil {
+	if err := m.syncLink(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncPeers(st); err != nil {
+	if err := m.syncPeers(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncRoutes(st); err != nil {
+	if err := m.syncRoutes(st, rep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -437,12 +448,11 @@ func (m *Manager) autoBackend() policy.Backend {
 
 // ensureInterface makes the tunnel's WireGuard interface exist with the
 // chosen backend.
-func (m *Manager) ensureInterface(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
+func (m *Manager) ensureInterface(st *tunnelState, rep *Report) error {
 	want := m.chooseBackend(st)
 	if st.backend != "" && st.backend != want {
-		log.Info("switching tunnel backend", "from", st.backend, "to", want)
-		if err := m.teardown(st); err != nil {
+		rep.add(Change{Kind: BackendSwitched, Interface: st.name, PreviousBackend: st.backend, Backend: want})
+		if err := m.teardown(st, rep); err != nil {
 			return fmt.Errorf("switch backend from %s to %s: %w", st.backend, want, err)
 		}
 	}
@@ -457,7 +467,7 @@ func (m *Manager) ensureInterface(st *tunnelState) error {
 			return fmt.Errorf("%w: %s is a %q link", ErrForeignInterface, st.name, info.Type)
 		case exists:
 			if st.backend == "" {
-				log.Info("adopted existing WireGuard interface", "backend", want)
+				rep.add(Change{Kind: InterfaceAdopted, Interface: st.name, Backend: want})
 			}
 		default:
 			err := m.links.AddWireGuard(st.name)
@@ -465,20 +475,20 @@ func (m *Manager) ensureInterface(st *tunnelState) error {
 				// "auto": the module was reported but cannot be used (not
 				// loadable, or blocked); the userspace implementation works
 				// everywhere.
-				log.Warn("kernel WireGuard unavailable, using userspace", "error", err)
+				rep.add(Change{Kind: KernelUnavailable, Interface: st.name, Err: err})
 				want = policy.BackendUserspace
 				break
 			}
 			if err != nil {
 				return fmt.Errorf("create kernel WireGuard interface: %w", err)
 			}
-			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
+			rep.add(Change{Kind: InterfaceCreated, Interface: st.name, Backend: want, DeclaredBackend: backendName(st.decl.Backend)})
 		}
 	}
 	if want == policy.BackendUserspace {
 		if st.dev != nil && !exists {
 			// Someone deleted our TUN link; the device behind it is dead.
-			log.Warn("userspace WireGuard interface disappeared, recreating it")
+			rep.add(Change{Kind: InterfaceVanished, Interface: st.name})
 			_ = st.dev.Close()
 			st.dev = nil
 		}
@@ -493,12 +503,12 @@ func (m *Manager) ensureInterface(st *tunnelState) error {
 					return err
 				}
 			}
-			dev, err := m.userspace.Start(st.name, mtuOf(st.decl), log)
+			dev, err := m.userspace.Start(st.name, mtuOf(st.decl), m.deviceLog.With("interface", st.name))
 			if err != nil {
 				return fmt.Errorf("start userspace WireGuard: %w", err)
 			}
 			st.dev = dev
-			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
+			rep.add(Change{Kind: InterfaceCreated, Interface: st.name, Backend: want, DeclaredBackend: backendName(st.decl.Backend)})
 		}
 	}
 	st.backend = want
@@ -509,7 +519,7 @@ func (m *Manager) ensureInterface(st *tunnelState) error {
 // teardown removes the tunnel's interface: a userspace device is closed
 // (which deletes its TUN link); a kernel link is deleted only if it is still
 // a WireGuard link, since the name may meanwhile belong to someone else.
-func (m *Manager) teardown(st *tunnelState) error {
+func (m *Manager) teardown(st *tunnelState, rep *Report) error {
 	defer func() { st.backend = "" }()
 	if st.dev != nil {
 		err := st.dev.Close()
@@ -527,7 +537,7 @@ func (m *Manager) teardown(st *tunnelState) error {
 		return err
 	}
 	if info.Type != linkTypeWireGuard {
-		m.log.Warn("not deleting interface: it is no longer a WireGuard interface", "interface", st.name, "type", info.Type)
+		rep.add(Change{Kind: InterfaceKept, Interface: st.name, LinkType: info.Type})
 		return nil
 	}
 	return m.links.Delete(st.name)
@@ -535,22 +545,21 @@ func (m *Manager) teardown(st *tunnelState) error {
 
 // removeTunnel tears down an interface that is no longer declared, if this
 // manager owns it, and forgets it.
-func (m *Manager) removeTunnel(name string) error {
+func (m *Manager) removeTunnel(name string, rep *Report) error {
 	st := m.tunnels[name]
 	if st.owned {
 		backend := st.backend
-		if err := m.teardown(st); err != nil {
+		if err := m.teardown(st, rep); err != nil {
 			return err // keep the state: the next Apply retries
 		}
-		m.log.Info("removed tunnel", "interface", name, "backend", backendName(backend))
+		rep.add(Change{Kind: InterfaceRemoved, Interface: name, Backend: backendName(backend)})
 	}
 	delete(m.tunnels, name)
 	return nil
 }
 
 // syncLink sets the interface's MTU, addresses and up state.
-func (m *Manager) syncLink(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
+func (m *Manager) syncLink(st *tunnelState, rep *Report) error {
 	info, err := m.links.Link(st.name)
 	if err != nil {
 		return err
@@ -560,7 +569,7 @@ func (m *Manager) syncLink(st *tunnelState) error {
 		if err := m.links.SetMTU(st.name, mtu); err != nil {
 			errs = append(errs, err)
 		} else {
-			log.Info("set MTU", "mtu", mtu)
+			rep.add(Change{Kind: MTUSet, Interface: st.name, MTU: mtu})
 		}
 	}
 	have, err := m.links.Addresses(st.name)
@@ -575,20 +584,20 @@ func (m *Manager) syncLink(st *tunnelState) error {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("removed address", "address", a)
+		rep.add(Change{Kind: AddressRemoved, Interface: st.name, Address: a})
 	}
 	for _, a := range add {
 		if err := m.links.AddAddress(st.name, a); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("added address", "address", a)
+		rep.add(Change{Kind: AddressAdded, Interface: st.name, Address: a})
 	}
 	if !info.Up {
 		if err := m.links.SetUp(st.name); err != nil {
 			errs = append(errs, err)
 		} else {
-			log.Info("set interface up")
+			rep.add(Change{Kind: InterfaceUp, Interface: st.name})
 		}
 	}
 	return errors.Join(errs...)
@@ -598,8 +607,7 @@ func (m *Manager) syncLink(st *tunnelState) error {
 // interface's own networks and removes the routes it installed earlier for
 // prefixes no longer declared. A default prefix gets no route and is
 // reported as an error of its peer.
-func (m *Manager) syncRoutes(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
+func (m *Manager) syncRoutes(st *tunnelState, rep *Report) error {
 	var allowed []netip.Prefix
 	var errs []error
 	for _, p := range st.peers {
@@ -619,22 +627,21 @@ func (m *Manager) syncRoutes(st *tunnelState) error {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("removed route", "route", r)
+		rep.add(Change{Kind: RouteRemoved, Interface: st.name, Route: r})
 	}
 	for _, r := range add {
 		if err := m.links.AddRoute(st.name, r); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("added route", "route", r)
+		rep.add(Change{Kind: RouteAdded, Interface: st.name, Route: r})
 	}
 	return errors.Join(errs...)
 }
 
 // syncPeers reads the device once and sends it only what differs: its
 // private key, listen port and the peer changes diffPeers finds.
-func (m *Manager) syncPeers(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
+func (m *Manager) syncPeers(st *tunnelState, rep *Report) error {
 	dev, err := m.client.Device(st.name)
 	if err != nil {
 		return fmt.Errorf("read WireGuard device: %w", err)
@@ -649,10 +656,10 @@ func (m *Manager) syncPeers(st *tunnelState) error {
 	}
 	cfg.Peers = diffPeers(desiredPeers(st.peers, dev.Peers, m.dns, m.now()), dev.Peers)
 	if configEmpty(cfg) {
-		log.Debug("WireGuard device up to date", "peers", len(dev.Peers))
+		rep.add(Change{Kind: DeviceUpToDate, Interface: st.name, PeerCount: len(dev.Peers)})
 		return nil
 	}
-	return m.configure(st, cfg)
+	return m.configure(st, cfg, rep)
 }
 
 // desiredPeers is the declared peer configuration to compare with the
@@ -705,9 +712,9 @@ func desiredPeers(peers []*peerState, running []wgtypes.Peer, dns map[string]res
 // configure sends cfg. If the device rejects the whole batch, the changes
 // are sent again one at a time, so that one peer the device refuses does
 // not hold back the others.
-func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config) error {
+func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config, rep *Report) error {
 	if err := m.client.ConfigureDevice(st.name, cfg); err == nil {
-		m.applied(st, cfg)
+		m.applied(st, cfg, rep)
 		return nil
 	} else if len(cfg.Peers) == 0 || (len(cfg.Peers) == 1 && cfg.PrivateKey == nil && cfg.ListenPort == nil) {
 		return m.configureError(st, cfg, err)
@@ -718,7 +725,7 @@ func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config) error {
 		if err := m.client.ConfigureDevice(st.name, device); err != nil {
 			errs = append(errs, m.configureError(st, device, err))
 		} else {
-			m.applied(st, device)
+			m.applied(st, device, rep)
 		}
 	}
 	for _, p := range cfg.Peers {
@@ -727,7 +734,7 @@ func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config) error {
 			errs = append(errs, m.configureError(st, one, err))
 			continue
 		}
-		m.applied(st, one)
+		m.applied(st, one, rep)
 	}
 	return errors.Join(errs...)
 }
@@ -744,15 +751,14 @@ func (m *Manager) configureError(st *tunnelState, cfg wgtypes.Config, err error)
 	return fmt.Errorf("configure device and %d peers: %w", len(cfg.Peers), err)
 }
 
-// applied logs an accepted configuration and remembers the endpoints
+// applied reports an accepted configuration and remembers the endpoints
 // written.
-func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config) {
-	log := m.log.With("interface", st.name)
+func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config, rep *Report) {
 	if cfg.PrivateKey != nil {
-		log.Info("set private key")
+		rep.add(Change{Kind: PrivateKeySet, Interface: st.name})
 	}
 	if cfg.ListenPort != nil {
-		log.Info("set listen port", "listen_port", *cfg.ListenPort)
+		rep.add(Change{Kind: ListenPortSet, Interface: st.name, ListenPort: *cfg.ListenPort})
 	}
 	byKey := make(map[wgtypes.Key]*peerState, len(st.peers))
 	for _, p := range st.peers {
@@ -761,33 +767,36 @@ func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config) {
 	for _, c := range cfg.Peers {
 		name := m.peerName(st, c.PublicKey)
 		if c.Remove {
-			log.Info("removed peer", "peer", name)
+			rep.add(Change{Kind: PeerRemoved, Interface: st.name, Peer: name})
 			continue
 		}
 		if ps := byKey[c.PublicKey]; ps != nil && c.Endpoint != nil {
 			ps.lastSet = udpAddrPort(c.Endpoint)
 		}
 		if !c.UpdateOnly {
-			log.Info("added peer", "peer", name, "endpoint", endpointAttr(c.Endpoint))
+			rep.add(Change{Kind: PeerAdded, Interface: st.name, Peer: name, Endpoint: udpAddrPort(c.Endpoint)})
 			continue
 		}
-		attrs := []any{"peer", name}
-		var fields []string
-		if c.PresharedKey != nil {
-			fields = append(fields, "preshared-key")
-		}
-		if c.Endpoint != nil {
-			fields = append(fields, "endpoint")
-			attrs = append(attrs, "endpoint", endpointAttr(c.Endpoint))
-		}
-		if c.PersistentKeepaliveInterval != nil {
-			fields = append(fields, "persistent-keepalive")
-		}
-		if c.ReplaceAllowedIPs {
-			fields = append(fields, "allowed-ips")
-		}
-		log.Info("updated peer", append(attrs, "changed", fields)...)
+		rep.add(Change{Kind: PeerUpdated, Interface: st.name, Peer: name, Endpoint: udpAddrPort(c.Endpoint), Fields: updatedFields(c)})
 	}
+}
+
+// updatedFields names the peer settings an UpdateOnly configuration sets.
+func updatedFields(c wgtypes.PeerConfig) []string {
+	var fields []string
+	if c.PresharedKey != nil {
+		fields = append(fields, FieldPresharedKey)
+	}
+	if c.Endpoint != nil {
+		fields = append(fields, FieldEndpoint)
+	}
+	if c.PersistentKeepaliveInterval != nil {
+		fields = append(fields, FieldPersistentKeepalive)
+	}
+	if c.ReplaceAllowedIPs {
+		fields = append(fields, FieldAllowedIPs)
+	}
+	return fields
 }
 
 func (m *Manager) peerName(st *tunnelState, key wgtypes.Key) string {
@@ -804,18 +813,12 @@ func mtuOf(t policy.Tunnel) int {
 	return t.MTU
 }
 
-func backendName(b policy.Backend) string {
+// backendName is b, with "" spelt auto as in the policy.
+func backendName(b policy.Backend) policy.Backend {
 	if b == "" {
-		return string(policy.BackendAuto)
+		return policy.BackendAuto
 	}
-	return string(b)
-}
-
-func endpointAttr(a *net.UDPAddr) string {
-	if a == nil {
-		return ""
-	}
-	return udpAddrPort(a).String()
+	return b
 }
 
 // kernelModuleAvailable reports whether the WireGuard kernel module is

@@ -133,7 +133,7 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	signal.Notify(hup, syscall.SIGHUP)
 	reg := daemon.NewRegistry()
 	metrics := daemon.NewMetrics(reg, version, revision)
-	tunnels, err := wg.New(log.With("component", "wg"), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
+	tunnels, err := wg.New(wg.WithDeviceLogger(log.With("component", "wg")), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
 	if err != nil {
 		return fmt.Errorf("tunnels: %w", err)
 	}
