@@ -36,10 +36,11 @@ type Firewall interface {
 	Delete() error
 }
 
-// Tunnels is the WireGuard side: *wg.Manager.
+// Tunnels is the WireGuard side: *wg.Manager. Apply and Refresh report
+// what they changed, which the daemon logs.
 type Tunnels interface {
-	Apply(ctx context.Context, tunnels []policy.Tunnel) error
-	Refresh(ctx context.Context) error
+	Apply(ctx context.Context, tunnels []policy.Tunnel) (wg.Report, error)
+	Refresh(ctx context.Context) (wg.Report, error)
 	Status(ctx context.Context) ([]wg.TunnelStatus, error)
 	Close() error
 }
@@ -319,7 +320,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			repair.wake()
 		case <-refresh.C:
 			if d.cfg.Tunnels != nil {
-				if err := d.cfg.Tunnels.Refresh(ctx); err != nil {
+				rep, err := d.cfg.Tunnels.Refresh(ctx)
+				logTunnelReport(ctx, d.log, rep)
+				if err != nil {
 					d.log.Warn("tunnel refresh", "error", err)
 				}
 			}
@@ -470,7 +473,9 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 	}
 	var tunErr error
 	if d.cfg.Tunnels != nil {
-		tunErr = d.cfg.Tunnels.Apply(ctx, pol.Tunnels)
+		var rep wg.Report
+		rep, tunErr = d.cfg.Tunnels.Apply(ctx, pol.Tunnels)
+		logTunnelReport(ctx, d.log, rep)
 	}
 	info := &ApplyInfo{Time: start, DurationSeconds: d.now().Sub(start).Seconds(), OK: tunErr == nil,
 		Trigger: trigger, Messages: res.Messages, Changes: res.Changes}

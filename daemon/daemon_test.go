@@ -362,10 +362,10 @@ func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 // failingTunnels configures nothing and always fails, like a missing PSK.
 type failingTunnels struct{}
 
-func (failingTunnels) Apply(context.Context, []policy.Tunnel) error {
-	return errors.New("preshared key file missing")
+func (failingTunnels) Apply(context.Context, []policy.Tunnel) (wg.Report, error) {
+	return wg.Report{}, errors.New("preshared key file missing")
 }
-func (failingTunnels) Refresh(context.Context) error                     { return nil }
+func (failingTunnels) Refresh(context.Context) (wg.Report, error)        { return wg.Report{}, nil }
 func (failingTunnels) Status(context.Context) ([]wg.TunnelStatus, error) { return nil, nil }
 func (failingTunnels) Close() error                                      { return nil }
 

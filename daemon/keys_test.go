@@ -32,13 +32,13 @@ type recordingTunnels struct {
 	applied [][]policy.Tunnel
 }
 
-func (r *recordingTunnels) Apply(_ context.Context, tunnels []policy.Tunnel) error {
+func (r *recordingTunnels) Apply(_ context.Context, tunnels []policy.Tunnel) (wg.Report, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.applied = append(r.applied, tunnels)
-	return nil
+	return wg.Report{}, nil
 }
-func (r *recordingTunnels) Refresh(context.Context) error                     { return nil }
+func (r *recordingTunnels) Refresh(context.Context) (wg.Report, error)        { return wg.Report{}, nil }
 func (r *recordingTunnels) Status(context.Context) ([]wg.TunnelStatus, error) { return nil, nil }
 func (r *recordingTunnels) Close() error                                      { return nil }
 

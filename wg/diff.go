@@ -11,8 +11,8 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-// This file decides; manager.go does. Everything here is pure: no I/O, no
-// clock (time is passed in).
+// This file decides; the Manager (manager.go, interface.go, peers.go) does.
+// Everything here is pure: no I/O, no clock (time is passed in).
 
 // diffPeers returns the peer changes that turn the running peers into the
 // declared ones, and nothing for peers that already match:

@@ -11,7 +11,14 @@
 // *wgctrl.Client), Links (rtnetlink: links, addresses, routes) and Resolver
 // (DNS). Tests replace all three with fakes that check like the kernel does.
 //
+// The package does not log. Apply and Refresh return a Report of what they
+// changed and found (an interface created, a peer updated and which of its
+// settings, an endpoint name that moved or stopped resolving) for the caller
+// to log; failures are in the error they return. Only the embedded
+// wireguard-go devices log, from their own goroutines, to the logger given
+// with WithDeviceLogger.
+//
 // Secrets never leave this package: private and preshared keys are read from
-// files and handed to the WireGuard client only. They are never logged, never
-// put in an error and never reported by Status.
+// files and handed to the WireGuard client only. They are never in a Report,
+// never put in an error and never reported by Status.
 package wg

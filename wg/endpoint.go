@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -79,7 +80,7 @@ type resolution struct {
 	err error
 }
 
-// peerRef names a peer whose endpoint uses a host name, for logging.
+// peerRef names a peer whose endpoint uses a host name, for its Report.
 type peerRef struct {
 	iface, peer, endpoint string
 }
@@ -135,33 +136,30 @@ func (m *Manager) lookupHosts(ctx context.Context, hosts map[string]netip.Addr) 
 	return out
 }
 
-// storeResolutions records lookup results and logs, for every peer using a
-// name, a lookup that starts failing (warn; repeats at debug), one that
-// recovers, and an address that changed. Callers hold m.mu.
-func (m *Manager) storeResolutions(results map[string]resolution, users map[string][]peerRef) {
-	for host, r := range results {
+// storeResolutions records lookup results and reports, for every peer
+// using a name, a lookup that starts failing (EndpointUnresolved; repeats:
+// EndpointStillUnresolved), one that recovers, and an address that
+// changed. Callers hold m.mu.
+func (m *Manager) storeResolutions(results map[string]resolution, users map[string][]peerRef, rep *Report) {
+	for _, host := range slices.Sorted(maps.Keys(results)) {
+		r := results[host]
 		old, known := m.dns[host]
 		m.dns[host] = r
 		for _, u := range users[host] {
-			log := m.log.With("interface", u.iface, "peer", u.peer, "endpoint", u.endpoint)
+			c := Change{Interface: u.iface, Peer: u.peer, DeclaredEndpoint: u.endpoint, Resolved: r.addr}
 			switch {
 			case r.err != nil && (!known || old.err == nil):
-				log.Warn("cannot resolve peer endpoint; the peer keeps its last address (if any), retrying at every refresh",
-					"address", addrString(r.addr), "error", r.err)
+				c.Kind, c.Err = EndpointUnresolved, r.err
 			case r.err != nil:
-				log.Debug("still cannot resolve peer endpoint", "address", addrString(r.addr), "error", r.err)
+				c.Kind, c.Err = EndpointStillUnresolved, r.err
 			case known && old.err != nil:
-				log.Info("peer endpoint resolves again", "address", r.addr)
+				c.Kind = EndpointResolved
 			case old.addr.IsValid() && old.addr != r.addr:
-				log.Info("peer endpoint address changed", "from", old.addr, "to", r.addr)
+				c.Kind, c.PreviousResolved = EndpointMoved, old.addr
+			default:
+				continue
 			}
+			rep.add(c)
 		}
 	}
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }

@@ -1,7 +1,6 @@
 package wg
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,13 +10,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/edgefw/edgefw/policy"
-	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
@@ -84,6 +81,13 @@ func WithManagedInterfaces(names ...string) Option {
 	}
 }
 
+// WithDeviceLogger receives the log of the embedded wireguard-go devices
+// of userspace tunnels (handshakes and keepalives at debug, send failures at
+// warn), which they write from their own goroutines, with the tunnel's
+// "interface". By default it is discarded. The Manager itself does not log:
+// Apply and Refresh return a Report.
+func WithDeviceLogger(log *slog.Logger) Option { return func(m *Manager) { m.deviceLog = log } }
+
 // withUserspace replaces the embedded wireguard-go starter (tests).
 func withUserspace(u userspace) Option { return func(m *Manager) { m.userspace = u } }
 
@@ -91,7 +95,7 @@ func withUserspace(u userspace) Option { return func(m *Manager) { m.userspace =
 // concurrent use: changes are made one call at a time, and DNS lookups run
 // outside its lock, so Status never waits for a slow name server.
 type Manager struct {
-	log          *slog.Logger
+	deviceLog    *slog.Logger
 	client       Client
 	ownsClient   bool
 	links        Links
@@ -161,12 +165,9 @@ func (p *peerState) target(dns map[string]resolution) (netip.AddrPort, bool) {
 // New returns a Manager. Without WithClient it opens a wgctrl client, which
 // finds kernel devices over generic netlink (when the module is loaded) and
 // userspace devices through /var/run/wireguard.
-func New(log *slog.Logger, opts ...Option) (*Manager, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func New(opts ...Option) (*Manager, error) {
 	m := &Manager{
-		log:          log,
+		deviceLog:    slog.New(slog.DiscardHandler),
 		links:        netlinkLinks{},
 		resolver:     net.DefaultResolver,
 		userspace:    goUserspace{},
@@ -177,6 +178,9 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 	}
 	for _, opt := range opts {
 		opt(m)
+	}
+	if m.deviceLog == nil {
+		m.deviceLog = slog.New(slog.DiscardHandler)
 	}
 	if m.client == nil {
 		c, err := wgctrl.New()
@@ -195,19 +199,21 @@ func New(log *slog.Logger, opts ...Option) (*Manager, error) {
 // running configuration it changes nothing.
 //
 // A failing tunnel or peer does not hold back the others; their errors are
-// joined. Every endpoint host name is looked up again, so that a reload
-// follows a name that moved at once instead of at the next Refresh; a name
-// that still has its current address keeps it. An endpoint host name that
-// does not resolve is not an error: the peer is configured without (or
-// keeps) its endpoint, the failure is logged, and Refresh tries again.
-func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
+// joined, and the Report lists what was changed all the same. Every
+// endpoint host name is looked up again, so that a reload follows a name
+// that moved at once instead of at the next Refresh; a name that still has
+// its current address keeps it. An endpoint host name that does not resolve
+// is not an error: the peer is configured without (or keeps) its endpoint,
+// the Report says so (EndpointUnresolved), and Refresh tries again.
+func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) (Report, error) {
 	hosts, results := m.resolve(ctx, tunnels)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return Report{}, ErrClosed
 	}
-	m.storeResolutions(results, hosts)
+	var rep Report
+	m.storeResolutions(results, hosts, &rep)
 	maps.DeleteFunc(m.dns, func(host string, _ resolution) bool { return hosts[host] == nil })
 	var errs []error
 	declared := make(map[string]bool, len(tunnels))
@@ -224,7 +230,7 @@ func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	// what a declared one needs.
 	for _, name := range slices.Sorted(maps.Keys(m.tunnels)) {
 		if !declared[name] {
-			if err := m.removeTunnel(name); err != nil {
+			if err := m.removeTunnel(name, &rep); err != nil {
 				errs = append(errs, fmt.Errorf("remove tunnel %q: %w", name, err))
 			}
 		}
@@ -232,11 +238,11 @@ func (m *Manager) Apply(ctx context.Context, tunnels []policy.Tunnel) error {
 	m.order = m.order[:0]
 	for _, t := range unique {
 		m.order = append(m.order, t.Name)
-		if err := m.applyTunnel(t); err != nil {
+		if err := m.applyTunnel(t, &rep); err != nil {
 			errs = append(errs, fmt.Errorf("tunnel %q: %w", t.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return rep, errors.Join(errs...)
 }
 
 // resolve looks up the endpoint names of tunnels. The lock is held only to
@@ -258,8 +264,9 @@ func (m *Manager) resolve(ctx context.Context, tunnels []policy.Tunnel) (map[str
 // name's address changed, or at once when the peer's session is dead (last
 // handshake older than RejectAfterTime). It also repairs peers changed behind
 // edgefw's back, and retries in full every tunnel whose last Apply or Refresh
-// failed. The daemon calls it periodically, e.g. every 30 s.
-func (m *Manager) Refresh(ctx context.Context) error {
+// failed. The daemon calls it periodically, e.g. every 30 s. Like Apply, it
+// reports what it changed and found even when it fails.
+func (m *Manager) Refresh(ctx context.Context) (Report, error) {
 	m.mu.Lock()
 	var declared []policy.Tunnel
 	for _, name := range m.order {
@@ -270,24 +277,25 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return Report{}, ErrClosed
 	}
-	m.storeResolutions(results, hosts)
+	var rep Report
+	m.storeResolutions(results, hosts, &rep)
 	var errs []error
 	for _, name := range m.order {
 		st := m.tunnels[name]
 		var err error
 		if st.err != nil {
-			err = m.applyTunnel(st.decl)
+			err = m.applyTunnel(st.decl, &rep)
 		} else {
-			err = m.syncPeers(st)
+			err = m.syncPeers(st, &rep)
 			st.err = err
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tunnel %q: %w", name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return rep, errors.Join(errs...)
 }
 
 // Close stops the userspace devices this manager started, which removes
@@ -318,18 +326,18 @@ func (m *Manager) Close() error {
 }
 
 // applyTunnel fully reconciles one declared tunnel and records the outcome.
-func (m *Manager) applyTunnel(t policy.Tunnel) error {
+func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 	st := m.tunnels[t.Name]
 	if st == nil {
 		st = &tunnelState{name: t.Name}
 		m.tunnels[t.Name] = st
 	}
 	st.decl = t
-	st.err = m.reconcileTunnel(st)
+	st.err = m.reconcileTunnel(st, rep)
 	return st.err
 }
 
-func (m *Manager) reconcileTunnel(st *tunnelState) error {
+func (m *Manager) reconcileTunnel(st *tunnelState, rep *Report) error {
 	key, err := LoadOrCreatePrivateKey(st.decl.PrivateKeyFile)
 	if err != nil {
 		// Without its key the interface would come up as someone else.
@@ -337,16 +345,16 @@ func (m *Manager) reconcileTunnel(st *tunnelState) error {
 	}
 	st.key = key
 	errs := m.loadPeers(st)
-	if err := m.ensureInterface(st); err != nil {
+	if err := m.ensureInterface(st, rep); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if err := m.syncLink(st); err != nil {
+	if err := m.syncLink(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncPeers(st); err != nil {
+	if err := m.syncPeers(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncRoutes(st); err != nil {
+	if err := m.syncRoutes(st, rep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -396,430 +404,4 @@ func (m *Manager) loadPeers(st *tunnelState) []error {
 	}
 	st.peers = peers
 	return errs
-}
-
-// chooseBackend decides how the tunnel's interface is implemented. "auto"
-// keeps whatever already runs, since switching would drop every session.
-func (m *Manager) chooseBackend(st *tunnelState) policy.Backend {
-	switch st.decl.Backend {
-	case policy.BackendKernel, policy.BackendUserspace:
-		return st.decl.Backend
-	}
-	if st.backend != "" {
-		return st.backend
-	}
-	if m.kernelAvailable == nil {
-		ok := m.kernelModule()
-		m.kernelAvailable = &ok
-	}
-	if *m.kernelAvailable {
-		return policy.BackendKernel
-	}
-	return policy.BackendUserspace
-}
-
-// ensureInterface makes the tunnel's WireGuard interface exist with the
-// chosen backend.
-func (m *Manager) ensureInterface(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
-	want := m.chooseBackend(st)
-	if st.backend != "" && st.backend != want {
-		log.Info("switching tunnel backend", "from", st.backend, "to", want)
-		if err := m.teardown(st); err != nil {
-			return fmt.Errorf("switch backend from %s to %s: %w", st.backend, want, err)
-		}
-	}
-	info, err := m.links.Link(st.name)
-	exists := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if want == policy.BackendKernel {
-		switch {
-		case exists && info.Type != linkTypeWireGuard:
-			return fmt.Errorf("%w: %s is a %q link", ErrForeignInterface, st.name, info.Type)
-		case exists:
-			if st.backend == "" {
-				log.Info("adopted existing WireGuard interface", "backend", want)
-			}
-		default:
-			err := m.links.AddWireGuard(st.name)
-			if err != nil && st.decl.Backend != policy.BackendKernel {
-				// "auto": the module was reported but cannot be used (not
-				// loadable, or blocked); the userspace implementation works
-				// everywhere.
-				log.Warn("kernel WireGuard unavailable, using userspace", "error", err)
-				want = policy.BackendUserspace
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("create kernel WireGuard interface: %w", err)
-			}
-			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
-		}
-	}
-	if want == policy.BackendUserspace {
-		if st.dev != nil && !exists {
-			// Someone deleted our TUN link; the device behind it is dead.
-			log.Warn("userspace WireGuard interface disappeared, recreating it")
-			_ = st.dev.Close()
-			st.dev = nil
-		}
-		if st.dev == nil {
-			if exists {
-				if info.Type != linkTypeWireGuard || !st.owned {
-					return fmt.Errorf("%w: %s is a %q link", ErrForeignInterface, st.name, info.Type)
-				}
-				// A kernel interface of an earlier edgefw run, now declared
-				// userspace: replace it.
-				if err := m.links.Delete(st.name); err != nil {
-					return err
-				}
-			}
-			dev, err := m.userspace.Start(st.name, mtuOf(st.decl), log)
-			if err != nil {
-				return fmt.Errorf("start userspace WireGuard: %w", err)
-			}
-			st.dev = dev
-			log.Info("created WireGuard interface", "backend", want, "declared_backend", backendName(st.decl.Backend))
-		}
-	}
-	st.backend = want
-	st.owned = true
-	return nil
-}
-
-// teardown removes the tunnel's interface: a userspace device is closed
-// (which deletes its TUN link); a kernel link is deleted only if it is still
-// a WireGuard link, since the name may meanwhile belong to someone else.
-func (m *Manager) teardown(st *tunnelState) error {
-	defer func() { st.backend = "" }()
-	if st.dev != nil {
-		err := st.dev.Close()
-		st.dev = nil
-		if err != nil {
-			return fmt.Errorf("stop userspace device: %w", err)
-		}
-		return nil
-	}
-	info, err := m.links.Link(st.name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if info.Type != linkTypeWireGuard {
-		m.log.Warn("not deleting interface: it is no longer a WireGuard interface", "interface", st.name, "type", info.Type)
-		return nil
-	}
-	return m.links.Delete(st.name)
-}
-
-// removeTunnel tears down an interface that is no longer declared, if this
-// manager owns it, and forgets it.
-func (m *Manager) removeTunnel(name string) error {
-	st := m.tunnels[name]
-	if st.owned {
-		backend := st.backend
-		if err := m.teardown(st); err != nil {
-			return err // keep the state: the next Apply retries
-		}
-		m.log.Info("removed tunnel", "interface", name, "backend", backendName(backend))
-	}
-	delete(m.tunnels, name)
-	return nil
-}
-
-// syncLink sets the interface's MTU, addresses and up state.
-func (m *Manager) syncLink(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
-	info, err := m.links.Link(st.name)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	if mtu := mtuOf(st.decl); info.MTU != mtu {
-		if err := m.links.SetMTU(st.name, mtu); err != nil {
-			errs = append(errs, err)
-		} else {
-			log.Info("set MTU", "mtu", mtu)
-		}
-	}
-	have, err := m.links.Addresses(st.name)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	add, del := diffAddresses(st.decl.Addresses, have)
-	// Delete first: the same address with another prefix length is a
-	// different kernel address and could otherwise clash.
-	for _, a := range del {
-		if err := m.links.DelAddress(st.name, a); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("removed address", "address", a)
-	}
-	for _, a := range add {
-		if err := m.links.AddAddress(st.name, a); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("added address", "address", a)
-	}
-	if !info.Up {
-		if err := m.links.SetUp(st.name); err != nil {
-			errs = append(errs, err)
-		} else {
-			log.Info("set interface up")
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// syncRoutes installs a route for every allowed-IPs prefix outside the
-// interface's own networks and removes the routes it installed earlier for
-// prefixes no longer declared. A default prefix gets no route and is
-// reported as an error of its peer.
-func (m *Manager) syncRoutes(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
-	var allowed []netip.Prefix
-	var errs []error
-	for _, p := range st.peers {
-		allowed = append(allowed, p.decl.AllowedIPs...)
-		for _, err := range defaultRouteErrors(p.decl.AllowedIPs) {
-			errs = append(errs, fmt.Errorf("peer %q: %w", p.decl.Name, err))
-		}
-	}
-	want := routesFor(st.decl.Addresses, allowed)
-	have, err := m.links.Routes(st.name)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	add, del := diffPrefixes(want, have)
-	for _, r := range del {
-		if err := m.links.DelRoute(st.name, r); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("removed route", "route", r)
-	}
-	for _, r := range add {
-		if err := m.links.AddRoute(st.name, r); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("added route", "route", r)
-	}
-	return errors.Join(errs...)
-}
-
-// syncPeers reads the device once and sends it only what differs: its
-// private key, listen port and the peer changes diffPeers finds.
-func (m *Manager) syncPeers(st *tunnelState) error {
-	log := m.log.With("interface", st.name)
-	dev, err := m.client.Device(st.name)
-	if err != nil {
-		return fmt.Errorf("read WireGuard device: %w", err)
-	}
-
-	var cfg wgtypes.Config
-	if dev.PrivateKey != st.key {
-		cfg.PrivateKey = &st.key
-	}
-	if port := int(st.decl.ListenPort); port != 0 && dev.ListenPort != port {
-		cfg.ListenPort = &port
-	}
-	cfg.Peers = diffPeers(desiredPeers(st.peers, dev.Peers, m.dns, m.now()), dev.Peers)
-	if configEmpty(cfg) {
-		log.Debug("WireGuard device up to date", "peers", len(dev.Peers))
-		return nil
-	}
-	return m.configure(st, cfg)
-}
-
-// desiredPeers is the declared peer configuration to compare with the
-// running peers. A peer whose preshared key cannot be read is left as it
-// runs: guessing the key would break its session, and removing it would cut
-// a session that may still work. For a peer found running whose endpoint
-// this manager never wrote (after a restart), it records the endpoint
-// assumed written (assumedLastSet), so that a roam is recognised as one.
-func desiredPeers(peers []*peerState, running []wgtypes.Peer, dns map[string]resolution, now time.Time) []wgtypes.PeerConfig {
-	byKey := make(map[wgtypes.Key]*wgtypes.Peer, len(running))
-	for i := range running {
-		byKey[running[i].PublicKey] = &running[i]
-	}
-	out := make([]wgtypes.PeerConfig, 0, len(peers))
-	for _, p := range peers {
-		key := wgtypes.Key(p.decl.PublicKey)
-		r := byKey[key]
-		if p.pskErr != nil {
-			if r != nil {
-				out = append(out, wgtypes.PeerConfig{
-					PublicKey:                   key,
-					PresharedKey:                &r.PresharedKey,
-					PersistentKeepaliveInterval: &r.PersistentKeepaliveInterval,
-					AllowedIPs:                  r.AllowedIPs,
-				})
-			}
-			continue
-		}
-		psk := p.psk
-		// The protocol carries whole seconds; comparing anything finer
-		// would report a change on every run.
-		keepalive := p.decl.PersistentKeepalive.Truncate(time.Second)
-		c := wgtypes.PeerConfig{
-			PublicKey:                   key,
-			PresharedKey:                &psk,
-			PersistentKeepaliveInterval: &keepalive,
-			AllowedIPs:                  prefixesToIPNets(p.decl.AllowedIPs),
-		}
-		if target, ok := p.target(dns); ok {
-			p.lastSet = assumedLastSet(target, p.lastSet, r, now)
-			if wantEndpoint(target, p.lastSet, r, now) {
-				c.Endpoint = net.UDPAddrFromAddrPort(target)
-			}
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// configure sends cfg. If the device rejects the whole batch, the changes
-// are sent again one at a time, so that one peer the device refuses does
-// not hold back the others.
-func (m *Manager) configure(st *tunnelState, cfg wgtypes.Config) error {
-	if err := m.client.ConfigureDevice(st.name, cfg); err == nil {
-		m.applied(st, cfg)
-		return nil
-	} else if len(cfg.Peers) == 0 || (len(cfg.Peers) == 1 && cfg.PrivateKey == nil && cfg.ListenPort == nil) {
-		return m.configureError(st, cfg, err)
-	}
-	var errs []error
-	device := wgtypes.Config{PrivateKey: cfg.PrivateKey, ListenPort: cfg.ListenPort}
-	if !configEmpty(device) {
-		if err := m.client.ConfigureDevice(st.name, device); err != nil {
-			errs = append(errs, m.configureError(st, device, err))
-		} else {
-			m.applied(st, device)
-		}
-	}
-	for _, p := range cfg.Peers {
-		one := wgtypes.Config{Peers: []wgtypes.PeerConfig{p}}
-		if err := m.client.ConfigureDevice(st.name, one); err != nil {
-			errs = append(errs, m.configureError(st, one, err))
-			continue
-		}
-		m.applied(st, one)
-	}
-	return errors.Join(errs...)
-}
-
-// configureError names what a rejected configuration was about, never its
-// keys.
-func (m *Manager) configureError(st *tunnelState, cfg wgtypes.Config, err error) error {
-	if len(cfg.Peers) == 1 && cfg.PrivateKey == nil && cfg.ListenPort == nil {
-		return fmt.Errorf("configure peer %q: %w", m.peerName(st, cfg.Peers[0].PublicKey), err)
-	}
-	if len(cfg.Peers) == 0 {
-		return fmt.Errorf("configure device (private key, listen port): %w", err)
-	}
-	return fmt.Errorf("configure device and %d peers: %w", len(cfg.Peers), err)
-}
-
-// applied logs an accepted configuration and remembers the endpoints
-// written.
-func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config) {
-	log := m.log.With("interface", st.name)
-	if cfg.PrivateKey != nil {
-		log.Info("set private key")
-	}
-	if cfg.ListenPort != nil {
-		log.Info("set listen port", "listen_port", *cfg.ListenPort)
-	}
-	byKey := make(map[wgtypes.Key]*peerState, len(st.peers))
-	for _, p := range st.peers {
-		byKey[wgtypes.Key(p.decl.PublicKey)] = p
-	}
-	for _, c := range cfg.Peers {
-		name := m.peerName(st, c.PublicKey)
-		if c.Remove {
-			log.Info("removed peer", "peer", name)
-			continue
-		}
-		if ps := byKey[c.PublicKey]; ps != nil && c.Endpoint != nil {
-			ps.lastSet = udpAddrPort(c.Endpoint)
-		}
-		if !c.UpdateOnly {
-			log.Info("added peer", "peer", name, "endpoint", endpointAttr(c.Endpoint))
-			continue
-		}
-		attrs := []any{"peer", name}
-		var fields []string
-		if c.PresharedKey != nil {
-			fields = append(fields, "preshared-key")
-		}
-		if c.Endpoint != nil {
-			fields = append(fields, "endpoint")
-			attrs = append(attrs, "endpoint", endpointAttr(c.Endpoint))
-		}
-		if c.PersistentKeepaliveInterval != nil {
-			fields = append(fields, "persistent-keepalive")
-		}
-		if c.ReplaceAllowedIPs {
-			fields = append(fields, "allowed-ips")
-		}
-		log.Info("updated peer", append(attrs, "changed", fields)...)
-	}
-}
-
-func (m *Manager) peerName(st *tunnelState, key wgtypes.Key) string {
-	if n, ok := st.names[key]; ok {
-		return n
-	}
-	return "(undeclared)"
-}
-
-func mtuOf(t policy.Tunnel) int {
-	if t.MTU == 0 {
-		return DefaultMTU
-	}
-	return t.MTU
-}
-
-func backendName(b policy.Backend) string {
-	if b == "" {
-		return string(policy.BackendAuto)
-	}
-	return string(b)
-}
-
-func endpointAttr(a *net.UDPAddr) string {
-	if a == nil {
-		return ""
-	}
-	return udpAddrPort(a).String()
-}
-
-// kernelModuleAvailable reports whether the WireGuard kernel module is
-// loaded, built in, or installed for the running kernel (the kernel loads it
-// on demand when the first wireguard link is created). Reading files keeps
-// the check free of side effects; a module that is listed but cannot load
-// makes "auto" fall back to userspace when the link cannot be created.
-func kernelModuleAvailable() bool {
-	if _, err := os.Stat("/sys/module/wireguard"); err == nil {
-		return true
-	}
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		return false
-	}
-	release := unix.ByteSliceToString(uts.Release[:])
-	for _, list := range []string{"modules.builtin", "modules.dep"} {
-		data, err := os.ReadFile(filepath.Join("/lib/modules", release, list))
-		if err == nil && bytes.Contains(data, []byte("/wireguard.ko")) {
-			return true
-		}
-	}
-	return false
 }

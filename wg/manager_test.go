@@ -1,12 +1,9 @@
 package wg
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/edgefw/edgefw/policy"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -56,32 +54,17 @@ func (r *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([
 	return nil, fmt.Errorf("lookup %s: no such host", host)
 }
 
-// testEnv is a Manager wired to fakes, with its log captured as JSON.
+// testEnv is a Manager wired to fakes, with the Reports of its Applies
+// and Refreshes kept.
 type testEnv struct {
 	t        *testing.T
 	host     *fakeHost
 	resolver *fakeResolver
 	m        *Manager
-	logs     *syncBuffer
 	dir      string
 	clock    time.Time
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	// reports are those of every apply and refresh, in order.
+	reports []Report
 }
 
 func newTestEnv(t *testing.T, kernelModule bool, opts ...Option) *testEnv {
@@ -90,7 +73,6 @@ func newTestEnv(t *testing.T, kernelModule bool, opts ...Option) *testEnv {
 		t:        t,
 		host:     newFakeHost(),
 		resolver: &fakeResolver{},
-		logs:     &syncBuffer{},
 		dir:      t.TempDir(),
 		clock:    time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
 	}
@@ -104,7 +86,6 @@ func newTestEnv(t *testing.T, kernelModule bool, opts ...Option) *testEnv {
 func (e *testEnv) newManager(opts ...Option) *Manager {
 	e.t.Helper()
 	kernelModule := e.host.kernelModule
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	all := append([]Option{
 		WithClient(e.host),
 		WithLinks(e.host),
@@ -113,7 +94,7 @@ func (e *testEnv) newManager(opts ...Option) *Manager {
 		WithClock(func() time.Time { return e.clock }),
 		withUserspace(e.host),
 	}, opts...)
-	m, err := New(log, all...)
+	m, err := New(all...)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
@@ -149,7 +130,59 @@ func testPeer(name string, key byte, endpoint string, allowed ...string) policy.
 
 func (e *testEnv) apply(tunnels ...policy.Tunnel) error {
 	e.t.Helper()
-	return e.m.Apply(context.Background(), tunnels)
+	rep, err := e.m.Apply(context.Background(), tunnels)
+	e.reports = append(e.reports, rep)
+	return err
+}
+
+func (e *testEnv) refresh() error {
+	e.t.Helper()
+	rep, err := e.m.Refresh(context.Background())
+	e.reports = append(e.reports, rep)
+	return err
+}
+
+// lastReport is the Report of the last apply or refresh.
+func (e *testEnv) lastReport() Report {
+	e.t.Helper()
+	if len(e.reports) == 0 {
+		e.t.Fatal("no apply or refresh yet")
+	}
+	return e.reports[len(e.reports)-1]
+}
+
+// changeCmp compares Changes: netip values by ==, errors by message.
+var changeCmp = cmp.Options{
+	cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{}),
+	cmp.Comparer(func(a, b error) bool { return fmt.Sprint(a) == fmt.Sprint(b) }),
+	cmpopts.EquateEmpty(),
+}
+
+// assertChanges fails unless got is want.
+func assertChanges(t *testing.T, got []Change, want ...Change) {
+	t.Helper()
+	if diff := cmp.Diff(want, got, changeCmp); diff != "" {
+		t.Errorf("reported changes (-want +got):\n%s", diff)
+	}
+}
+
+// assertReport fails unless the last report lists want, in order, besides
+// DeviceUpToDate.
+func (e *testEnv) assertReport(want ...Change) {
+	e.t.Helper()
+	got := slices.DeleteFunc(slices.Clone(e.lastReport().Changes), func(c Change) bool { return c.Kind == DeviceUpToDate })
+	assertChanges(e.t, got, want...)
+}
+
+// changesOf returns the changes in rep of the given kinds.
+func changesOf(rep Report, kinds ...ChangeKind) []Change {
+	var out []Change
+	for _, c := range rep.Changes {
+		if slices.Contains(kinds, c.Kind) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (e *testEnv) mustApply(tunnels ...policy.Tunnel) {
@@ -169,6 +202,17 @@ func (e *testEnv) assertNoop(tunnels ...policy.Tunnel) {
 	}
 	if ch := e.host.changes(); len(ch) != 0 {
 		e.t.Errorf("second Apply: link changes, want none: %v", ch)
+	}
+	links, devices := reportedHostChanges(e.lastReport())
+	if len(links) != 0 || len(devices) != 0 {
+		e.t.Errorf("second Apply reports changes, want none: %q %q", links, devices)
+	}
+	for _, tun := range tunnels {
+		if !slices.ContainsFunc(e.lastReport().Changes, func(c Change) bool {
+			return c.Kind == DeviceUpToDate && c.Interface == tun.Name && c.PeerCount == len(tun.Peers)
+		}) {
+			e.t.Errorf("second Apply does not report %s up to date with %d peers: %+v", tun.Name, len(tun.Peers), e.lastReport())
+		}
 	}
 }
 
@@ -267,9 +311,8 @@ func TestManagerKernelBackend(t *testing.T) {
 		status[0].Peers[1].Endpoint != "[2001:db8::2]:51820" {
 		t.Errorf("Status = %+v", status)
 	}
-	if !strings.Contains(e.logs.String(), `"backend":"kernel"`) {
-		t.Errorf("log does not say which backend was chosen:\n%s", e.logs)
-	}
+	assertChanges(t, changesOf(e.lastReport(), InterfaceCreated),
+		Change{Kind: InterfaceCreated, Interface: "wg0", Backend: policy.BackendKernel, DeclaredBackend: policy.BackendAuto})
 
 	e.assertNoop(tun)
 }
@@ -416,6 +459,7 @@ func TestManagerIncrementalPeerChanges(t *testing.T) {
 			if diff := cmp.Diff(s.want, calls[0].cfg.Peers); diff != "" {
 				t.Errorf("peer changes (-want +got):\n%s", diff)
 			}
+			e.assertReportMatchesHost(map[wgtypes.Key]string{testKey(1): "a", testKey(2): "b", testKey(3): "c"})
 			if got := e.host.changes(); !slices.Equal(got, s.wantRoutes) {
 				t.Errorf("link changes %q, want %q", got, s.wantRoutes)
 			}
@@ -437,7 +481,7 @@ func TestManagerRepairsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.host.resetCalls()
-	if err := e.m.Refresh(context.Background()); err != nil {
+	if err := e.refresh(); err != nil {
 		t.Fatal(err)
 	}
 	if calls := e.host.calls(); len(calls) != 1 || !calls[0].cfg.Peers[0].Remove {
@@ -544,7 +588,7 @@ func TestManagerFailingTunnelDoesNotBlockOthers(t *testing.T) {
 	if err := os.Chmod(bad.PrivateKeyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.Refresh(context.Background()); err != nil {
+	if err := e.refresh(); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
 	e.assertConverged(bad, good)
@@ -635,18 +679,11 @@ func TestManagerEndpointNames(t *testing.T) {
 	if len(dev.Peers) != 2 || dev.Peers[0].Endpoint != nil || dev.Peers[1].Endpoint == nil {
 		t.Fatalf("peers: %+v", dev.Peers)
 	}
-	var warned bool
-	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec["level"] == "WARN" && rec["interface"] == "wg0" && rec["peer"] == "gw" && rec["endpoint"] == "gw.cluster.example:51820" {
-			warned = true
-		}
-	}
-	if !warned {
-		t.Errorf("no warning with interface, peer and endpoint:\n%s", e.logs)
+	unresolved := changesOf(e.lastReport(), EndpointUnresolved)
+	if len(unresolved) != 1 || unresolved[0].Interface != "wg0" || unresolved[0].Peer != "gw" ||
+		unresolved[0].DeclaredEndpoint != "gw.cluster.example:51820" || unresolved[0].Resolved.IsValid() ||
+		!strings.Contains(fmt.Sprint(unresolved[0].Err), "no such host") {
+		t.Errorf("the report does not say which peer's endpoint does not resolve: %+v", e.lastReport())
 	}
 	st, _ := e.m.Status(context.Background())
 	if !strings.Contains(st[0].Peers[0].Error, "gw.cluster.example") {
@@ -656,7 +693,7 @@ func TestManagerEndpointNames(t *testing.T) {
 	refresh := func() []fakeConfigureCall {
 		t.Helper()
 		e.host.resetCalls()
-		if err := e.m.Refresh(context.Background()); err != nil {
+		if err := e.refresh(); err != nil {
 			t.Fatalf("Refresh: %v", err)
 		}
 		return e.host.calls()
@@ -672,28 +709,57 @@ func TestManagerEndpointNames(t *testing.T) {
 		}
 	}
 
+	const declared = "gw.cluster.example:51820"
+	gwChange := func(kind ChangeKind, resolved string) Change {
+		c := Change{Kind: kind, Interface: "wg0", Peer: "gw", DeclaredEndpoint: declared}
+		if resolved != "" {
+			c.Resolved = netip.MustParseAddr(resolved)
+		}
+		return c
+	}
+	endpointUpdate := func(to string) Change {
+		return Change{Kind: PeerUpdated, Interface: "wg0", Peer: "gw", Endpoint: netip.MustParseAddrPort(to), Fields: []string{FieldEndpoint}}
+	}
+	lookupFailed := errors.New("lookup gw.cluster.example: no such host")
+
+	if calls := refresh(); len(calls) != 0 {
+		t.Errorf("Refresh while the name still fails: %+v", calls)
+	}
+	still := gwChange(EndpointStillUnresolved, "")
+	still.Err = lookupFailed
+	e.assertReport(still)
+
 	e.resolver.set("gw.cluster.example", "198.51.100.1")
 	onlyEndpoint(refresh(), "198.51.100.1:51820")
+	e.assertReport(gwChange(EndpointResolved, "198.51.100.1"), endpointUpdate("198.51.100.1:51820"))
 	if calls := refresh(); len(calls) != 0 {
 		t.Errorf("Refresh without change: %+v", calls)
 	}
+	e.assertReport()
 
 	// Round-robin answers in another order: the current address stays.
 	e.resolver.set("gw.cluster.example", "198.51.100.2", "198.51.100.1")
 	if calls := refresh(); len(calls) != 0 {
 		t.Errorf("Refresh moved the endpoint although the name still has its address: %+v", calls)
 	}
+	e.assertReport()
 
 	// The name moves: followed, even while the session is alive.
 	e.host.setPeer("wg0", testKey(1), func(p *wgtypes.Peer) { p.LastHandshakeTime = e.clock.Add(-5 * time.Second) })
 	e.resolver.set("gw.cluster.example", "198.51.100.3")
 	onlyEndpoint(refresh(), "198.51.100.3:51820")
+	moved := gwChange(EndpointMoved, "198.51.100.3")
+	moved.PreviousResolved = netip.MustParseAddr("198.51.100.1")
+	e.assertReport(moved, endpointUpdate("198.51.100.3:51820"))
 
 	// DNS fails: the last address is kept, nothing is sent.
 	e.resolver.set("gw.cluster.example")
 	if calls := refresh(); len(calls) != 0 {
 		t.Errorf("Refresh after a DNS failure changed the device: %+v", calls)
 	}
+	unresolvedKept := gwChange(EndpointUnresolved, "198.51.100.3")
+	unresolvedKept.Err = lookupFailed
+	e.assertReport(unresolvedKept)
 	dev, _ = e.host.Device("wg0")
 	if got := udpAddrPort(dev.Peers[0].Endpoint).String(); got != "198.51.100.3:51820" {
 		t.Errorf("endpoint after DNS failure = %s", got)
@@ -710,7 +776,7 @@ func TestManagerRoamingPeerKeptWhileSessionAlive(t *testing.T) {
 		p.LastHandshakeTime = e.clock.Add(-30 * time.Second)
 	})
 	e.assertNoop(tun)
-	if err := e.m.Refresh(context.Background()); err != nil {
+	if err := e.refresh(); err != nil {
 		t.Fatal(err)
 	}
 	if calls := e.host.calls(); len(calls) != 0 {
@@ -719,7 +785,7 @@ func TestManagerRoamingPeerKeptWhileSessionAlive(t *testing.T) {
 	// The session dies: back to the declared endpoint.
 	e.clock = e.clock.Add(RejectAfterTime)
 	e.host.resetCalls()
-	if err := e.m.Refresh(context.Background()); err != nil {
+	if err := e.refresh(); err != nil {
 		t.Fatal(err)
 	}
 	calls := e.host.calls()
@@ -751,7 +817,7 @@ func TestManagerRoamingPeerKeptAcrossRestart(t *testing.T) {
 		refreshCalls := func(t *testing.T, e *testEnv) []fakeConfigureCall {
 			t.Helper()
 			e.host.resetCalls()
-			if err := e.m.Refresh(context.Background()); err != nil {
+			if err := e.refresh(); err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
 			return e.host.calls()
@@ -837,7 +903,7 @@ func TestManagerNeverInstallsDefaultRoute(t *testing.T) {
 	if !strings.Contains(st[0].Peers[0].Error, msg) || st[0].Peers[1].Error != "" {
 		t.Errorf("peer status errors = %q, %q; want the full-tunnel peer's only", st[0].Peers[0].Error, st[0].Peers[1].Error)
 	}
-	if err := e.m.Refresh(context.Background()); err == nil {
+	if err := e.refresh(); err == nil {
 		t.Error("Refresh forgot the skipped default route")
 	}
 	if routes, _ := e.host.Routes("wg0"); len(routes) != 2 {
@@ -906,6 +972,14 @@ func TestManagerStates(t *testing.T) {
 		{wg1(p("d", 4, "10.1.0.2/32"), p("a", 1, "10.43.0.0/16"))},
 		{wg0("fd00::1/64", p("a", 1, "fd00::2/128", "10.0.0.0/8")), wg1()},
 	}
+	names := map[wgtypes.Key]string{}
+	for _, state := range states {
+		for _, tun := range state {
+			for _, peer := range tun.Peers {
+				names[peer.PublicKey] = peer.Name
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 40 {
 		n := rng.IntN(len(states))
@@ -914,6 +988,7 @@ func TestManagerStates(t *testing.T) {
 			t.Fatalf("step %d, state %d: %v", i, n, err)
 		}
 		assertNeverReplacePeers(t, e.host.calls())
+		e.assertReportMatchesHost(names)
 		e.assertConverged(states[n]...)
 		e.assertNoop(states[n]...)
 		if t.Failed() {
@@ -963,7 +1038,10 @@ func TestSlowNameServerDoesNotBlockStatus(t *testing.T) {
 	}
 
 	applied := make(chan error, 1)
-	go func() { applied <- e.m.Apply(context.Background(), []policy.Tunnel{tun}) }()
+	go func() {
+		_, err := e.m.Apply(context.Background(), []policy.Tunnel{tun})
+		applied <- err
+	}()
 	<-r.started
 	statusReturns(func([]TunnelStatus) {})
 	close(r.release)
@@ -974,7 +1052,10 @@ func TestSlowNameServerDoesNotBlockStatus(t *testing.T) {
 	r.release = make(chan struct{}) // the name server hangs from now on
 	ctx, cancel := context.WithCancel(context.Background())
 	refreshed := make(chan error, 1)
-	go func() { refreshed <- e.m.Refresh(ctx) }()
+	go func() {
+		_, err := e.m.Refresh(ctx)
+		refreshed <- err
+	}()
 	<-r.started
 	statusReturns(func(st []TunnelStatus) {
 		if len(st) != 1 || len(st[0].Peers) != 2 || st[0].Peers[0].Endpoint != "198.51.100.1:51820" {
@@ -990,4 +1071,31 @@ func TestSlowNameServerDoesNotBlockStatus(t *testing.T) {
 			t.Errorf("after a failed lookup the peer should keep its address and report the failure: %+v", p)
 		}
 	})
+}
+
+// TestAutoBackend: what AutoBackend reports (edgefwd logs it at start) is
+// what Apply then chooses for a tunnel declaring auto, from one look for
+// the kernel module.
+func TestAutoBackend(t *testing.T) {
+	for _, module := range []bool{true, false} {
+		t.Run(fmt.Sprint("module ", module), func(t *testing.T) {
+			asked := 0
+			e := newTestEnv(t, module, WithKernelModule(func() bool { asked++; return module }))
+			want := policy.BackendUserspace
+			if module {
+				want = policy.BackendKernel
+			}
+			if got := e.m.AutoBackend(); got != want {
+				t.Errorf("AutoBackend() = %s, want %s", got, want)
+			}
+			e.mustApply(e.tunnel("wg0", 51820, "10.0.0.2/24"))
+			st, _ := e.m.Status(context.Background())
+			if st[0].Backend != string(want) {
+				t.Errorf("Apply chose %q, AutoBackend said %q", st[0].Backend, want)
+			}
+			if asked != 1 {
+				t.Errorf("the kernel module was looked for %d times, want once", asked)
+			}
+		})
+	}
 }

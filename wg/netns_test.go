@@ -68,7 +68,7 @@ func TestHelperProcess(t *testing.T) {
 func runHelper() int {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	out := json.NewEncoder(os.Stdout)
-	m, err := New(log, WithResolver(hostsFileResolver{path: os.Getenv(helperHosts)}))
+	m, err := New(WithDeviceLogger(log), WithResolver(hostsFileResolver{path: os.Getenv(helperHosts)}))
 	if err != nil {
 		log.Error("new manager", "error", err)
 		return 2
@@ -94,8 +94,10 @@ func runHelper() int {
 		}
 		if err == nil {
 			start := time.Now()
-			err = m.Apply(context.Background(), cfg.Tunnels)
+			var rep Report
+			rep, err = m.Apply(context.Background(), cfg.Tunnels)
 			ev.Duration = time.Since(start)
+			logReport(log, rep)
 		}
 		if err != nil {
 			ev.Error = err.Error()
@@ -110,8 +112,9 @@ func runHelper() int {
 		case syscall.SIGUSR1:
 			seq++
 			start := time.Now()
-			err := m.Refresh(context.Background())
+			rep, err := m.Refresh(context.Background())
 			ev := helperEvent{Event: "refreshed", Seq: seq, Duration: time.Since(start)}
+			logReport(log, rep)
 			if err != nil {
 				ev.Error = err.Error()
 			}
@@ -127,6 +130,19 @@ func runHelper() int {
 		}
 	}
 	return 0
+}
+
+// logReport logs every change of rep in full, so that the tests that read
+// the helper's log (for key material, too) see them: what changed the host
+// at info level, as the daemon does, a device found up to date at debug.
+func logReport(log *slog.Logger, rep Report) {
+	for _, c := range rep.Changes {
+		level := slog.LevelInfo
+		if c.Kind == DeviceUpToDate {
+			level = slog.LevelDebug
+		}
+		log.Log(context.Background(), level, "change", "change", fmt.Sprintf("%+v", c))
+	}
 }
 
 func serveEcho(ln net.Listener) {

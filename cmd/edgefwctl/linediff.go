@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/edgefw/edgefw/internal/lcs"
 )
 
 // diffOp is what happens to one line between the old and the new text.
@@ -20,11 +22,6 @@ type diffLine struct {
 	text string
 }
 
-// maxLCSCells bounds the LCS table (int32 cells). Rulesets have a few
-// thousand lines at most, and the common head and tail are trimmed first,
-// so only a rewrite of a huge ruleset reaches it.
-const maxLCSCells = 32 << 20
-
 // splitLines splits text into lines without their newlines.
 func splitLines(text string) []string {
 	if text == "" {
@@ -33,64 +30,36 @@ func splitLines(text string) []string {
 	return strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 }
 
-// diffLines returns an edit script turning a into b that keeps a longest
-// common subsequence of lines, deletions before additions in each change.
+// diffLines returns an edit script turning a into b that keeps the lines
+// lcs.Keep keeps (a longest common subsequence, in bounded memory),
+// deletions before additions in each change.
 func diffLines(a, b []string) []diffLine {
-	var script []diffLine
-	head := 0
-	for head < len(a) && head < len(b) && a[head] == b[head] {
-		script = append(script, diffLine{opKeep, a[head]})
-		head++
-	}
-	tail := 0
-	for tail < len(a)-head && tail < len(b)-head && a[len(a)-1-tail] == b[len(b)-1-tail] {
-		tail++
-	}
-	script = append(script, diffMiddle(a[head:len(a)-tail], b[head:len(b)-tail])...)
-	for _, line := range a[len(a)-tail:] {
-		script = append(script, diffLine{opKeep, line})
-	}
-	return script
-}
-
-// diffMiddle is the LCS edit script of a and b by dynamic programming.
-func diffMiddle(a, b []string) []diffLine {
-	n, m := len(a), len(b)
-	var script []diffLine
-	if (n+1)*(m+1) > maxLCSCells {
-		// Too big to be worth minimising: replace everything.
-		for _, line := range a {
-			script = append(script, diffLine{opDelete, line})
-		}
-		for _, line := range b {
-			script = append(script, diffLine{opAdd, line})
-		}
-		return script
-	}
-	// lcs[i*(m+1)+j] is the LCS length of a[i:] and b[j:].
-	lcs := make([]int32, (n+1)*(m+1))
-	at := func(i, j int) int32 { return lcs[i*(m+1)+j] }
-	for i := n - 1; i >= 0; i-- {
-		for j := m - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i*(m+1)+j] = at(i+1, j+1) + 1
-			} else {
-				lcs[i*(m+1)+j] = max(at(i+1, j), at(i, j+1))
+	// Lines are numbered by their text from 1, since lcs.Keep never
+	// matches the zero value and an empty line must match another.
+	ids := make(map[string]int, len(a))
+	number := func(lines []string) []int {
+		out := make([]int, len(lines))
+		for i, l := range lines {
+			if ids[l] == 0 {
+				ids[l] = len(ids) + 1
 			}
+			out[i] = ids[l]
 		}
+		return out
 	}
+	keepA, keepB := lcs.Keep(number(a), number(b))
+	script := make([]diffLine, 0, max(len(a), len(b)))
 	i, j := 0, 0
-	for i < n || j < m {
-		switch {
-		case i < n && j < m && a[i] == b[j]:
+	for i < len(a) || j < len(b) {
+		for ; i < len(a) && !keepA[i]; i++ {
+			script = append(script, diffLine{opDelete, a[i]})
+		}
+		for ; j < len(b) && !keepB[j]; j++ {
+			script = append(script, diffLine{opAdd, b[j]})
+		}
+		if i < len(a) && j < len(b) {
 			script = append(script, diffLine{opKeep, a[i]})
 			i, j = i+1, j+1
-		case j == m || (i < n && at(i+1, j) >= at(i, j+1)):
-			script = append(script, diffLine{opDelete, a[i]})
-			i++
-		default:
-			script = append(script, diffLine{opAdd, b[j]})
-			j++
 		}
 	}
 	return script

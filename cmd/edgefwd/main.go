@@ -12,9 +12,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/nft"
@@ -132,16 +133,13 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	signal.Notify(hup, syscall.SIGHUP)
 	reg := daemon.NewRegistry()
 	metrics := daemon.NewMetrics(reg, version, revision)
-	tunnels, err := wg.New(log.With("component", "wg"), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
+	tunnels, err := wg.New(wg.WithDeviceLogger(log.With("component", "wg")), wg.WithManagedInterfaces(daemon.LastGoodTunnels(stateDir)...))
 	if err != nil {
 		return fmt.Errorf("tunnels: %w", err)
 	}
-	var watchdog time.Duration
-	if usec := os.Getenv("WATCHDOG_USEC"); usec != "" {
-		var n int64
-		if _, err := fmt.Sscan(usec, &n); err == nil && n > 0 {
-			watchdog = time.Duration(n) * time.Microsecond / 3
-		}
+	watchdog, err := watchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog not pinged", "error", err)
 	}
 	d, err := daemon.New(daemon.Config{
 		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log, Failsafe: failsafe,
@@ -193,13 +191,27 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		}
 	}()
 	log.Info("edgefwd starting", "version", version, "policy", policyPath, "state_dir", stateDir,
-		"socket", socket, "metrics", metricsAddr, "backend_hint", strings.Join(backendHint(), ","))
+		"socket", socket, "metrics", metricsAddr, "backend_hint", backendHint(tunnels.AutoBackend()))
 	return d.Run(ctx)
 }
 
-func backendHint() []string {
-	if _, err := os.Stat("/sys/module/wireguard"); err == nil {
-		return []string{"kernel-wireguard"}
+// watchdogInterval is how often the daemon pings systemd's watchdog: a
+// third of the timeout systemd set (WatchdogSec=), so that one late ping
+// is survived. It is zero when the unit has no watchdog or when the
+// watchdog is meant for another process (WATCHDOG_PID, sd_watchdog_enabled(3)).
+func watchdogInterval() (time.Duration, error) {
+	timeout, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil {
+		return 0, err
 	}
-	return []string{"userspace-wireguard"}
+	return timeout / 3, nil
+}
+
+// backendHint names the WireGuard implementation that tunnels declaring
+// backend auto get, as edgefwd's start line has always put it.
+func backendHint(auto policy.Backend) string {
+	if auto == policy.BackendKernel {
+		return "kernel-wireguard"
+	}
+	return "userspace-wireguard"
 }
