@@ -570,3 +570,23 @@ func tracePing(t *testing.T, ns *netnstest.NS, src, dst string, timeout time.Dur
 	t.Fatalf("ping -I %s %s: %v\n%s", src, dst, err, out)
 	return ""
 }
+
+// TestTraceRunningDaemon traces without --policy: edgefwctl asks the
+// running edgefwd for its policy and checks that the file compiles to
+// exactly the ruleset edgefwd runs before it traces it.
+func TestTraceRunningDaemon(t *testing.T) {
+	p := startEdgefwdReady(t, edgefwdSetup{Policy: daemonTestdata(t, "base.yaml")})
+	out := p.MustCtl(t, "trace", "-o", "json", "tcp", "198.51.100.7", "192.0.2.1:8080")
+	var got struct {
+		nft.Verdict
+		Policy  string `json:"policy"`
+		Running bool   `json:"running"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.Counter != "web" || got.Action != "accept" || got.Policy != p.PolicyPath || !got.Running {
+		t.Errorf("trace of the running policy: counter %q, action %q, policy %q, running %v; want web, accept, %s, true",
+			got.Counter, got.Action, got.Policy, got.Running, p.PolicyPath)
+	}
+}
