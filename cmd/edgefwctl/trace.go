@@ -20,30 +20,8 @@ import (
 // and no --policy is given (SPEC.md).
 const defaultPolicyPath = "/etc/edgefw/policy.yaml"
 
-// traceResult is trace's JSON output: the verdict and what was traced.
-type traceResult struct {
-	nft.Verdict
-	// Policy is the policy file whose ruleset was traced.
-	Policy string `json:"policy"`
-	// Running is true when that ruleset is the one edgefwd runs.
-	Running bool `json:"running"`
-	// Source is where the deciding policy rule is written (FILE:LINE:COL);
-	// "" for implicit rules and default policies.
-	Source string `json:"source,omitempty"`
-}
-
-// traceFlags are trace's options.
-type traceFlags struct {
-	direction, iif, oif, state, icmpType, policy string
-	verbose                                      bool
-}
-
-func (a *app) traceCmd() *cobra.Command {
-	var f traceFlags
-	cmd := &cobra.Command{
-		Use:   "trace PROTO SRC DST[:PORT]",
-		Short: "Say which rule decides a packet, and the counter it counts in",
-		Long: `trace follows one packet through the compiled ruleset, rule by rule, as the
+// traceHelp is trace's long help.
+const traceHelp = `trace follows one packet through the compiled ruleset, rule by rule, as the
 kernel does, and says which rule decides it: a rule of the policy, an
 implicit rule (established/related, invalid, loopback, ICMPv6 neighbour
 discovery, ICMP errors, failsafe ports, tunnel listen ports) or the default
@@ -73,7 +51,32 @@ running, trace reads ` + defaultPolicyPath + ` and says so on stderr.
 
 Rate and connection limits are not simulated: trace takes the packet to be
 within them, and lists them. Exit status: 0 with a verdict, whatever it is;
-1 on invalid input.`,
+1 on invalid input.`
+
+// traceResult is trace's JSON output: the verdict and what was traced.
+type traceResult struct {
+	nft.Verdict
+	// Policy is the policy file whose ruleset was traced.
+	Policy string `json:"policy"`
+	// Running is true when that ruleset is the one edgefwd runs.
+	Running bool `json:"running"`
+	// Source is where the deciding policy rule is written (FILE:LINE:COL);
+	// "" for implicit rules and default policies.
+	Source string `json:"source,omitempty"`
+}
+
+// traceFlags are trace's options.
+type traceFlags struct {
+	direction, iif, oif, state, icmpType, policy string
+	verbose                                      bool
+}
+
+func (a *app) traceCmd() *cobra.Command {
+	var f traceFlags
+	cmd := &cobra.Command{
+		Use:   "trace PROTO SRC DST[:PORT]",
+		Short: "Say which rule decides a packet, and the counter it counts in",
+		Long:  traceHelp,
 		Example: `  edgefwctl trace tcp 198.51.100.7 192.0.2.1:22
   edgefwctl trace udp 2001:db8::7 [2001:db8::1]:53 --iif eth0
   edgefwctl trace icmpv6 fe80::1 ff02::1 --icmp-type nd-neighbor-solicit
