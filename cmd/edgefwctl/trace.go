@@ -38,7 +38,8 @@ take no port (--icmp-type says which message; echo-request by default).
 input or forwarded packet comes in on, --oif the one an output or forwarded
 packet leaves by: a rule matching an interface matches only when you name
 it, and trace notes the rules an unnamed interface may hide. Packets from
-or to loopback addresses use lo. --state is the packet's conntrack state:
+or to loopback addresses use lo; so do those the host sends to one of its
+own addresses, which trace cannot know: say --iif lo or --oif lo. --state is the packet's conntrack state:
 new (the first packet of a connection; the default), established, related
 or invalid.
 
