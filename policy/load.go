@@ -96,28 +96,18 @@ type loader struct {
 	yamlAbs, setAbs     []string
 	seenAbs             map[string]bool
 
-	// Where each name was first defined, for reporting duplicates across files.
-	setDefs, ruleDefs, tunnelDefs map[string]Pos
-	listenPorts                   map[uint16]Pos
-	// setRefs are the {set: NAME} peers, checked once every file is read
-	// because a rule may use a set that a later drop-in defines.
-	setRefs []setRef
-}
-
-type setRef struct {
-	name string
-	pos  Pos
-	path string
+	// scope holds the names defined in any file so far, for reporting
+	// duplicates across files, and the {set: NAME} peers, checked once
+	// every file is read because a rule may use a set that a later
+	// drop-in defines.
+	scope
 }
 
 func newLoader() *loader {
 	return &loader{
-		policy:      Policy{Version: 1},
-		seenAbs:     map[string]bool{},
-		setDefs:     map[string]Pos{},
-		ruleDefs:    map[string]Pos{},
-		tunnelDefs:  map[string]Pos{},
-		listenPorts: map[uint16]Pos{},
+		policy:  Policy{Version: 1},
+		seenAbs: map[string]bool{},
+		scope:   newScope(),
 	}
 }
 
@@ -130,6 +120,15 @@ func (l *loader) add(e *Error) {
 		return
 	}
 	l.errs = append(l.errs, e)
+}
+
+// report records err as the problem with the value at site at.
+func (l *loader) report(at site, err error) {
+	if l.full() {
+		l.add(&Error{Pos: at.pos}) // counted, not formatted
+		return
+	}
+	l.add(&Error{Pos: at.pos, Path: at.path, Msg: err.Error()})
 }
 
 // full reports whether no more errors are recorded.
@@ -175,21 +174,9 @@ func (l *loader) addAbs(files []string, file string) []string {
 	return append(files, abs)
 }
 
-// define records the first definition of a name and reports any later one,
-// in the same file or another, naming the place of the first.
-func (l *loader) define(defs map[string]Pos, kind, name string, pos Pos, path string) bool {
-	if first, dup := defs[name]; dup {
-		l.add(&Error{Pos: pos, Path: path, Msg: fmt.Sprintf(
-			"duplicate %s name %q; it is first defined at %s:%d, so choose another name", kind, name, first.File, first.Line)})
-		return false
-	}
-	defs[name] = pos
-	return true
-}
-
 // finish runs the checks that need every file and returns the result.
 func (l *loader) finish() (*Policy, error) {
-	l.checkSetRefs()
+	l.undefinedSets(l.policy.Sets, l.report)
 	if len(l.errs) > 0 {
 		rank := map[string]int{}
 		for i, f := range slices.Concat(l.yamlFiles, l.setFiles) {
@@ -209,36 +196,6 @@ func (l *loader) finish() (*Policy, error) {
 	// files are decoded: Files is documented in merge order.
 	p.Files = slices.Concat(l.yamlAbs, l.setAbs)
 	return &p, nil
-}
-
-// checkSetRefs reports every {set: NAME} peer whose set no file defines.
-func (l *loader) checkSetRefs() {
-	valid := ""
-	for _, ref := range l.setRefs {
-		if _, ok := l.setDefs[ref.name]; ok {
-			continue
-		}
-		if valid == "" {
-			valid = l.definedSets()
-		}
-		l.add(&Error{Pos: ref.pos, Path: ref.path, Msg: fmt.Sprintf("undefined set %q; %s", ref.name, valid)})
-	}
-}
-
-// definedSets says which sets a {set: NAME} peer may name.
-func (l *loader) definedSets() string {
-	const shown = 10
-	var names []string
-	for _, s := range l.policy.Sets {
-		if len(names) == shown {
-			return "defined sets include " + strings.Join(names, ", ") + ", …"
-		}
-		names = append(names, s.Name)
-	}
-	if len(names) == 0 {
-		return "no sets are defined; define it under sets:"
-	}
-	return "defined sets are " + strings.Join(names, ", ")
 }
 
 // readSetFile reads and parses the set file named by node n (at path) of
