@@ -319,6 +319,12 @@ func (s site) String() string {
 	return s.path
 }
 
+// field is the site of a field of the value at s, at s's position.
+func (s site) field(name string) site { return site{pos: s.pos, path: joinPath(s.path, name)} }
+
+// index is the site of entry i of the list at s, at s's position.
+func (s site) index(i int) site { return site{pos: s.pos, path: indexPath(s.path, i)} }
+
 // firstSeen remembers where each value of one kind was first seen.
 type firstSeen[K comparable] map[K]site
 

@@ -185,17 +185,23 @@ func (l *loader) finish() (*Policy, error) {
 			}
 		}
 		l.errs.sort(rank)
-		if l.firstDropped != nil {
-			l.errs = append(l.errs, &Error{Pos: l.firstDropped.Pos, Msg: fmt.Sprintf(
-				"too many errors; only the first %d are shown", maxErrors)})
-		}
-		return nil, l.errs
+		return nil, l.errorList()
 	}
 	p := l.policy
 	// The YAML files come first, though set files are read while the YAML
 	// files are decoded: Files is documented in merge order.
 	p.Files = slices.Concat(l.yamlAbs, l.setAbs)
 	return &p, nil
+}
+
+// errorList returns the errors recorded, ending with a note when more were
+// found than kept.
+func (l *loader) errorList() ErrorList {
+	if l.firstDropped == nil {
+		return l.errs
+	}
+	return append(l.errs, &Error{Pos: l.firstDropped.Pos, Msg: fmt.Sprintf(
+		"too many errors; only the first %d are shown", maxErrors)})
 }
 
 // readSetFile reads and parses the set file named by node n (at path) of
