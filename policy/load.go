@@ -39,8 +39,25 @@ const dropInDir = "policy.d"
 // Positions in errors name files as path names them (relative if path is);
 // the paths stored in the Policy are absolute.
 func Load(path string) (*Policy, error) {
-	l := newLoader()
-	data, err := readBounded(path, maxPolicyFileSize)
+	return LoadFS(osRoot(), path)
+}
+
+// LoadFS is Load over the file system fsys instead of the operating
+// system's. fsys is rooted at "/", as os.DirFS("/"), which Load uses: the
+// file /etc/edgefw/policy.yaml is etc/edgefw/policy.yaml in fsys. Paths are
+// resolved as Load resolves them (a relative path against the working
+// directory, a set file against the directory of the file naming it), and
+// positions in errors name files as path names them.
+func LoadFS(fsys fs.FS, path string) (*Policy, error) {
+	return newLoader(fsys).load(path)
+}
+
+// osRoot is the operating system's file system, as LoadFS reads it.
+func osRoot() fs.FS { return os.DirFS("/") }
+
+// load reads the main file at path, its drop-ins and their set files.
+func (l *loader) load(path string) (*Policy, error) {
+	data, err := l.read(path, maxPolicyFileSize)
 	if err != nil {
 		l.fileError(path, "cannot read policy", err)
 		return l.finish()
@@ -48,7 +65,7 @@ func Load(path string) (*Policy, error) {
 	l.decodeFile(path, data, true)
 
 	dir := filepath.Join(filepath.Dir(path), dropInDir)
-	entries, err := os.ReadDir(dir)
+	entries, err := l.readDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.fileError(dir, "cannot read drop-in directory", err)
 	}
@@ -59,7 +76,7 @@ func Load(path string) (*Policy, error) {
 			continue
 		}
 		file := filepath.Join(dir, name)
-		data, err := readBounded(file, maxPolicyFileSize)
+		data, err := l.read(file, maxPolicyFileSize)
 		if err != nil {
 			l.fileError(file, "cannot read drop-in", err)
 			continue
@@ -73,7 +90,7 @@ func Load(path string) (*Policy, error) {
 // file without drop-ins. file names the document in errors; set files it
 // names are resolved against filepath.Dir(file) and read.
 func Parse(file string, data []byte) (*Policy, error) {
-	l := newLoader()
+	l := newLoader(osRoot())
 	if len(data) > maxPolicyFileSize {
 		l.add(&Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: tooLarge(maxPolicyFileSize).Error()})
 		return l.finish()
@@ -83,8 +100,13 @@ func Parse(file string, data []byte) (*Policy, error) {
 }
 
 // loader merges the files of one policy and collects the problems found in
-// all of them. It lives for one Load or Parse.
+// all of them. It lives for one Load, Parse or Validate.
 type loader struct {
+	// fsys is where files are read, rooted at "/" (see LoadFS).
+	fsys fs.FS
+	// bundle, unless nil, receives every file read (ReadBundle).
+	bundle Bundle
+
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
 	firstDropped *Error
@@ -103,8 +125,9 @@ type loader struct {
 	scope
 }
 
-func newLoader() *loader {
+func newLoader(fsys fs.FS) *loader {
 	return &loader{
+		fsys:    fsys,
 		policy:  Policy{Version: 1},
 		seenAbs: map[string]bool{},
 		scope:   newScope(),
@@ -220,7 +243,7 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 	if !ok {
 		return
 	}
-	data, err := readBounded(file, maxSetFileSize)
+	data, err := d.l.read(file, maxSetFileSize)
 	if err != nil {
 		d.errorf(n, path, "cannot read set file %s: %s", file, readErrorText(err))
 		return
@@ -280,11 +303,47 @@ func (t tooLarge) Error() string {
 	return fmt.Sprintf("the file is larger than the limit of %d MiB", int64(t)>>20)
 }
 
-// readBounded reads a regular file of at most limit bytes. The size is
-// checked before reading, and again while reading in case the file grows.
-// Special files are refused before they are opened: opening a FIFO blocks.
-func readBounded(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
+// read reads the file the policy names name, of at most limit bytes.
+func (l *loader) read(name string, limit int64) ([]byte, error) {
+	fsname, err := fsName(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readBounded(l.fsys, fsname, limit)
+	if err == nil && l.bundle != nil {
+		l.bundle["/"+fsname] = data
+	}
+	return data, err
+}
+
+// readDir reads the directory the policy names name, sorted by file name.
+func (l *loader) readDir(name string) ([]fs.DirEntry, error) {
+	fsname, err := fsName(name)
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadDir(l.fsys, fsname)
+}
+
+// fsName is the name, in a file system rooted at "/", of the file that
+// the operating system names name: its absolute path without the slash.
+func fsName(name string) (string, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return "", err
+	}
+	if rel := strings.TrimPrefix(filepath.ToSlash(abs), "/"); rel != "" {
+		return rel, nil
+	}
+	return ".", nil
+}
+
+// readBounded reads a regular file of fsys of at most limit bytes. The size
+// is checked before reading, and again while reading in case the file
+// grows. Special files are refused before they are opened: opening a FIFO
+// blocks.
+func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	fi, err := fs.Stat(fsys, name)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +353,7 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, tooLarge(limit)
 	}
-	f, err := os.Open(path)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func Validate(p *Policy) error {
 	if p == nil {
 		return ErrorList{{Msg: "no policy"}}
 	}
-	v := &validator{l: newLoader(), rules: map[string]int{}, tunnels: map[string]int{}}
+	v := &validator{l: newLoader(nil), rules: map[string]int{}, tunnels: map[string]int{}}
 	v.policy(p)
 	v.l.undefinedSets(p.Sets, v.l.report)
 	if len(v.l.errs) == 0 {
