@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,13 +84,7 @@ func TestDiffRefusesInvalidPolicy(t *testing.T) {
 func TestControlDiff(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
-	srv, err := ListenControl(d, sock, d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	sock := serveControl(t, d)
 	c := NewClient(sock)
 	ctx := context.Background()
 	running := h.fw.text()

@@ -46,6 +46,20 @@ func sentSite(t *testing.T) PolicyRequest {
 // cmpPrefix compares netip.Prefix values, whose fields are unexported.
 var cmpPrefix = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
 
+// serveControl serves d's control API on a new socket until the test ends,
+// and returns the socket's path.
+func serveControl(t *testing.T, d *Daemon) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
+	srv, err := ListenControl(d, sock, d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
 func sha(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
@@ -164,13 +178,7 @@ func TestApplyRequestRefused(t *testing.T) {
 func TestApplyParsedPolicyOfOlderEdgefwctl(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
-	srv, err := ListenControl(d, sock, d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	sock := serveControl(t, d)
 
 	file := filepath.Join(t.TempDir(), "b.yaml")
 	if err := os.WriteFile(file, []byte(policyB), 0o644); err != nil {

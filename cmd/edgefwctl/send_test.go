@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,20 +103,8 @@ type olderDaemon struct {
 
 func newOlderDaemon(t *testing.T) *olderDaemon {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "efwctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	o := &olderDaemon{socket: filepath.Join(dir, "edgefwd.sock")}
-	ln, err := net.Listen("unix", o.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(o.serve))
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	o := &olderDaemon{}
+	o.socket = serveUnix(t, http.HandlerFunc(o.serve))
 	return o
 }
 
