@@ -155,13 +155,35 @@ type HookedChain struct {
 	Policy   string `json:"policy"`
 }
 
-// ApplyRequest asks the daemon to run a policy that edgefwctl loaded and
-// validated. The policy travels parsed because the daemon, sandboxed,
-// may not be able to read the operator's files.
+// MaxRequestSize bounds the body of a request, in bytes: an apply or a
+// diff carries a policy's files, its set files of up to 64 MiB each
+// included, base64-encoded (a third larger than on disk).
+const MaxRequestSize = 256 << 20
+
+// PolicyRequest is the policy an apply or a diff request carries: the
+// policy's files as edgefwctl read them (policy.ReadBundle), which the
+// daemon parses itself (policy.ParseBundle), as it parses its own policy
+// files. The files travel, not the parsed policy, because the daemon,
+// sandboxed, may not be able to read the operator's files, and so that it
+// checks the very bytes the operator wrote and names them, with lines and
+// columns, in its errors.
+type PolicyRequest struct {
+	// Path is the absolute path of the main policy file, for status,
+	// logs and errors.
+	Path string `json:"path"`
+	// Files are the main file, the drop-ins beside it and the set files
+	// they name, by absolute path; contents travel base64-encoded.
+	Files policy.Bundle `json:"files,omitempty"`
+	// Policy is the parsed policy that edgefwctl sent before it sent
+	// Files. Deprecated: the daemon still accepts it from an older
+	// edgefwctl, checks it with policy.Validate and says in its answer
+	// that edgefwctl should be upgraded.
+	Policy *policy.Policy `json:"policy,omitempty"`
+}
+
+// ApplyRequest asks the daemon to run a policy.
 type ApplyRequest struct {
-	// Path the policy was loaded from, for status and logs.
-	Path   string         `json:"path"`
-	Policy *policy.Policy `json:"policy"`
+	PolicyRequest
 	// ConfirmTimeout, when positive, arms a rollback unless confirmed.
 	ConfirmTimeout Duration `json:"confirmTimeout,omitempty"`
 }
@@ -196,13 +218,10 @@ type Ruleset struct {
 	Text string `json:"text"`
 }
 
-// DiffRequest asks how a policy that edgefwctl loaded and validated
-// differs from what the kernel holds. It travels parsed, as in an
-// ApplyRequest; nothing is applied.
+// DiffRequest asks how a policy differs from what the kernel holds; it
+// travels as in an ApplyRequest, and nothing is applied.
 type DiffRequest struct {
-	// Path the policy was loaded from, for error messages.
-	Path   string         `json:"path"`
-	Policy *policy.Policy `json:"policy"`
+	PolicyRequest
 }
 
 // Diff compares a policy with table inet edgefw as the kernel holds it,

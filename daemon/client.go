@@ -131,7 +131,8 @@ func (c *Client) ReloadFromFiles(ctx context.Context) (*ApplyResponse, error) {
 	return c.applyCall(ctx, PathReload, ReloadRequest{FromFiles: true})
 }
 
-// Apply sends a policy that the caller loaded and validated.
+// Apply sends a policy for the daemon to run: req.Files are the policy's
+// files, as policy.ReadBundle reads them.
 func (c *Client) Apply(ctx context.Context, req ApplyRequest) (*ApplyResponse, error) {
 	return c.applyCall(ctx, PathApply, req)
 }
@@ -214,9 +215,9 @@ func (c *Client) applyCall(ctx context.Context, path string, body any) (*ApplyRe
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var reqBody io.Reader
 	if body != nil {
-		data, err := json.Marshal(body)
+		data, err := encodeRequest(path, body, MaxRequestSize)
 		if err != nil {
-			return fmt.Errorf("encode %s request: %w", path, err)
+			return err
 		}
 		reqBody = bytes.NewReader(data)
 	}
@@ -254,6 +255,22 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("decode %s response: %w", path, err)
 	}
 	return nil
+}
+
+// encodeRequest encodes the body of a request to path as JSON of at most
+// limit bytes. A larger one is refused here, with the daemon's reason:
+// sent, the daemon would stop reading it, and the client might see a
+// broken connection rather than the daemon's answer.
+func encodeRequest(path string, body any, limit int) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s request: %w", path, err)
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("%s request of %d MiB is larger than the limit of %d MiB that edgefwd accepts: the policy's files travel in it base64-encoded, a third larger than on disk",
+			path, (len(data)+1<<20-1)>>20, limit>>20)
+	}
+	return data, nil
 }
 
 func apiError(code int, body []byte) *APIError {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +79,7 @@ func TestClientStatus(t *testing.T) {
 }
 
 func TestClientRequests(t *testing.T) {
-	pol, err := policy.Load("../policy/testdata/spec-example.yaml")
+	_, files, err := policy.ReadBundle("../policy/testdata/spec-example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestClientRequests(t *testing.T) {
 		{
 			name: "apply",
 			call: func(c *Client) (any, error) {
-				return c.Apply(context.Background(), ApplyRequest{Path: "/tmp/p.yaml", Policy: pol, ConfirmTimeout: Duration(2 * time.Minute)})
+				return c.Apply(context.Background(), ApplyRequest{PolicyRequest: PolicyRequest{Path: "/tmp/p.yaml", Files: files}, ConfirmTimeout: Duration(2 * time.Minute)})
 			},
 			method:   http.MethodPost,
 			path:     PathApply,
@@ -152,7 +151,7 @@ func TestClientRequests(t *testing.T) {
 		{
 			name: "diff",
 			call: func(c *Client) (any, error) {
-				return c.Diff(context.Background(), DiffRequest{Path: "/tmp/p.yaml", Policy: pol})
+				return c.Diff(context.Background(), DiffRequest{PolicyRequest{Path: "/tmp/p.yaml", Files: files}})
 			},
 			method:   http.MethodPost,
 			path:     PathDiff,
@@ -228,8 +227,10 @@ func TestClientRequests(t *testing.T) {
 	}
 }
 
-func TestClientApplyPolicyRoundTrip(t *testing.T) {
-	pol, err := policy.Load("../policy/testdata/spec-example.yaml")
+// TestClientApplyFilesRoundTrip checks that the policy's files reach the
+// daemon byte for byte.
+func TestClientApplyFilesRoundTrip(t *testing.T) {
+	_, files, err := policy.ReadBundle("../policy/testdata/spec-example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,13 +242,26 @@ func TestClientApplyPolicyRoundTrip(t *testing.T) {
 		}
 		answerJSONForClient(w, http.StatusOK, ApplyResponse{OK: true})
 	}))
-	req := ApplyRequest{Path: "/etc/edgefw/policy.yaml", Policy: pol, ConfirmTimeout: Duration(90 * time.Second)}
+	req := ApplyRequest{PolicyRequest: PolicyRequest{Path: "/etc/edgefw/policy.yaml", Files: files}, ConfirmTimeout: Duration(90 * time.Second)}
 	if _, err := NewClient(sock).Apply(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	prefixEqual := cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
-	if diff := cmp.Diff(req, got, prefixEqual); diff != "" {
+	if diff := cmp.Diff(req, got); diff != "" {
 		t.Errorf("ApplyRequest after the wire (-sent +received):\n%s", diff)
+	}
+}
+
+// TestClientRefusesOversizedRequest checks that a request larger than the
+// daemon accepts is refused before it is sent, saying why.
+func TestClientRefusesOversizedRequest(t *testing.T) {
+	req := ApplyRequest{PolicyRequest: PolicyRequest{Path: "/p.yaml", Files: policy.Bundle{"/p.yaml": make([]byte, 3<<20)}}}
+	_, err := encodeRequest(PathApply, req, 4<<20)
+	want := "/v1/apply request of 5 MiB is larger than the limit of 4 MiB that edgefwd accepts: the policy's files travel in it base64-encoded, a third larger than on disk"
+	if err == nil || err.Error() != want {
+		t.Errorf("encodeRequest = %v, want %s", err, want)
+	}
+	if _, err := encodeRequest(PathApply, req, 5<<20); err != nil {
+		t.Errorf("encodeRequest under the limit: %v", err)
 	}
 }
 

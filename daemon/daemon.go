@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -534,14 +533,15 @@ func (d *Daemon) recordFailure(start time.Time, trigger string, err error) {
 }
 
 // applySaved applies a policy from the state directory. It was valid when
-// saved, but the file may be old or altered: it passes the checks again.
+// saved, but the file may be old or altered: it passes the checks again,
+// as saved (policy.Validate); errors name its fields and the positions
+// its files had when it was applied.
 func (d *Daemon) applySaved(ctx context.Context, s *savedPolicy, trigger string) error {
-	pol, err := policy.Revalidate(filepath.Join(d.cfg.StateDir, "(saved) "+s.Source.Path), s.Policy)
-	if err != nil {
-		d.recordFailure(d.now(), trigger, fmt.Errorf("saved policy: %w", err))
+	if err := policy.Validate(s.Policy); err != nil {
+		d.recordFailure(d.now(), trigger, fmt.Errorf("saved policy of %s in %s: %w", s.Source.Path, d.cfg.StateDir, err))
 		return err
 	}
-	return d.apply(ctx, pol, s.Source, trigger)
+	return d.apply(ctx, s.Policy, s.Source, trigger)
 }
 
 // applySafe installs the defaults-and-failsafe ruleset of an empty policy.
@@ -659,25 +659,30 @@ func (d *Daemon) checkDrift(full bool) driftCheck {
 // applyRequest runs a policy given by `edgefwctl apply`, arming the
 // commit-confirmed timer when asked.
 func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Caller) ApplyResponse {
-	if req == nil || req.Policy == nil {
+	if req == nil {
 		return ApplyResponse{Error: "apply: no policy in request"}
 	}
-	// The policy arrives parsed: hold it to every check a policy file
-	// passes, so the socket is no way around validation.
-	pol, err := policy.Revalidate(req.Path, req.Policy)
+	note := req.note()
+	if note != "" {
+		d.log.Warn("edgefwctl sent a parsed policy, which is deprecated: upgrade it", "policy", req.Path, "caller", caller.String())
+	}
+	respond := func(err error, msg string) ApplyResponse { return d.response(err, withNote(msg, note)) }
+	// The daemon parses the policy's files itself, as its own: the socket
+	// is no way around validation, and errors name the operator's files.
+	pol, err := req.load()
 	if err != nil {
 		d.recordFailure(d.now(), "apply", fmt.Errorf("policy %s: %w", req.Path, err))
-		return d.response(err, "")
+		return respond(err, "")
 	}
 	d.mu.Lock()
 	prev := d.cur
 	hadPending := d.pending != nil
 	d.mu.Unlock()
-	src := sourceOf(req.Path, pol, true)
+	src := req.source(pol)
 	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, filesFingerprint(d.cfg.PolicyPath)
 	err = d.applyNew(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
-		return d.response(err, "")
+		return respond(err, "")
 	}
 	d.mu.Lock()
 	rs := d.cur.rs
@@ -688,7 +693,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 	timeout := time.Duration(req.ConfirmTimeout)
 	if timeout <= 0 {
 		d.clearPending("superseded by an apply without confirmation")
-		return d.response(err, "applied "+req.Path)
+		return respond(err, "applied "+req.Path)
 	}
 	if hadPending {
 		// Keep the original restore point: rolling back must return to
@@ -704,7 +709,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 		}
 		d.arm(req.Path, timeout, prevSaved)
 	}
-	return d.response(err, fmt.Sprintf("applied %s; confirm within %s or it is rolled back", req.Path, timeout))
+	return respond(err, fmt.Sprintf("applied %s; confirm within %s or it is rolled back", req.Path, timeout))
 }
 
 func (d *Daemon) arm(path string, timeout time.Duration, prev *savedPolicy) {

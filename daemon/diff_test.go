@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,7 +28,7 @@ func TestDiffReadsTheKernel(t *testing.T) {
 	h.fw.setDrift(deleteWebRule)
 
 	req := applyReq(t, policyA, 0)
-	got, err := d.Diff(&DiffRequest{Path: req.Path, Policy: req.Policy})
+	got, err := d.Diff(&DiffRequest{req.PolicyRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func TestDiffReadsTheKernel(t *testing.T) {
 
 	h.fw.setDrift(nil)
 	req = applyReq(t, policyB, 0)
-	got, err = d.Diff(&DiffRequest{Path: req.Path, Policy: req.Policy})
+	got, err = d.Diff(&DiffRequest{req.PolicyRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,16 +64,17 @@ func TestDiffReadsTheKernel(t *testing.T) {
 }
 
 // TestDiffRefusesInvalidPolicy holds a diff's policy to the checks of an
-// apply: the socket is no way around validation, even to read.
+// apply: the socket is no way around validation, even to read. The error
+// names the file sent, its line and column.
 func TestDiffRefusesInvalidPolicy(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	req := applyReq(t, policyA, 0)
-	req.Policy.Rules[0].Name = "Bad_Name"
-	if got, err := d.Diff(&DiffRequest{Path: req.Path, Policy: req.Policy}); err == nil || !errors.Is(err, ErrInvalidPolicy) {
-		t.Errorf("diff of an invalid policy = %+v, %v; want ErrInvalidPolicy", got, err)
+	req := sentFiles(t, strings.Replace(policyA, "name: web", "name: Bad_Name", 1))
+	want := "invalid policy: " + req.Path + `:3:11: rules[0].name: "Bad_Name" is not a valid name; use lowercase letters, digits and -, starting with a letter, like ssh-from-mgmt`
+	if got, err := d.Diff(&DiffRequest{req}); !errors.Is(err, ErrInvalidPolicy) || err.Error() != want {
+		t.Errorf("diff of an invalid policy = %+v, %v; want %s", got, err, want)
 	}
-	if _, err := d.Diff(&DiffRequest{Path: "x.yaml"}); !errors.Is(err, ErrInvalidPolicy) {
+	if _, err := d.Diff(&DiffRequest{PolicyRequest{Path: "/x.yaml"}}); !errors.Is(err, ErrInvalidPolicy) {
 		t.Errorf("diff without a policy: %v; want ErrInvalidPolicy", err)
 	}
 }
@@ -84,20 +84,14 @@ func TestDiffRefusesInvalidPolicy(t *testing.T) {
 func TestControlDiff(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	sock := filepath.Join(t.TempDir(), "edgefwd.sock")
-	srv, err := ListenControl(d, sock, d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	sock := serveControl(t, d)
 	c := NewClient(sock)
 	ctx := context.Background()
 	running := h.fw.text()
 	h.fw.setDrift(deleteWebRule)
 
 	req := applyReq(t, policyA, 0)
-	got, err := c.Diff(ctx, DiffRequest{Path: req.Path, Policy: req.Policy})
+	got, err := c.Diff(ctx, DiffRequest{req.PolicyRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,17 +99,16 @@ func TestControlDiff(t *testing.T) {
 		t.Errorf("Diff = %+v, want %+v", got, want)
 	}
 
-	bad := applyReq(t, policyA, 0)
-	bad.Policy.Rules[0].Name = "Bad_Name"
-	_, err = c.Diff(ctx, DiffRequest{Path: bad.Path, Policy: bad.Policy})
-	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(apiErr.Message, "Bad_Name") {
-		t.Errorf("diff of an invalid policy: %v; want 422 naming the bad rule", err)
+	bad := sentFiles(t, strings.Replace(policyA, "name: web", "name: Bad_Name", 1))
+	_, err = c.Diff(ctx, DiffRequest{bad})
+	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(apiErr.Message, bad.Path+":3:11: rules[0].name:") {
+		t.Errorf("diff of an invalid policy: %v; want 422 naming the bad rule at its line", err)
 	}
 
 	h.fw.mu.Lock()
 	h.fw.failing = errors.New("kernel says no")
 	h.fw.mu.Unlock()
-	_, err = c.Diff(ctx, DiffRequest{Path: req.Path, Policy: req.Policy})
+	_, err = c.Diff(ctx, DiffRequest{req.PolicyRequest})
 	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusInternalServerError || !strings.Contains(apiErr.Message, "kernel says no") {
 		t.Errorf("diff with an unreadable kernel: %v; want 500 with the kernel's error", err)
 	}

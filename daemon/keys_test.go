@@ -87,12 +87,10 @@ func TestBadKeyFileRejectsPolicyWhole(t *testing.T) {
 				}
 				keytest.WriteKey(t, filepath.Join(dir, "gw.psk"), 0o600)
 			},
-			// Revalidate re-encodes the policy, so the position is in its
-			// encoding, as for every error in a policy sent over the
-			// socket; the field path and the key file are the operator's.
-			// edgefwctl checked the files at the operator's positions
-			// already, unless it could not look at them.
-			want: "POLICY:18:23: tunnels[0].privateKeyFile: private key file DIR/wg0.key is a symbolic link: key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself",
+			// The daemon parses the files sent, so the position is the
+			// operator's, as edgefwctl reports it when it can look at
+			// the key file itself.
+			want: "POLICY:9:21: tunnels[0].privateKeyFile: private key file DIR/wg0.key is a symbolic link: key files are not read through symbolic links, so that the permission checks apply to the file read; name the file itself",
 		},
 	}
 	for _, tt := range tests {

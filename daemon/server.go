@@ -163,9 +163,7 @@ func (s *ControlServer) routes() http.Handler {
 	})
 	mux.HandleFunc("POST "+PathDiff, func(w http.ResponseWriter, r *http.Request) {
 		var req DiffRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 256<<20))
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad diff request: "+err.Error())
+		if !decodeRequest(w, r, "diff", MaxRequestSize, &req) {
 			return
 		}
 		diff, err := s.d.Diff(&req)
@@ -207,9 +205,7 @@ func (s *ControlServer) routes() http.Handler {
 	})
 	mux.HandleFunc("POST "+PathApply, func(w http.ResponseWriter, r *http.Request) {
 		var req ApplyRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 256<<20))
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad apply request: "+err.Error())
+		if !decodeRequest(w, r, "apply", MaxRequestSize, &req) {
 			return
 		}
 		s.respond(w, s.d.send(r.Context(), event{kind: "apply", apply: &req, caller: callerOf(r)}))
@@ -241,6 +237,21 @@ func (s *ControlServer) routes() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// decodeRequest decodes the JSON body of a what request, of at most limit
+// bytes, into v, or answers why it cannot and returns false.
+func decodeRequest(w http.ResponseWriter, r *http.Request, what string, limit int64, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v)
+	if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s request larger than the limit of %d MiB: the policy's files travel in it base64-encoded, a third larger than on disk", what, tooLarge.Limit>>20))
+		return false
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad %s request: %v", what, err))
+		return false
+	}
+	return true
 }
 
 func (s *ControlServer) respond(w http.ResponseWriter, resp ApplyResponse) {

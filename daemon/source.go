@@ -113,12 +113,18 @@ func appliedWarning(src PolicySource, files *PolicyFiles) string {
 	return b.String()
 }
 
-// sourceOf describes a loaded policy: its files and their hashes.
+// sourceOf describes a loaded policy: its files, as the daemon reads them,
+// and their hashes.
 func sourceOf(path string, pol *policy.Policy, applied bool) PolicySource {
+	return sourceFrom(path, pol.Files, applied, os.ReadFile)
+}
+
+// sourceFrom describes a policy whose files, in merge order, read returns.
+func sourceFrom(path string, files []string, applied bool, read func(string) ([]byte, error)) PolicySource {
 	src := PolicySource{Path: path, Applied: applied}
 	all := sha256.New()
-	for _, f := range pol.Files {
-		data, err := os.ReadFile(f)
+	for _, f := range files {
+		data, err := read(f)
 		if err != nil {
 			continue
 		}

@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -72,9 +71,7 @@ func (d *decoder) version(n *yaml.Node) {
 		d.errorf(n, "version", "must be the integer 1, not %s", describe(n))
 		return
 	}
-	if v != 1 {
-		d.errorf(n, "version", "version %s is not supported; the only valid version is 1", n.Value)
-	}
+	d.check(n, "version", checkVersion(v))
 }
 
 // defaults decodes the default verdicts; n may be nil (absent).
@@ -92,7 +89,7 @@ func (d *decoder) defaults(n *yaml.Node) Defaults {
 		dst  *Action
 	}{{"input", &def.Input}, {"forward", &def.Forward}, {"output", &def.Output}} {
 		if v := m.get(f.name); v != nil {
-			if s, ok := d.enum(v, "defaults."+f.name, "default verdict", string(Accept), string(Drop)); ok {
+			if s, ok := d.enum(v, "defaults."+f.name, "default verdict", verdicts); ok {
 				*f.dst = Action(s)
 			}
 		}
@@ -128,11 +125,9 @@ func (d *decoder) sets(n *yaml.Node) {
 			continue
 		}
 		name, path := k.Value, joinPath("sets", k.Value)
-		if err := checkName(name, maxNameLen); err != nil {
-			d.errorf(k, path, "%v", err)
-		}
+		d.check(k, path, checkName(name, maxNameLen))
 		// A duplicate's members are not checked: the set is refused anyway.
-		if !d.l.define(d.l.setDefs, "set", name, d.pos(k), path) {
+		if !d.check(k, path, define(d.l.sets, "set", name, d.site(k, path))) {
 			continue
 		}
 		set := Set{Name: name, Pos: d.pos(k)}
@@ -140,7 +135,7 @@ func (d *decoder) sets(n *yaml.Node) {
 		case yaml.SequenceNode:
 			seen := map[netip.Prefix]bool{}
 			for j, e := range v.Content {
-				if p, ok := d.prefix(e, indexPath(path, j), false); ok {
+				if p, ok := d.prefix(e, indexPath(path, j), checkNetwork); ok {
 					set.Prefixes = appendUnique(set.Prefixes, seen, p)
 				}
 			}
@@ -159,15 +154,18 @@ func (d *decoder) sets(n *yaml.Node) {
 	}
 }
 
-// prefix decodes a CIDR string; see parsePrefix.
-func (d *decoder) prefix(n *yaml.Node, path string, hostBits bool) (netip.Prefix, bool) {
+// prefix decodes a CIDR string and holds it to check, the rule for the
+// field it is in (checkNetwork, checkTunnelAddress, ...).
+func (d *decoder) prefix(n *yaml.Node, path string, check func(netip.Prefix) error) (netip.Prefix, bool) {
 	s, ok := d.str(n, path)
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	p, err := parsePrefix(s, hostBits)
-	if err != nil {
-		d.errorf(n, path, "%v", err)
+	p, err := parseCIDR(s)
+	if err == nil {
+		err = check(p)
+	}
+	if !d.check(n, path, err) {
 		return netip.Prefix{}, false
 	}
 	return p, true
@@ -190,17 +188,17 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	}
 	r := Rule{Pos: d.pos(n)}
 	if v := d.require(m, "name", "name the rule like ssh-from-mgmt; the name is also its counter's name"); v != nil {
-		r.Name = d.name(v, joinPath(path, "name"), maxNameLen)
-		if r.Name != "" {
-			d.l.define(d.l.ruleDefs, "rule", r.Name, d.pos(v), joinPath(path, "name"))
+		p := joinPath(path, "name")
+		if r.Name = d.name(v, p, maxNameLen); r.Name != "" {
+			d.check(v, p, define(d.l.rules, "rule", r.Name, d.site(v, p)))
 		}
 	}
 	if v := d.require(m, "direction", "valid values are input, output, forward"); v != nil {
-		s, _ := d.enum(v, joinPath(path, "direction"), "direction", string(Input), string(Output), string(Forward))
+		s, _ := d.enum(v, joinPath(path, "direction"), "direction", directions)
 		r.Direction = Direction(s)
 	}
 	if v := d.require(m, "action", "valid values are accept, drop, reject"); v != nil {
-		s, _ := d.enum(v, joinPath(path, "action"), "action", string(Accept), string(Drop), string(Reject))
+		s, _ := d.enum(v, joinPath(path, "action"), "action", actions)
 		r.Action = Action(s)
 	}
 
@@ -214,7 +212,7 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	if v := d.matchList(m, "ports", path, "any protocol and port", "entry, like [{protocol: tcp, port: 22}]"); v != nil {
 		p := joinPath(path, "ports")
 		items, _ := d.list(v, p, "ports like {protocol: tcp, port: 22}")
-		groups[2] = famGroup{name: "ports", node: v, path: p}
+		groups[2] = famGroup{name: "ports", at: d.site(v, p)}
 		for i, item := range items {
 			pr, fam, ok := d.portEntry(item, indexPath(p, i), false)
 			if ok {
@@ -226,11 +224,11 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	if v := m.get("log"); v != nil {
 		r.Log, _ = d.boolean(v, joinPath(path, "log"))
 	}
-	var family *yaml.Node
+	var familyAt site
 	if v := m.get("family"); v != nil {
-		s, ok := d.enum(v, joinPath(path, "family"), "family", string(IPv4), string(IPv6))
-		if ok {
-			r.Family, family = Family(s), v
+		p := joinPath(path, "family")
+		if s, ok := d.enum(v, p, "family", families); ok {
+			r.Family, familyAt = Family(s), d.site(v, p)
 		}
 	}
 	if v := m.get("limit"); v != nil {
@@ -239,7 +237,7 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	if v := m.get("connLimit"); v != nil {
 		r.ConnLimit = d.connLimit(v, joinPath(path, "connLimit"))
 	}
-	r.Family = d.family(r.Family, family, groups)
+	r.Family = ruleFamily(r.Family, familyAt, groups, d.l.report)
 	return r, true
 }
 
@@ -270,11 +268,7 @@ func (d *decoder) matchList(m *mapping, field, rulePath, all, entry string) *yam
 // name decodes a rule, set, tunnel or peer name, or returns "".
 func (d *decoder) name(n *yaml.Node, path string, maxLen int) string {
 	s, ok := d.str(n, path)
-	if !ok {
-		return ""
-	}
-	if err := checkName(s, maxLen); err != nil {
-		d.errorf(n, path, "%v", err)
+	if !ok || !d.check(n, path, checkName(s, maxLen)) {
 		return ""
 	}
 	return s
@@ -282,7 +276,7 @@ func (d *decoder) name(n *yaml.Node, path string, maxLen int) string {
 
 // peers decodes a rule's from or to list (side) in a rule of direction dir.
 func (d *decoder) peers(n *yaml.Node, path, side string, dir Direction) ([]Peer, famGroup) {
-	g := famGroup{name: side, node: n, path: path}
+	g := famGroup{name: side, at: d.site(n, path)}
 	items, _ := d.list(n, path, "peers like {cidr: 10.0.0.0/8}, {set: NAME} or {interface: eth0}")
 	var peers []Peer
 	for i, item := range items {
@@ -297,7 +291,7 @@ func (d *decoder) peers(n *yaml.Node, path, side string, dir Direction) ([]Peer,
 
 // peer decodes one entry of a from or to list.
 func (d *decoder) peer(n *yaml.Node, path, side string, dir Direction) (Peer, famEntry, bool) {
-	fam := famEntry{fam: famBoth, node: n, path: path}
+	fam := famEntry{fam: famBoth, at: d.site(n, path)}
 	m := d.mapping(n, path, peerFields, nil)
 	if m == nil {
 		return Peer{}, fam, false
@@ -308,57 +302,35 @@ func (d *decoder) peer(n *yaml.Node, path, side string, dir Direction) (Peer, fa
 			kinds = append(kinds, k)
 		}
 	}
-	const exactlyOne = "a peer is exactly one of cidr (with optional except), set or interface"
-	switch len(kinds) {
-	case 0:
-		d.errorf(n, path, "%s; this one has none", exactlyOne)
-		return Peer{}, fam, false
-	case 1:
-	default:
-		d.errorf(n, path, "%s; this one has %s, so split it into one peer for each", exactlyOne, strings.Join(kinds, " and "))
-		return Peer{}, fam, false
-	}
-	if kinds[0] != "cidr" && m.get("except") != nil {
-		d.errorf(m.keys["except"], joinPath(path, "except"), "except is only valid with cidr; remove it or use {cidr: ..., except: [...]}")
+	bad := d.fields(n, path, map[string]*yaml.Node{"except": m.keys["except"]})
+	if !checkPeerKinds(kinds, m.get("except") != nil, bad) {
 		return Peer{}, fam, false
 	}
 
 	var p Peer
-	switch v := m.get(kinds[0]); kinds[0] {
+	v := m.get(kinds[0])
+	vp := joinPath(path, kinds[0])
+	switch kinds[0] {
 	case "cidr":
-		cidr, ok := d.prefix(v, joinPath(path, "cidr"), false)
+		cidr, ok := d.prefix(v, vp, checkNetwork)
 		if !ok {
 			return Peer{}, fam, false
 		}
 		p.CIDR = cidr
-		fam = famEntry{fam: prefixFam(cidr), node: v, path: joinPath(path, "cidr"), what: "cidr " + cidr.String()}
+		fam = famEntry{fam: prefixFam(cidr), at: d.site(v, vp), what: "cidr " + cidr.String()}
 		if e := m.get("except"); e != nil {
 			p.Except = d.excepts(e, joinPath(path, "except"), cidr)
 		}
 	case "set":
-		name, ok := d.str(v, joinPath(path, "set"))
+		name, ok := d.str(v, vp)
 		if !ok {
 			return Peer{}, fam, false
 		}
 		p.Set = name
-		d.l.setRefs = append(d.l.setRefs, setRef{name: name, pos: d.pos(v), path: joinPath(path, "set")})
+		d.l.setRefs = append(d.l.setRefs, setRef{name: name, at: d.site(v, vp)})
 	case "interface":
-		name, ok := d.str(v, joinPath(path, "interface"))
-		if !ok {
-			return Peer{}, fam, false
-		}
-		if err := checkInterface(name); err != nil {
-			d.errorf(v, joinPath(path, "interface"), "%v", err)
-			return Peer{}, fam, false
-		}
-		// Output packets have no input interface and input packets no output
-		// interface yet (routing has not happened), so such a match is empty.
-		switch {
-		case side == "from" && dir == Output:
-			d.errorf(v, joinPath(path, "interface"), "an output rule's packets have no input interface; match the output interface with to: [{interface: %s}]", name)
-			return Peer{}, fam, false
-		case side == "to" && dir == Input:
-			d.errorf(v, joinPath(path, "interface"), "an input rule's packets have no output interface; match the input interface with from: [{interface: %s}]", name)
+		name, ok := d.str(v, vp)
+		if !ok || !d.check(v, vp, checkPeerInterface(name, side, dir)) {
 			return Peer{}, fam, false
 		}
 		p.Interface = name
@@ -366,98 +338,59 @@ func (d *decoder) peer(n *yaml.Node, path, side string, dir Direction) (Peer, fa
 	return p, fam, true
 }
 
-// excepts decodes the except list of a cidr peer: each a strict subnet of cidr.
+// excepts decodes the except list of a cidr peer.
 func (d *decoder) excepts(n *yaml.Node, path string, cidr netip.Prefix) []netip.Prefix {
 	items, _ := d.list(n, path, "CIDRs inside the peer's cidr")
+	inside := func(p netip.Prefix) error { return checkExcept(p, cidr) }
 	var out []netip.Prefix
 	for i, item := range items {
-		p, ok := d.prefix(item, indexPath(path, i), false)
-		if !ok {
-			continue
-		}
-		switch {
-		case p.Addr().Is4() != cidr.Addr().Is4():
-			d.errorf(item, indexPath(path, i), "%s is %s but cidr %s is %s; an except must lie inside the cidr", p, familyName(p.Addr()), cidr, familyName(cidr.Addr()))
-		case p == cidr:
-			d.errorf(item, indexPath(path, i), "%s is the cidr itself, so the peer would match nothing; an except must be a smaller network inside the cidr", p)
-		case p.Bits() < cidr.Bits() || !cidr.Contains(p.Addr()):
-			d.errorf(item, indexPath(path, i), "%s is not inside cidr %s; an except must be a smaller network inside the cidr", p, cidr)
-		default:
+		if p, ok := d.prefix(item, indexPath(path, i), inside); ok {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// portEntry decodes one ports or failsafe entry. Failsafe entries must name
-// a port: "every tcp port" would leave input wide open before any rule.
+// portEntry decodes one ports or failsafe entry.
 func (d *decoder) portEntry(n *yaml.Node, path string, failsafe bool) (PortRange, famEntry, bool) {
-	fam := famEntry{fam: famBoth, node: n, path: path}
+	fam := famEntry{fam: famBoth, at: d.site(n, path)}
 	m := d.mapping(n, path, portFields, nil)
 	if m == nil {
 		return PortRange{}, fam, false
 	}
-	protocols := []string{string(TCP), string(UDP), string(SCTP), string(ICMP), string(ICMPv6)}
+	valid := protocols
 	if failsafe {
-		protocols = protocols[:3]
+		valid = failsafeProtocols
 	}
-	v := d.require(m, "protocol", "every ports entry needs a protocol; valid values are "+strings.Join(protocols, ", "))
+	v := d.require(m, "protocol", "every ports entry needs a protocol; valid values are "+strings.Join(valid, ", "))
 	if v == nil {
 		return PortRange{}, fam, false
 	}
-	proto, ok := d.enum(v, joinPath(path, "protocol"), "protocol", protocols...)
-	if !ok {
+	pp := joinPath(path, "protocol")
+	proto, ok := d.str(v, pp)
+	if !ok || !d.check(v, pp, checkProtocol(proto, failsafe)) {
 		return PortRange{}, fam, false
 	}
-	pr := PortRange{Protocol: Protocol(proto)}
 	portNode, endNode := m.get("port"), m.get("endPort")
-
-	if !pr.Protocol.HasPorts() {
-		fam = famEntry{fam: famV4, node: v, path: joinPath(path, "protocol"), what: proto}
-		if pr.Protocol == ICMPv6 {
-			fam.fam = famV6
-		}
-		ok := true
-		for _, f := range []struct {
-			name string
-			n    *yaml.Node
-		}{{"port", portNode}, {"endPort", endNode}} {
-			if f.n != nil {
-				d.errorf(f.n, joinPath(path, f.name), "%s has no ports; remove %s, or use tcp, udp or sctp", proto, f.name)
-				ok = false
+	e := portEntry{proto: Protocol(proto), hasPort: portNode != nil, hasEnd: endNode != nil}
+	if e.proto.HasPorts() {
+		if e.hasPort {
+			if e.port, ok = d.port(portNode, joinPath(path, "port")); !ok {
+				return PortRange{}, fam, false
 			}
 		}
-		return pr, fam, ok
-	}
-
-	if portNode == nil {
-		switch {
-		case failsafe:
-			d.errorf(n, joinPath(path, "port"), "required field is missing; a failsafe entry opens one port or range, like {protocol: tcp, port: 22}")
-			return pr, fam, false
-		case endNode != nil:
-			d.errorf(endNode, joinPath(path, "endPort"), "endPort needs port; write a range as port: FIRST, endPort: LAST")
-			return pr, fam, false
+		if e.hasEnd {
+			if e.end, ok = d.port(endNode, joinPath(path, "endPort")); !ok {
+				return PortRange{}, fam, false
+			}
 		}
-		return pr, fam, true // every port of the protocol
+	} else {
+		fam = famEntry{fam: protocolFam(e.proto), at: d.site(v, pp), what: proto}
 	}
-	port, ok := d.port(portNode, joinPath(path, "port"))
-	if !ok {
-		return pr, fam, false
+	if !e.check(failsafe, d.fields(n, path, map[string]*yaml.Node{"port": portNode, "endPort": endNode})) {
+		return PortRange{}, fam, false
 	}
-	pr.Port, pr.EndPort = port, port
-	if endNode != nil {
-		end, ok := d.port(endNode, joinPath(path, "endPort"))
-		if !ok {
-			return pr, fam, false
-		}
-		if end < port {
-			d.errorf(endNode, joinPath(path, "endPort"), "endPort %d is less than port %d; endPort must be at least port", end, port)
-			return pr, fam, false
-		}
-		pr.EndPort = end
-	}
-	return pr, fam, true
+	return e.portRange(), fam, true
 }
 
 // port decodes a port number, 1 to 65535.
@@ -471,7 +404,7 @@ func (d *decoder) port(n *yaml.Node, path string) (uint16, bool) {
 		d.errorf(n, path, "must be an integer from 1 to 65535, not a string; %s", hint)
 		return 0, false
 	}
-	v, ok := d.integer(n, path, "port", 1, maxUint16)
+	v, ok := d.integer(n, path, portRange)
 	return uint16(v), ok
 }
 
@@ -486,7 +419,7 @@ func (d *decoder) limit(n *yaml.Node, path string) *Limit {
 		l.Rate, l.Per, _ = d.rate(v, joinPath(path, "rate"))
 	}
 	if v := m.get("burst"); v != nil {
-		b, _ := d.integer(v, joinPath(path, "burst"), "burst", 0, maxUint32)
+		b, _ := d.integer(v, joinPath(path, "burst"), burstRange)
 		l.Burst = uint32(b)
 	}
 	if v := m.get("perSource"); v != nil {
@@ -495,24 +428,20 @@ func (d *decoder) limit(n *yaml.Node, path string) *Limit {
 	return &l
 }
 
-// rateUnits are the units nftables' limit statement accepts.
-var rateUnits = []string{"second", "minute", "hour", "day"}
-
 // rate decodes COUNT/UNIT.
 func (d *decoder) rate(n *yaml.Node, path string) (uint64, string, bool) {
-	const valid = "write COUNT/UNIT with UNIT one of second, minute, hour, day, like 100/minute"
 	s, ok := d.str(n, path)
 	if !ok {
 		return 0, "", false
 	}
 	count, unit, _ := strings.Cut(s, "/")
 	rate, err := strconv.ParseUint(count, 10, 64)
-	if err != nil || !slices.Contains(rateUnits, unit) {
-		d.errorf(n, path, "%q is not a valid rate; %s", s, valid)
-		return 0, "", false
+	if err != nil {
+		err = badRate(s)
+	} else {
+		err = checkRate(rate, unit, s)
 	}
-	if rate == 0 {
-		d.errorf(n, path, "a rate of 0 would drop every packet; the count must be at least 1, or use action: drop")
+	if !d.check(n, path, err) {
 		return 0, "", false
 	}
 	return rate, unit, true
@@ -526,7 +455,7 @@ func (d *decoder) connLimit(n *yaml.Node, path string) *ConnLimit {
 	}
 	var c ConnLimit
 	if v := d.require(m, "max", "write the most concurrent connections allowed, like max: 10"); v != nil {
-		v, _ := d.integer(v, joinPath(path, "max"), "max", 1, maxUint32)
+		v, _ := d.integer(v, joinPath(path, "max"), connMaxRange)
 		c.Max = uint32(v)
 	}
 	if v := m.get("perSource"); v != nil {

@@ -8,9 +8,12 @@ import (
 
 // Error is one problem in a policy, positioned at the value it concerns.
 // Its text is FILE:LINE:COL: field.path: what is wrong; what would be valid.
+// A problem found by Validate in a policy built in code has no position:
+// its text is field.path: what is wrong; what would be valid.
 type Error struct {
-	// Pos is where the offending value is written. Line is 0 only for
-	// problems with a file as a whole, such as a file that cannot be read.
+	// Pos is where the offending value is written. Line is 0 for problems
+	// with a file as a whole, such as a file that cannot be read, and Pos
+	// is zero for a policy that was not read from files.
 	Pos Pos
 	// Path is the field path within the file, such as rules[2].ports[0].endPort.
 	// It is empty for problems that concern no field (a YAML syntax error).
@@ -22,15 +25,19 @@ type Error struct {
 	Err error
 }
 
-// Error renders the error as FILE:LINE:COL: path: message.
+// Error renders the error as FILE:LINE:COL: path: message, leaving out
+// what it does not have: FILE: message for a file as a whole, path:
+// message without a position.
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.Pos.Line > 0 {
+	switch {
+	case e.Pos.Line > 0:
 		b.WriteString(e.Pos.String())
-	} else {
+		b.WriteString(": ")
+	case e.Pos.File != "":
 		b.WriteString(e.Pos.File)
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")

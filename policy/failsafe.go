@@ -18,8 +18,8 @@ import (
 // fails when the file cannot be read or parsed as YAML, or when the
 // section itself is invalid (then nothing of it is trusted).
 func LoadFailsafe(path string) ([]PortRange, error) {
-	l := newLoader()
-	data, err := readBounded(path, maxPolicyFileSize)
+	l := newLoader(osRoot())
+	data, err := l.read(path, maxPolicyFileSize)
 	if err != nil {
 		l.fileError(path, "cannot read policy", err)
 		return nil, l.errs

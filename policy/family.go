@@ -1,9 +1,8 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // famSet is a set of IP versions a part of a rule can match.
@@ -45,13 +44,24 @@ func prefixFam(p netip.Prefix) famSet {
 	return famV6
 }
 
+// protocolFam is the IP versions a ports entry of protocol p can match:
+// icmp is IPv4's, icmpv6 IPv6's, the others both.
+func protocolFam(p Protocol) famSet {
+	switch p {
+	case ICMP:
+		return famV4
+	case ICMPv6:
+		return famV6
+	}
+	return famBoth
+}
+
 // famEntry is one entry of a rule's from, to or ports list and the IP
 // versions it can match: a cidr one, icmp IPv4, icmpv6 IPv6, anything else
 // (a set, an interface, a tcp port) both.
 type famEntry struct {
 	fam  famSet
-	node *yaml.Node
-	path string
+	at   site
 	what string // how messages name the entry; set when fam is one version
 }
 
@@ -59,8 +69,7 @@ type famEntry struct {
 // the list matches the union of their versions; an absent list matches all.
 type famGroup struct {
 	name    string
-	node    *yaml.Node
-	path    string
+	at      site
 	entries []famEntry
 }
 
@@ -75,19 +84,25 @@ func (g famGroup) union() famSet {
 	return u
 }
 
-// family checks that a rule's family (explicit, written at node, or Any),
-// addresses and protocols agree, and returns the rule's family: the explicit
-// one, else the one the from, to and ports lists together restrict it to.
-// The lists are AND-ed, so their versions intersect; an entry outside the
-// intersection could never match and is reported, as is an empty intersection.
-// Sets are not considered: they may hold both versions.
-func (d *decoder) family(explicit Family, node *yaml.Node, groups [3]famGroup) Family {
+// ruleFamily checks that a rule's family (explicit, given at explicitAt, or
+// Any), addresses and protocols agree, reporting each contradiction to bad,
+// and returns the rule's family: the explicit one, else the one the from,
+// to and ports lists together restrict it to. The lists are AND-ed, so
+// their versions intersect; an entry outside the intersection could never
+// match and is reported, as is an empty intersection. Sets are not
+// considered: they may hold both versions.
+func ruleFamily(explicit Family, explicitAt site, groups [3]famGroup, bad func(at site, err error)) Family {
 	if explicit != Any {
+		// Within one rule, a line is enough to find the family by.
+		where := explicitAt.path
+		if explicitAt.pos.Line > 0 {
+			where = fmt.Sprintf("line %d", explicitAt.pos.Line)
+		}
 		want := familyFam(explicit)
 		for _, g := range groups {
 			for _, e := range g.entries {
 				if e.fam&want == 0 {
-					d.errorf(e.node, e.path, "%s matches only %s packets, which contradicts family: %s at line %d; remove one of them", e.what, e.fam, explicit, node.Line)
+					bad(e.at, fmt.Errorf("%s matches only %s packets, which contradicts family: %s at %s; remove one of them", e.what, e.fam, explicit, where))
 				}
 			}
 		}
@@ -99,8 +114,8 @@ func (d *decoder) family(explicit Family, node *yaml.Node, groups [3]famGroup) F
 	for _, g := range groups {
 		u := g.union()
 		if u&allowed == 0 {
-			d.errorf(g.node, g.path, "%s matches only %s packets, which contradicts %s, which matches only %s packets; no packet can match both",
-				g.name, u, narrowedBy[u], allowed)
+			bad(g.at, fmt.Errorf("%s matches only %s packets, which contradicts %s, which matches only %s packets; no packet can match both",
+				g.name, u, narrowedBy[u], allowed))
 			return Any
 		}
 		for _, f := range []famSet{famV4, famV6} {
@@ -113,8 +128,8 @@ func (d *decoder) family(explicit Family, node *yaml.Node, groups [3]famGroup) F
 	for _, g := range groups {
 		for _, e := range g.entries {
 			if e.fam&allowed == 0 {
-				d.errorf(e.node, e.path, "%s matches only %s packets, which contradicts %s, which matches only %s packets; this entry can never match, so remove it",
-					e.what, e.fam, narrowedBy[e.fam], allowed)
+				bad(e.at, fmt.Errorf("%s matches only %s packets, which contradicts %s, which matches only %s packets; this entry can never match, so remove it",
+					e.what, e.fam, narrowedBy[e.fam], allowed))
 			}
 		}
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzParse checks that no document makes Parse panic, and that it returns
-// either a policy that keeps the invariants the compiler relies on, or an
-// ErrorList of positioned errors.
+// either a policy that keeps the invariants the compiler relies on, and
+// that Validate accepts, or an ErrorList of positioned errors.
 func FuzzParse(f *testing.F) {
 	spec, err := os.ReadFile("testdata/spec-example.yaml")
 	if err != nil {
@@ -50,6 +50,9 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		checkInvariants(t, p)
+		if err := Validate(p); err != nil {
+			t.Fatalf("Validate refused what Parse returned: %v", err)
+		}
 	})
 }
 

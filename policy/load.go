@@ -39,8 +39,25 @@ const dropInDir = "policy.d"
 // Positions in errors name files as path names them (relative if path is);
 // the paths stored in the Policy are absolute.
 func Load(path string) (*Policy, error) {
-	l := newLoader()
-	data, err := readBounded(path, maxPolicyFileSize)
+	return LoadFS(osRoot(), path)
+}
+
+// LoadFS is Load over the file system fsys instead of the operating
+// system's. fsys is rooted at "/", as os.DirFS("/"), which Load uses: the
+// file /etc/edgefw/policy.yaml is etc/edgefw/policy.yaml in fsys. Paths are
+// resolved as Load resolves them (a relative path against the working
+// directory, a set file against the directory of the file naming it), and
+// positions in errors name files as path names them.
+func LoadFS(fsys fs.FS, path string) (*Policy, error) {
+	return newLoader(fsys).load(path)
+}
+
+// osRoot is the operating system's file system, as LoadFS reads it.
+func osRoot() fs.FS { return os.DirFS("/") }
+
+// load reads the main file at path, its drop-ins and their set files.
+func (l *loader) load(path string) (*Policy, error) {
+	data, err := l.read(path, maxPolicyFileSize)
 	if err != nil {
 		l.fileError(path, "cannot read policy", err)
 		return l.finish()
@@ -48,7 +65,7 @@ func Load(path string) (*Policy, error) {
 	l.decodeFile(path, data, true)
 
 	dir := filepath.Join(filepath.Dir(path), dropInDir)
-	entries, err := os.ReadDir(dir)
+	entries, err := l.readDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.fileError(dir, "cannot read drop-in directory", err)
 	}
@@ -59,7 +76,7 @@ func Load(path string) (*Policy, error) {
 			continue
 		}
 		file := filepath.Join(dir, name)
-		data, err := readBounded(file, maxPolicyFileSize)
+		data, err := l.read(file, maxPolicyFileSize)
 		if err != nil {
 			l.fileError(file, "cannot read drop-in", err)
 			continue
@@ -73,7 +90,7 @@ func Load(path string) (*Policy, error) {
 // file without drop-ins. file names the document in errors; set files it
 // names are resolved against filepath.Dir(file) and read.
 func Parse(file string, data []byte) (*Policy, error) {
-	l := newLoader()
+	l := newLoader(osRoot())
 	if len(data) > maxPolicyFileSize {
 		l.add(&Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: tooLarge(maxPolicyFileSize).Error()})
 		return l.finish()
@@ -83,8 +100,13 @@ func Parse(file string, data []byte) (*Policy, error) {
 }
 
 // loader merges the files of one policy and collects the problems found in
-// all of them. It lives for one Load or Parse.
+// all of them. It lives for one Load, Parse or Validate.
 type loader struct {
+	// fsys is where files are read, rooted at "/" (see LoadFS).
+	fsys fs.FS
+	// bundle, unless nil, receives every file read (ReadBundle).
+	bundle Bundle
+
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
 	firstDropped *Error
@@ -96,28 +118,19 @@ type loader struct {
 	yamlAbs, setAbs     []string
 	seenAbs             map[string]bool
 
-	// Where each name was first defined, for reporting duplicates across files.
-	setDefs, ruleDefs, tunnelDefs map[string]Pos
-	listenPorts                   map[uint16]Pos
-	// setRefs are the {set: NAME} peers, checked once every file is read
-	// because a rule may use a set that a later drop-in defines.
-	setRefs []setRef
+	// scope holds the names defined in any file so far, for reporting
+	// duplicates across files, and the {set: NAME} peers, checked once
+	// every file is read because a rule may use a set that a later
+	// drop-in defines.
+	scope
 }
 
-type setRef struct {
-	name string
-	pos  Pos
-	path string
-}
-
-func newLoader() *loader {
+func newLoader(fsys fs.FS) *loader {
 	return &loader{
-		policy:      Policy{Version: 1},
-		seenAbs:     map[string]bool{},
-		setDefs:     map[string]Pos{},
-		ruleDefs:    map[string]Pos{},
-		tunnelDefs:  map[string]Pos{},
-		listenPorts: map[uint16]Pos{},
+		fsys:    fsys,
+		policy:  Policy{Version: 1},
+		seenAbs: map[string]bool{},
+		scope:   newScope(),
 	}
 }
 
@@ -130,6 +143,15 @@ func (l *loader) add(e *Error) {
 		return
 	}
 	l.errs = append(l.errs, e)
+}
+
+// report records err as the problem with the value at site at.
+func (l *loader) report(at site, err error) {
+	if l.full() {
+		l.add(&Error{Pos: at.pos}) // counted, not formatted
+		return
+	}
+	l.add(&Error{Pos: at.pos, Path: at.path, Msg: err.Error()})
 }
 
 // full reports whether no more errors are recorded.
@@ -175,21 +197,9 @@ func (l *loader) addAbs(files []string, file string) []string {
 	return append(files, abs)
 }
 
-// define records the first definition of a name and reports any later one,
-// in the same file or another, naming the place of the first.
-func (l *loader) define(defs map[string]Pos, kind, name string, pos Pos, path string) bool {
-	if first, dup := defs[name]; dup {
-		l.add(&Error{Pos: pos, Path: path, Msg: fmt.Sprintf(
-			"duplicate %s name %q; it is first defined at %s:%d, so choose another name", kind, name, first.File, first.Line)})
-		return false
-	}
-	defs[name] = pos
-	return true
-}
-
 // finish runs the checks that need every file and returns the result.
 func (l *loader) finish() (*Policy, error) {
-	l.checkSetRefs()
+	l.undefinedSets(l.policy.Sets, l.report)
 	if len(l.errs) > 0 {
 		rank := map[string]int{}
 		for i, f := range slices.Concat(l.yamlFiles, l.setFiles) {
@@ -198,11 +208,7 @@ func (l *loader) finish() (*Policy, error) {
 			}
 		}
 		l.errs.sort(rank)
-		if l.firstDropped != nil {
-			l.errs = append(l.errs, &Error{Pos: l.firstDropped.Pos, Msg: fmt.Sprintf(
-				"too many errors; only the first %d are shown", maxErrors)})
-		}
-		return nil, l.errs
+		return nil, l.errorList()
 	}
 	p := l.policy
 	// The YAML files come first, though set files are read while the YAML
@@ -211,34 +217,14 @@ func (l *loader) finish() (*Policy, error) {
 	return &p, nil
 }
 
-// checkSetRefs reports every {set: NAME} peer whose set no file defines.
-func (l *loader) checkSetRefs() {
-	valid := ""
-	for _, ref := range l.setRefs {
-		if _, ok := l.setDefs[ref.name]; ok {
-			continue
-		}
-		if valid == "" {
-			valid = l.definedSets()
-		}
-		l.add(&Error{Pos: ref.pos, Path: ref.path, Msg: fmt.Sprintf("undefined set %q; %s", ref.name, valid)})
+// errorList returns the errors recorded, ending with a note when more were
+// found than kept.
+func (l *loader) errorList() ErrorList {
+	if l.firstDropped == nil {
+		return l.errs
 	}
-}
-
-// definedSets says which sets a {set: NAME} peer may name.
-func (l *loader) definedSets() string {
-	const shown = 10
-	var names []string
-	for _, s := range l.policy.Sets {
-		if len(names) == shown {
-			return "defined sets include " + strings.Join(names, ", ") + ", …"
-		}
-		names = append(names, s.Name)
-	}
-	if len(names) == 0 {
-		return "no sets are defined; define it under sets:"
-	}
-	return "defined sets are " + strings.Join(names, ", ")
+	return append(l.errs, &Error{Pos: l.firstDropped.Pos, Msg: fmt.Sprintf(
+		"too many errors; only the first %d are shown", maxErrors)})
 }
 
 // readSetFile reads and parses the set file named by node n (at path) of
@@ -257,7 +243,7 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 	if !ok {
 		return
 	}
-	data, err := readBounded(file, maxSetFileSize)
+	data, err := d.l.read(file, maxSetFileSize)
 	if err != nil {
 		d.errorf(n, path, "cannot read set file %s: %s", file, readErrorText(err))
 		return
@@ -317,11 +303,47 @@ func (t tooLarge) Error() string {
 	return fmt.Sprintf("the file is larger than the limit of %d MiB", int64(t)>>20)
 }
 
-// readBounded reads a regular file of at most limit bytes. The size is
-// checked before reading, and again while reading in case the file grows.
-// Special files are refused before they are opened: opening a FIFO blocks.
-func readBounded(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
+// read reads the file the policy names name, of at most limit bytes.
+func (l *loader) read(name string, limit int64) ([]byte, error) {
+	fsname, err := fsName(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readBounded(l.fsys, fsname, limit)
+	if err == nil && l.bundle != nil {
+		l.bundle["/"+fsname] = data
+	}
+	return data, err
+}
+
+// readDir reads the directory the policy names name, sorted by file name.
+func (l *loader) readDir(name string) ([]fs.DirEntry, error) {
+	fsname, err := fsName(name)
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadDir(l.fsys, fsname)
+}
+
+// fsName is the name, in a file system rooted at "/", of the file that
+// the operating system names name: its absolute path without the slash.
+func fsName(name string) (string, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return "", err
+	}
+	if rel := strings.TrimPrefix(filepath.ToSlash(abs), "/"); rel != "" {
+		return rel, nil
+	}
+	return ".", nil
+}
+
+// readBounded reads a regular file of fsys of at most limit bytes. The size
+// is checked before reading, and again while reading in case the file
+// grows. Special files are refused before they are opened: opening a FIFO
+// blocks.
+func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	fi, err := fs.Stat(fsys, name)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +353,7 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, tooLarge(limit)
 	}
-	f, err := os.Open(path)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}

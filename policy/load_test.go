@@ -747,12 +747,15 @@ func TestErrorText(t *testing.T) {
 		{Pos: Pos{File: "p.yaml", Line: 3, Col: 7}, Path: "rules[0].name", Msg: "bad; good"},
 		{Pos: Pos{File: "p.yaml", Line: 1, Col: 1}, Msg: "invalid YAML: x"},
 		{Pos: Pos{File: "p.yaml"}, Msg: "cannot read policy: gone"},
+		{Path: "rules[2].ports[0].endPort", Msg: "endPort 21 is less than port 22; endPort must be at least port"},
+		{Msg: "no policy"},
 	}
-	want := "p.yaml:3:7: rules[0].name: bad; good\np.yaml:1:1: invalid YAML: x\np.yaml: cannot read policy: gone"
+	want := "p.yaml:3:7: rules[0].name: bad; good\np.yaml:1:1: invalid YAML: x\np.yaml: cannot read policy: gone\n" +
+		"rules[2].ports[0].endPort: endPort 21 is less than port 22; endPort must be at least port\nno policy"
 	if got := list.Error(); got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
-	if n := len(list.Unwrap()); n != 3 {
+	if n := len(list.Unwrap()); n != 5 {
 		t.Errorf("Unwrap returned %d errors", n)
 	}
 }

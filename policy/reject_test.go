@@ -81,9 +81,12 @@ type rejection struct {
 	errors int
 }
 
-func TestRejections(t *testing.T) {
+// rejectionCases are the policies the decoder must refuse. TestValidate
+// holds Validate to the same paths and messages where a Policy can hold
+// the same mistake.
+func rejectionCases() []rejection {
 	long := strings.Repeat("a", 49)
-	tests := []rejection{
+	return []rejection{
 		// The document as a whole.
 		{name: "empty file", yaml: "", line: 1, col: 1, msg: "empty policy; version: 1 is required"},
 		{name: "only comments", yaml: "# nothing\n", line: 1, col: 1, msg: "empty policy"},
@@ -315,7 +318,10 @@ func TestRejections(t *testing.T) {
 		{name: "keepalive negative", yaml: withPeer("persistentKeepalive: -1s"), line: 10, col: 30, path: "tunnels[0].peers[0].persistentKeepalive", msg: "-1s is out of range"},
 		{name: "keepalive boolean", yaml: withPeer("persistentKeepalive: true"), line: 10, col: 30, path: "tunnels[0].peers[0].persistentKeepalive", msg: "must be a duration or a number of seconds, not a boolean"},
 	}
-	for _, tc := range tests {
+}
+
+func TestRejections(t *testing.T) {
+	for _, tc := range rejectionCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for name, content := range tc.files {

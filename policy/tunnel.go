@@ -43,13 +43,13 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 	}
 	t := Tunnel{Backend: BackendAuto, Pos: d.pos(n)}
 	if v := d.require(m, "name", "a tunnel's name is its interface name, like wg0"); v != nil {
-		t.Name = d.name(v, joinPath(path, "name"), maxIfNameLen)
-		if t.Name != "" {
-			d.l.define(d.l.tunnelDefs, "tunnel", t.Name, d.pos(v), joinPath(path, "name"))
+		p := joinPath(path, "name")
+		if t.Name = d.name(v, p, maxIfNameLen); t.Name != "" {
+			d.check(v, p, define(d.l.tunnels, "tunnel", t.Name, d.site(v, p)))
 		}
 	}
 	if v := m.get("backend"); v != nil {
-		s, _ := d.enum(v, joinPath(path, "backend"), "backend", string(BackendAuto), string(BackendKernel), string(BackendUserspace))
+		s, _ := d.enum(v, joinPath(path, "backend"), "backend", backends)
 		t.Backend = Backend(s)
 	}
 	if v := d.require(m, "privateKeyFile", "name the file holding the private key, like /etc/edgefw/keys/wg0.key; it is created if missing"); v != nil {
@@ -60,11 +60,7 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 		p := joinPath(path, "listenPort")
 		if port, ok := d.port(v, p); ok {
 			t.ListenPort = port
-			if first, dup := d.l.listenPorts[port]; dup {
-				d.errorf(v, p, "listen port %d is already used by the tunnel at %s:%d; choose another port", port, first.File, first.Line)
-			} else {
-				d.l.listenPorts[port] = d.pos(v)
-			}
+			d.check(v, p, d.l.listenOn(port, d.site(v, p)))
 		}
 	}
 	hasV6 := false
@@ -72,33 +68,17 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 		p := joinPath(path, "addresses")
 		items, ok := d.list(v, p, "CIDRs")
 		if ok && len(items) == 0 {
-			d.errorf(v, p, "a tunnel needs at least one address, like [10.0.0.2/24]")
+			d.check(v, p, errNoTunnelAddress)
 		}
 		for j, e := range items {
-			a, ok := d.prefix(e, indexPath(p, j), true)
-			if !ok {
-				continue
+			if a, ok := d.prefix(e, indexPath(p, j), checkTunnelAddress); ok {
+				t.Addresses = append(t.Addresses, a)
+				hasV6 = hasV6 || a.Addr().Is6()
 			}
-			// The kernel adds a connected route for an address's prefix.
-			if a.Bits() == 0 {
-				d.errorf(e, indexPath(p, j), "%s has prefix length 0, so the kernel would route every %s address through the tunnel, taking over the host's default route; an interface address needs a prefix length of at least 1, usually the tunnel subnet's, like %s",
-					a, familyName(a.Addr()), netip.PrefixFrom(a.Addr(), exampleBits(a.Addr())))
-				continue
-			}
-			t.Addresses = append(t.Addresses, a)
-			hasV6 = hasV6 || a.Addr().Is6()
 		}
 	}
 	if v := m.get("mtu"); v != nil {
-		p := joinPath(path, "mtu")
-		lo, note := int64(minMTUv4), ""
-		if hasV6 {
-			lo, note = minMTUv6, "; the tunnel has an IPv6 address, and IPv6 needs at least 1280"
-		}
-		var mtu int64
-		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!int" && v.Decode(&mtu) == nil && (mtu < lo || mtu > maxMTU) {
-			d.errorf(v, p, "mtu %s is out of range; valid values are %d to %d%s", v.Value, lo, maxMTU, note)
-		} else if mtu, ok := d.integer(v, p, "mtu", lo, maxMTU); ok {
+		if mtu, ok := d.integer(v, joinPath(path, "mtu"), mtuRange(hasV6)); ok {
 			t.MTU = int(mtu)
 		}
 	}
@@ -111,25 +91,17 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (Tunnel, bool) {
 // keyFile decodes the path of a key file, made absolute.
 func (d *decoder) keyFile(n *yaml.Node, path string) (string, bool) {
 	s, ok := d.str(n, path)
-	if !ok {
-		return "", false
-	}
-	if s == "" {
-		d.errorf(n, path, "must name a key file, like /etc/edgefw/keys/wg0.key")
+	if !ok || !d.check(n, path, checkKeyFile(s)) {
 		return "", false
 	}
 	return d.resolveAbs(n, path, s)
 }
 
-// tunnelPeers decodes a tunnel's peers. WireGuard identifies a peer by its
-// public key and routes each allowed IP to exactly one peer (a later peer
-// silently takes it over), so both must be unique within the tunnel.
+// tunnelPeers decodes a tunnel's peers.
 func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 	items, _ := d.list(n, path, "peers")
 	var peers []TunnelPeer
-	names := map[string]Pos{}
-	keys := map[[wireGuardKeyLen]byte]Pos{}
-	routes := map[netip.Prefix]Pos{}
+	ts := newTunnelScope()
 	for i, item := range items {
 		p := indexPath(path, i)
 		m := d.mapping(item, p, peerFieldsWG, nil)
@@ -138,9 +110,9 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 		}
 		peer := TunnelPeer{Pos: d.pos(item)}
 		if v := d.require(m, "name", "name the peer like cluster-gw"); v != nil {
-			peer.Name = d.name(v, joinPath(p, "name"), maxNameLen)
-			if peer.Name != "" {
-				d.l.define(names, "peer", peer.Name, d.pos(v), joinPath(p, "name"))
+			np := joinPath(p, "name")
+			if peer.Name = d.name(v, np, maxNameLen); peer.Name != "" {
+				d.check(v, np, define(ts.peers, "peer", peer.Name, d.site(v, np)))
 			}
 		}
 		if v := d.require(m, "publicKey", "write the peer's base64 public key, as edgefwctl pubkey prints it"); v != nil {
@@ -148,11 +120,8 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 			if s, ok := d.str(v, kp); ok {
 				if key, ok := parseKey(s); !ok {
 					d.errorf(v, kp, "not a valid base64 WireGuard key of 32 bytes; write the 44 characters that edgefwctl pubkey prints")
-				} else if first, dup := keys[key]; dup {
-					d.errorf(v, kp, "the same public key is used by the peer at %s:%d; each peer of a tunnel needs its own key", first.File, first.Line)
-				} else {
+				} else if d.check(v, kp, ts.useKey(key, d.site(v, kp))) {
 					peer.PublicKey = key
-					keys[key] = d.pos(v)
 				}
 			}
 		}
@@ -164,44 +133,23 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 		var endpointIP netip.Addr
 		if v := m.get("endpoint"); v != nil {
 			ep := joinPath(p, "endpoint")
-			if s, ok := d.str(v, ep); ok {
-				if err := checkEndpoint(s); err != nil {
-					d.errorf(v, ep, "%v", err)
-				} else {
-					peer.Endpoint = s
-					endpointIP = endpointAddr(s)
-				}
+			if s, ok := d.str(v, ep); ok && d.check(v, ep, checkEndpoint(s)) {
+				peer.Endpoint = s
+				endpointIP = endpointAddr(s)
 			}
 		}
 		if v := d.require(m, "allowedIPs", "list the networks routed to this peer, like [10.0.0.0/24]"); v != nil {
 			ap := joinPath(p, "allowedIPs")
 			items, ok := d.list(v, ap, "CIDRs")
 			if ok && len(items) == 0 {
-				d.errorf(v, ap, "a peer needs at least one allowed IP, like [10.0.0.0/24]")
+				d.check(v, ap, errNoAllowedIP)
 			}
+			allowed := func(p netip.Prefix) error { return checkAllowedIP(p, endpointIP) }
 			for j, e := range items {
-				pfx, ok := d.prefix(e, indexPath(ap, j), false)
-				if !ok {
-					continue
+				jp := indexPath(ap, j)
+				if pfx, ok := d.prefix(e, jp, allowed); ok && d.check(e, jp, ts.route(pfx, d.site(e, jp))) {
+					peer.AllowedIPs = append(peer.AllowedIPs, pfx)
 				}
-				// Each allowed IP becomes a main-table route through the
-				// tunnel (package wg), without wg-quick's fwmark and policy
-				// routing that keep the tunnel's own packets out of it.
-				if pfx.Bits() == 0 {
-					d.errorf(e, indexPath(ap, j), "%s would route all %s traffic into the tunnel: its route would take over the host's default route, and with it the tunnel's own packets to the peer and remote management; full-tunnel routing (wg-quick's fwmark and policy routing) is not supported, so list the cluster's prefixes instead, like %s",
-						pfx, familyName(pfx.Addr()), exampleNet(pfx.Addr()))
-					continue
-				}
-				if endpointIP.IsValid() && pfx.Contains(endpointIP) {
-					d.errorf(e, indexPath(ap, j), "allowedIPs %s contains the endpoint %s; the tunnel's own UDP packets to the peer would be routed into the tunnel, so list prefixes that leave out the endpoint's address, or reach the peer at an address outside them", pfx, endpointIP)
-					continue
-				}
-				if first, dup := routes[pfx]; dup {
-					d.errorf(e, indexPath(ap, j), "%s is already an allowed IP at %s:%d; WireGuard routes it to one peer only", pfx, first.File, first.Line)
-					continue
-				}
-				routes[pfx] = d.pos(e)
-				peer.AllowedIPs = append(peer.AllowedIPs, pfx)
 			}
 		}
 		if v := m.get("persistentKeepalive"); v != nil {
@@ -214,27 +162,23 @@ func (d *decoder) tunnelPeers(n *yaml.Node, path string) []TunnelPeer {
 
 // keepalive decodes a persistent keepalive: a duration like 25s, or seconds.
 func (d *decoder) keepalive(n *yaml.Node, path string) (time.Duration, bool) {
-	const valid = "write a duration of whole seconds from 0s to 65535s, like 25s, or a number of seconds"
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
-		s, ok := d.integer(n, path, "persistentKeepalive", 0, maxUint16)
+		s, ok := d.integer(n, path, keepaliveRange)
 		return time.Duration(s) * time.Second, ok
 	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		d.errorf(n, path, "must be a duration or a number of seconds, not %s; %s", describe(n), valid)
+		d.errorf(n, path, "must be a duration or a number of seconds, not %s; %s", describe(n), keepaliveValid)
 		return 0, false
 	}
 	v, err := time.ParseDuration(n.Value)
-	switch {
-	case err != nil:
-		d.errorf(n, path, "%q is not a duration; %s", n.Value, valid)
-	case v < 0 || v > maxKeepalive:
-		d.errorf(n, path, "%s is out of range; %s", v, valid)
-	case v%time.Second != 0:
-		d.errorf(n, path, "%s is not a whole number of seconds; %s", v, valid)
-	default:
-		return v, true
+	if err != nil {
+		d.errorf(n, path, "%q is not a duration; %s", n.Value, keepaliveValid)
+		return 0, false
 	}
-	return 0, false
+	if !d.check(n, path, checkKeepalive(v)) {
+		return 0, false
+	}
+	return v, true
 }
 
 // endpointAddr returns the address of a valid endpoint HOST:PORT whose HOST

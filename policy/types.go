@@ -3,7 +3,8 @@
 // It is pure: it reads the policy files it is asked to read and nothing
 // else, and imports none of the other edgefw packages. A Policy returned
 // without error has passed every check in SPEC.md, so the compiler in
-// package nft can trust it.
+// package nft can trust it; Validate holds a Policy that was not read here
+// (built in code, decoded from JSON) to the same checks.
 package policy
 
 import (
@@ -186,7 +187,9 @@ const (
 
 // Tunnel is a WireGuard interface and its peers. Name is the interface name.
 type Tunnel struct {
-	Name           string
+	Name string
+	// Backend is how the interface is implemented; the zero value, which
+	// Load never returns, means BackendAuto.
 	Backend        Backend
 	PrivateKeyFile string // absolute path
 	ListenPort     uint16 // 0: chosen by WireGuard, not opened in the firewall

@@ -43,38 +43,25 @@ func checkName(name string, maxLen int) error {
 	return nil
 }
 
-// parsePrefix parses a CIDR, or a bare address meaning a single host.
-// Unless hostBits, the address must be the network address, because a
-// prefix with host bits set usually hides a typo and nftables would mask it
-// silently. IPv4-mapped IPv6 addresses never match on the wire (the kernel
-// sees IPv4 packets as IPv4), so they are refused in favour of the IPv4 form.
-func parsePrefix(s string, hostBits bool) (netip.Prefix, error) {
-	var p netip.Prefix
+// parseCIDR parses a CIDR, or a bare address meaning a single host. It
+// checks the syntax only: what a prefix of a policy must be is checkPrefix's.
+func parseCIDR(s string) (netip.Prefix, error) {
 	if addr, bits, ok := strings.Cut(s, "/"); ok {
 		a, err := netip.ParseAddr(addr)
 		if err != nil || a.Zone() != "" {
-			return p, fmt.Errorf("%q is not a valid CIDR; write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32", s)
+			return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR; write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32", s)
 		}
 		n, err := strconv.Atoi(bits)
 		if err != nil || n < 0 || n > a.BitLen() || strconv.Itoa(n) != bits {
-			return p, fmt.Errorf("%q has an invalid prefix length; it must be 0 to %d for %s", s, a.BitLen(), familyName(a))
+			return netip.Prefix{}, fmt.Errorf("%q has an invalid prefix length; it must be 0 to %d for %s", s, a.BitLen(), familyName(a))
 		}
-		p = netip.PrefixFrom(a, n)
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return p, fmt.Errorf("%q is not a valid CIDR or address; write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32", s)
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+		return netip.PrefixFrom(a, n), nil
 	}
-	if p.Addr().Is4In6() {
-		v4 := netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		return netip.Prefix{}, fmt.Errorf("%s is an IPv4-mapped IPv6 address, which never matches; write it as IPv4, like %s", s, v4.Masked())
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR or address; write an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32", s)
 	}
-	if !hostBits && p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("%s has host bits set; did you mean %s?", s, p.Masked())
-	}
-	return p, nil
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func familyName(a netip.Addr) string {
@@ -206,8 +193,8 @@ func setFileEntries(data []byte) iter.Seq[setFileEntry] {
 				second := bytes.Index(text[start+len(fields[0]):], []byte(fields[1])) + start + len(fields[0])
 				e.col = utf8.RuneCount(text[:second]) + 1
 				e.err = fmt.Errorf("%q follows %q on the same line; write one CIDR a line", fields[1], fields[0])
-			} else {
-				e.prefix, e.err = parsePrefix(fields[0], false)
+			} else if e.prefix, e.err = parseCIDR(fields[0]); e.err == nil {
+				e.err = checkNetwork(e.prefix)
 			}
 			if !yield(e) {
 				return

@@ -45,6 +45,34 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.l.add(&Error{Pos: d.pos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// check reports err, if it is not nil, at node n and field path, and
+// says whether it was nil.
+func (d *decoder) check(n *yaml.Node, path string, err error) bool {
+	if err == nil {
+		return true
+	}
+	d.l.report(d.site(n, path), err)
+	return false
+}
+
+// site is where node n, at field path, is.
+func (d *decoder) site(n *yaml.Node, path string) site {
+	return site{pos: d.pos(n), path: path}
+}
+
+// fields returns a report for a check of the mapping at node n and field
+// path: a problem with a field is reported at the node nodes gives for it,
+// else at n.
+func (d *decoder) fields(n *yaml.Node, path string, nodes map[string]*yaml.Node) report {
+	return func(field string, err error) {
+		at := n
+		if f := nodes[field]; f != nil {
+			at = f
+		}
+		d.check(at, joinPath(path, field), err)
+	}
+}
+
 // parseDocument parses data as exactly one YAML document and returns its root
 // node, or nil if the file holds no document or cannot be used at all.
 // It refuses anchors and aliases, which no policy needs and which would let
@@ -170,8 +198,13 @@ func (d *decoder) checkStructure(n *yaml.Node, path *pathSegment, depth int) boo
 	return true
 }
 
+// joinPath is the path of field within the value at path; "" is the
+// value itself.
 func joinPath(path, field string) string {
-	if path == "" {
+	switch {
+	case field == "":
+		return path
+	case path == "":
 		return field
 	}
 	return path + "." + field
@@ -287,23 +320,22 @@ func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 	return n.Value, true
 }
 
-// integer returns the integer n holds if it is within [lo, hi]. what names
-// the value in the out-of-range message ("port 70000 is out of range").
-func (d *decoder) integer(n *yaml.Node, path, what string, lo, hi int64) (int64, bool) {
+// integer returns the integer n holds if it is within r.
+func (d *decoder) integer(n *yaml.Node, path string, r intRange) (int64, bool) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		hint := ""
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 			hint = "; write the number without quotes"
 		}
-		d.errorf(n, path, "must be an integer from %d to %d, not %s%s", lo, hi, describe(n), hint)
+		d.errorf(n, path, "must be an integer from %d to %d, not %s%s", r.lo, r.hi, describe(n), hint)
 		return 0, false
 	}
 	var v int64
-	if err := n.Decode(&v); err != nil || v < lo || v > hi {
-		d.errorf(n, path, "%s %s is out of range; valid values are %d to %d", what, n.Value, lo, hi)
+	if err := n.Decode(&v); err != nil {
+		d.check(n, path, r.outOfRange(n.Value))
 		return 0, false
 	}
-	return v, true
+	return v, d.check(n, path, r.check(v))
 }
 
 // boolean returns the boolean n holds.
@@ -316,14 +348,10 @@ func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	return v, true
 }
 
-// enum returns the string n holds if it is one of valid.
-func (d *decoder) enum(n *yaml.Node, path, what string, valid ...string) (string, bool) {
+// enum returns the string n holds if it is one of valid, else "".
+func (d *decoder) enum(n *yaml.Node, path, what string, valid []string) (string, bool) {
 	s, ok := d.str(n, path)
-	if !ok {
-		return "", false
-	}
-	if !slices.Contains(valid, s) {
-		d.errorf(n, path, "%q is not a valid %s; valid values are %s", s, what, strings.Join(valid, ", "))
+	if !ok || !d.check(n, path, checkOneOf(s, what, valid)) {
 		return "", false
 	}
 	return s, true

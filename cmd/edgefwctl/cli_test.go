@@ -89,6 +89,15 @@ type fakeRequest struct {
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
 	t.Helper()
+	f := &fakeDaemon{post: map[string]fakeAnswer{}}
+	f.socket = serveUnix(t, http.HandlerFunc(f.serve))
+	return f
+}
+
+// serveUnix serves h on a new Unix socket until the test ends, and returns
+// the socket's path.
+func serveUnix(t *testing.T, h http.Handler) string {
+	t.Helper()
 	// Unix socket paths are limited to 108 bytes: t.TempDir() under a long
 	// subtest name can exceed that.
 	dir, err := os.MkdirTemp("", "efwctl")
@@ -96,16 +105,16 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	f := &fakeDaemon{socket: filepath.Join(dir, "edgefwd.sock"), post: map[string]fakeAnswer{}}
-	ln, err := net.Listen("unix", f.socket)
+	socket := filepath.Join(dir, "edgefwd.sock")
+	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return f
+	return socket
 }
 
 func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/edgefw/edgefw/daemon"
-	"github.com/edgefw/edgefw/policy"
 )
 
 // diffResult is diff's JSON output.
@@ -48,19 +46,15 @@ with the daemon's running ruleset instead, and says so on stderr.`,
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		file := args[0]
-		pol, rs, err := a.load(file)
+		l, err := a.load(file)
 		if err != nil {
 			return err
 		}
-		abs, err := filepath.Abs(file)
-		if err != nil {
-			return fmt.Errorf("diff %s: %w", file, err)
-		}
-		base, err := a.diffBase(cmd.Context(), abs, pol)
+		base, err := a.diffBase(cmd.Context(), file, l)
 		if err != nil {
 			return err
 		}
-		oldLines, newLines := splitLines(base.text), splitLines(rs.String())
+		oldLines, newLines := splitLines(base.text), splitLines(l.rs.String())
 		if *out == outputJSON {
 			res := diffResult{Added: []string{}, Removed: []string{}, Planned: []string{}}
 			for _, e := range diffLines(oldLines, newLines) {
@@ -115,11 +109,15 @@ type diffBase struct {
 }
 
 // diffBase asks edgefwd for the table in the kernel and for what applying
-// pol would write. An edgefwd that predates that request (404) gives its
-// running ruleset instead, with a warning.
-func (a *app) diffBase(ctx context.Context, path string, pol *policy.Policy) (*diffBase, error) {
+// the policy sent would write. An edgefwd that predates that request (404)
+// gives its running ruleset instead, with a warning.
+func (a *app) diffBase(ctx context.Context, file string, l *loaded) (*diffBase, error) {
 	c := a.client()
-	d, err := c.Diff(ctx, daemon.DiffRequest{Path: path, Policy: pol})
+	var d *daemon.Diff
+	err := a.sendPolicy(file, l, func(sent daemon.PolicyRequest) (err error) {
+		d, err = c.Diff(ctx, daemon.DiffRequest{PolicyRequest: sent})
+		return err
+	})
 	if err == nil {
 		return &diffBase{label: "kernel (via " + a.socket + ")", text: d.Kernel, planned: true, changes: d.Changes, messages: d.Messages}, nil
 	}

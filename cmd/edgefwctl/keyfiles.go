@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -84,18 +83,18 @@ func groupIDs(u *user.User) []int {
 // warnings: the daemon checks them when it applies the policy. Without
 // keyFiles (validate and plan --no-key-files, for a policy checked off the
 // host, in CI) the key files are not looked at.
-func (a *app) loadChecked(file string, keyFiles bool) (*policy.Policy, *nft.Ruleset, policy.ErrorList, error) {
-	pol, rs, err := loadPolicy(file)
+func (a *app) loadChecked(file string, keyFiles bool) (*loaded, policy.ErrorList, error) {
+	l, err := loadPolicy(file)
 	if err != nil || !keyFiles {
-		return pol, rs, nil, err
+		return l, nil, err
 	}
-	err = wg.CheckKeyFiles(pol.Tunnels, a.keyReader())
+	err = wg.CheckKeyFiles(l.pol.Tunnels, a.keyReader())
 	if err == nil {
-		return pol, rs, nil, nil
+		return l, nil, nil
 	}
 	list, ok := errors.AsType[policy.ErrorList](err)
 	if !ok {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	var problems, warnings policy.ErrorList
 	for _, e := range list {
@@ -106,20 +105,20 @@ func (a *app) loadChecked(file string, keyFiles bool) (*policy.Policy, *nft.Rule
 		}
 	}
 	if len(problems) > 0 {
-		return nil, nil, warnings, &invalidPolicyError{file: file, problems: problems}
+		return nil, warnings, &invalidPolicyError{file: file, problems: problems}
 	}
-	return pol, rs, warnings, nil
+	return l, warnings, nil
 }
 
 // loadCheckedText is loadChecked for commands that print problems as
 // text: warnings, then problems, on stderr before the summary error.
-func (a *app) loadCheckedText(file string, keyFiles bool) (*policy.Policy, *nft.Ruleset, error) {
-	pol, rs, warnings, err := a.loadChecked(file, keyFiles)
+func (a *app) loadCheckedText(file string, keyFiles bool) (*loaded, error) {
+	l, warnings, err := a.loadChecked(file, keyFiles)
 	for _, w := range warnings {
 		fmt.Fprintf(a.stderr, "edgefwctl: warning: %s%s\n", w.Error(), uncheckedAdvice)
 	}
 	a.printProblems(err)
-	return pol, rs, err
+	return l, err
 }
 
 // uncheckedAdvice ends the warning about a key file edgefwctl could not check.

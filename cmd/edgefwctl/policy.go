@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,22 +30,30 @@ func (e *invalidPolicyError) Error() string {
 // Unwrap returns the underlying error.
 func (e *invalidPolicyError) Unwrap() error { return e.problems }
 
+// loaded is a policy as edgefwctl loaded it: validated and compiled, with
+// the bytes of its files, which apply and diff send to edgefwd.
+type loaded struct {
+	pol   *policy.Policy
+	rs    *nft.Ruleset
+	files policy.Bundle
+}
+
 // loadPolicy loads and validates a policy, then compiles it, so that a
 // policy the compiler refuses is invalid input too, as it is for the daemon.
-func loadPolicy(file string) (*policy.Policy, *nft.Ruleset, error) {
-	pol, err := policy.Load(file)
+func loadPolicy(file string) (*loaded, error) {
+	pol, files, err := policy.ReadBundle(file)
 	if err != nil {
 		list, ok := errors.AsType[policy.ErrorList](err)
 		if !ok {
 			list = policy.ErrorList{{Pos: policy.Pos{File: file}, Msg: err.Error(), Err: err}}
 		}
-		return nil, nil, &invalidPolicyError{file: file, problems: list}
+		return nil, &invalidPolicyError{file: file, problems: list}
 	}
 	rs, err := nft.Compile(pol)
 	if err != nil {
-		return nil, nil, &invalidPolicyError{file: file, problems: compileProblems(file, pol, err)}
+		return nil, &invalidPolicyError{file: file, problems: compileProblems(file, pol, err)}
 	}
-	return pol, rs, nil
+	return &loaded{pol: pol, rs: rs, files: files}, nil
 }
 
 // compileProblems positions the compiler's errors. nft.Compile reports each
@@ -80,10 +87,10 @@ func compileProblem(file string, pol *policy.Policy, err error) *policy.Error {
 
 // load is loadPolicy for commands that print problems as text: each on
 // stderr before the summary error.
-func (a *app) load(file string) (*policy.Policy, *nft.Ruleset, error) {
-	pol, rs, err := loadPolicy(file)
+func (a *app) load(file string) (*loaded, error) {
+	l, err := loadPolicy(file)
 	a.printProblems(err)
-	return pol, rs, err
+	return l, err
 }
 
 // printProblems prints the problems of an invalid policy on stderr, one a
@@ -149,22 +156,22 @@ exits 1.`,
 		if *out == outputJSON {
 			return a.validateJSON(file, !*noKeyFiles)
 		}
-		pol, _, err := a.loadCheckedText(file, !*noKeyFiles)
+		l, err := a.loadCheckedText(file, !*noKeyFiles)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "%s: valid (%s, %s, %s)\n", file,
-			plural(len(pol.Rules), "rule"), plural(len(pol.Sets), "set"), plural(len(pol.Tunnels), "tunnel"))
+			plural(len(l.pol.Rules), "rule"), plural(len(l.pol.Sets), "set"), plural(len(l.pol.Tunnels), "tunnel"))
 		return nil
 	}
 	return cmd
 }
 
 func (a *app) validateJSON(file string, keyFiles bool) error {
-	pol, _, warnings, err := a.loadChecked(file, keyFiles)
+	l, warnings, err := a.loadChecked(file, keyFiles)
 	res := validationResult{File: file, Valid: err == nil, Problems: []validationIssue{}}
-	if pol != nil {
-		res.Rules, res.Sets, res.Tunnels = len(pol.Rules), len(pol.Sets), len(pol.Tunnels)
+	if l != nil {
+		res.Rules, res.Sets, res.Tunnels = len(l.pol.Rules), len(l.pol.Sets), len(l.pol.Tunnels)
 	}
 	ipe, invalid := errors.AsType[*invalidPolicyError](err)
 	if err != nil && !invalid {
@@ -206,11 +213,11 @@ and changes nothing.`,
 	}
 	noKeyFiles := addNoKeyFilesFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		_, rs, err := a.loadCheckedText(args[0], !*noKeyFiles)
+		l, err := a.loadCheckedText(args[0], !*noKeyFiles)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprint(a.stdout, rs.String())
+		_, err = fmt.Fprint(a.stdout, l.rs.String())
 		return err
 	}
 	return cmd
@@ -248,17 +255,19 @@ policy files.`,
 			return usageError(cmd, fmt.Errorf("--confirm-timeout %s: must not be negative", timeout))
 		}
 		file := args[0]
-		pol, _, err := a.loadCheckedText(file, true)
+		l, err := a.loadCheckedText(file, true)
 		if err != nil {
 			return err
 		}
-		abs, err := filepath.Abs(file)
-		if err != nil {
-			return fmt.Errorf("apply %s: %w", file, err)
-		}
-		resp, err := a.client().Apply(cmd.Context(), daemon.ApplyRequest{Path: abs, Policy: pol, ConfirmTimeout: daemon.Duration(timeout)})
+		var resp *daemon.ApplyResponse
+		var path string
+		err = a.sendPolicy(file, l, func(sent daemon.PolicyRequest) (err error) {
+			path = sent.Path
+			resp, err = a.client().Apply(cmd.Context(), daemon.ApplyRequest{PolicyRequest: sent, ConfirmTimeout: daemon.Duration(timeout)})
+			return err
+		})
 		return a.report(*out, "apply "+file, resp, err, func() {
-			fmt.Fprintf(a.stdout, "applied %s\n", abs)
+			fmt.Fprintf(a.stdout, "applied %s\n", path)
 			a.printApplyDetails(resp)
 			if timeout > 0 && resp.Pending == nil {
 				fmt.Fprintln(a.stderr, "edgefwctl: warning: the daemon armed no rollback; this policy is in force without confirmation")
