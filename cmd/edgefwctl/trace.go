@@ -223,11 +223,11 @@ type tracedRuleset struct {
 // edgefwd, the default policy file.
 func (a *app) traceRuleset(ctx context.Context, file string) (*tracedRuleset, error) {
 	if file != "" {
-		pol, rs, err := a.load(file)
+		l, err := a.load(file)
 		if err != nil {
 			return nil, err
 		}
-		return &tracedRuleset{traceResult: traceResult{Policy: file}, rs: rs, pol: pol}, nil
+		return &tracedRuleset{traceResult: traceResult{Policy: file}, rs: l.rs, pol: l.pol}, nil
 	}
 	c := a.client()
 	st, err := c.Status(ctx)
@@ -246,10 +246,11 @@ func (a *app) traceRuleset(ctx context.Context, file string) (*tracedRuleset, er
 	if path == "" {
 		path = defaultPolicyPath
 	}
-	pol, rs, err := a.load(path)
+	l, err := a.load(path)
 	if err != nil {
 		return nil, err
 	}
+	pol, rs := l.pol, l.rs
 	if rs.String() != running.Text {
 		return nil, fmt.Errorf("trace: edgefwd does not run what %s compiles to now (the file changed since it was applied, or edgefwd runs a safe fallback: see edgefwctl status); trace the file with --policy %s, or apply it with edgefwctl reload", path, path)
 	}
