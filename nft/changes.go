@@ -49,10 +49,12 @@ const resubscribeDelay = time.Second
 // its own, so that it reads on whatever the Applier does. Should its
 // socket fail, it subscribes again and reports a loss.
 func (a *Applier) Changes(ctx context.Context) (<-chan TableChange, error) {
-	return followChanges(ctx, func() (*tableWatch, error) { return openWatch(a.netns, a.Generation) })
+	return followChanges(ctx, func() (*tableWatch, error) { return openWatch(a.netns, a.Generation) }, resubscribeDelay)
 }
 
-func followChanges(ctx context.Context, open func() (*tableWatch, error)) (<-chan TableChange, error) {
+// followChanges runs the watches that open returns, one after the other,
+// the next one retry after the last one failed.
+func followChanges(ctx context.Context, open func() (*tableWatch, error), retry time.Duration) (<-chan TableChange, error) {
 	w, err := open()
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func followChanges(ctx context.Context, open func() (*tableWatch, error)) (<-cha
 		for {
 			w.follow(ctx, out)
 			_ = w.close()
-			if w = reopen(ctx, open); w == nil {
+			if w = reopen(ctx, open, retry); w == nil {
 				return
 			}
 			// Commits between the two subscriptions went unheard.
@@ -88,14 +90,14 @@ func (w *tableWatch) follow(ctx context.Context, out chan<- TableChange) {
 	}
 }
 
-// reopen subscribes again, after resubscribeDelay and as often as it
-// takes, until ctx ends (nil).
-func reopen(ctx context.Context, open func() (*tableWatch, error)) *tableWatch {
+// reopen subscribes again, after retry and as often as it takes, until
+// ctx ends (nil).
+func reopen(ctx context.Context, open func() (*tableWatch, error), retry time.Duration) *tableWatch {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(resubscribeDelay):
+		case <-time.After(retry):
 		}
 		if w, err := open(); err == nil {
 			return w
