@@ -48,6 +48,8 @@ func (l *committerLog) takeTouches() uint64 {
 	return n
 }
 
+// describe names the process that made commit gen or, if it is not
+// known, the last process known to have changed the table.
 func (l *committerLog) describe(gen uint32) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
