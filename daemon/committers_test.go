@@ -1,90 +1,106 @@
 package daemon
 
 import (
-	"errors"
+	"context"
+	"log/slog"
 	"os"
-	"runtime"
 	"testing"
+	"time"
 
-	"github.com/google/nftables"
-	"golang.org/x/sys/unix"
+	"github.com/edgefw/edgefw/nft"
 )
 
-func TestTouchesOurTable(t *testing.T) {
-	ours := &nftables.Table{Name: "edgefw", Family: nftables.TableFamilyINet}
-	theirs := &nftables.Table{Name: "kube-proxy", Family: nftables.TableFamilyIPv4}
-	sameNameOtherFamily := &nftables.Table{Name: "edgefw", Family: nftables.TableFamilyIPv4}
-	ev := func(data any) *nftables.MonitorEvent { return &nftables.MonitorEvent{Data: data} }
+// attr returns the value of key in the last record that carries msg.
+func (r *logRecorder) attr(msg, key string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	value, found := "", false
+	for _, rec := range r.records {
+		if rec.Message != msg {
+			continue
+		}
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				value, found = a.Value.String(), true
+				return false
+			}
+			return true
+		})
+	}
+	return value, found
+}
+
+func TestNoteChange(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		changes []*nftables.MonitorEvent
-		want    bool
+		change  nft.TableChange
+		checked bool
+		touches uint64
+		named   string
 	}{
-		{"table deleted", []*nftables.MonitorEvent{ev(ours)}, true},
-		{"our chain", []*nftables.MonitorEvent{ev(&nftables.Chain{Table: ours})}, true},
-		{"our rule among others", []*nftables.MonitorEvent{ev(&nftables.Rule{Table: theirs}), ev(&nftables.Rule{Table: ours})}, true},
-		{"our set", []*nftables.MonitorEvent{ev(&nftables.Set{Table: ours})}, true},
-		{"our counter", []*nftables.MonitorEvent{ev(&nftables.CounterObj{Table: ours})}, true},
-		{"unparsable change", []*nftables.MonitorEvent{{Error: errors.New("bad")}}, true},
-		{"kube-proxy rules", []*nftables.MonitorEvent{ev(&nftables.Rule{Table: theirs}), ev(&nftables.Chain{Table: theirs})}, false},
-		{"ip edgefw is not ours", []*nftables.MonitorEvent{ev(sameNameOtherFamily)}, false},
-		{"elements name no table", []*nftables.MonitorEvent{ev([]nftables.SetElement{{Key: []byte{1}}})}, false},
-		{"no changes", nil, false},
+		{"another process", nft.TableChange{Generation: 7, PID: 4242, By: "nft[4242]"}, true, 1, "nft[4242]"},
+		{"this process, from any thread", nft.TableChange{Generation: 7, PID: os.Getpid(), By: "edgefwd[1]"}, false, 0, "unknown"},
+		{"notifications lost", nft.TableChange{Generation: 7, Lost: true}, true, 0, "unknown"},
+		{"a process the kernel did not name", nft.TableChange{Generation: 7}, true, 1, "unknown"},
 	} {
-		if got := touchesOurTable(tc.changes); got != tc.want {
-			t.Errorf("%s: touchesOurTable = %v, want %v", tc.name, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			d := newHarness(t).daemon(t)
+			d.noteChange(tc.change)
+			if checked := len(d.foreignCommit) == 1; checked != tc.checked {
+				t.Errorf("a drift check asked: %v, want %v", checked, tc.checked)
+			}
+			if n := d.committers.takeTouches(); n != tc.touches {
+				t.Errorf("%d changes counted, want %d", n, tc.touches)
+			}
+			if who := d.committers.describe(7); who != tc.named {
+				t.Errorf("commit 7 described as %q, want %q", who, tc.named)
+			}
+		})
 	}
 }
 
-// TestThreadGroup checks that a commit from any thread of the daemon is
-// its own: the kernel names the committing thread, and Go commits from
-// whichever thread runs the goroutine.
-func TestThreadGroup(t *testing.T) {
-	tids := make(chan int)
-	release := make(chan struct{})
-	defer close(release)
-	for range 4 {
-		go func() {
-			// Each goroutine holds a thread of its own until the end of
-			// the test (locked and never unlocked: the runtime then
-			// retires the thread).
-			runtime.LockOSThread()
-			tids <- unix.Gettid()
-			<-release
-		}()
+// TestChangesAreRepaired has the fake firewall notify a change of the
+// table by another process, as nftables does (set elements included):
+// the loop repairs it at once, without any generation poll, and logs who
+// made it.
+func TestChangesAreRepaired(t *testing.T) {
+	h, fw, logs, d := runCountedLoop(t)
+	// The loop takes events only once it has subscribed and checked for
+	// commits made before: a flush before that would be repaired unnamed.
+	d.send(context.Background(), event{kind: "barrier"})
+	want := h.fw.text()
+	_, writes0 := fw.counts()
+	h.fw.flush()
+	gen, _ := h.fw.Generation()
+	h.fw.notify(nft.TableChange{Generation: gen, PID: 4242, By: "nft[4242]"})
+	waitFor(t, "the table to be restored", func() bool { return h.fw.text() == want })
+	waitFor(t, "the repair to be logged", func() bool { return logs.count(slog.LevelWarn, burstStartLog) == 1 })
+	if who, _ := logs.attr(burstStartLog, "changed_by"); who != "nft[4242]" {
+		t.Errorf("the repair names %q as the changer, want nft[4242]", who)
 	}
-	others := 0
-	for range 4 {
-		tid := <-tids
-		if tid != os.Getpid() {
-			others++
-		}
-		if got := threadGroup(uint32(tid)); got != os.Getpid() {
-			t.Errorf("threadGroup(%d) = %d, want this process %d", tid, got, os.Getpid())
-		}
-	}
-	if others == 0 {
-		t.Error("every goroutine ran on the main thread: the test proved nothing")
-	}
-	if got := threadGroup(1); got != 1 {
-		t.Errorf("threadGroup(1) = %d, want 1 (init)", got)
+	if _, writes := fw.counts(); writes-writes0 != 1 || d.Status(context.Background()).DriftRepairs != 1 {
+		t.Errorf("%d writes, %d repairs; want 1, 1", writes-writes0, d.Status(context.Background()).DriftRepairs)
 	}
 }
 
-func TestParseTgid(t *testing.T) {
-	for _, tc := range []struct {
-		status string
-		want   int
-		ok     bool
-	}{
-		{"Name:\tkube-proxy\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n", 4242, true},
-		{"Name:\tnft\nTgid:\t77\nPid:\t77\n", 77, true},
-		{"Name:\tx\nPid:\t9\n", 0, false},
-		{"Tgid:\tnot-a-number\n", 0, false},
-	} {
-		if got, ok := parseTgid([]byte(tc.status)); got != tc.want || ok != tc.ok {
-			t.Errorf("parseTgid(%q) = %d, %v; want %d, %v", tc.status, got, ok, tc.want, tc.ok)
-		}
+// TestPollsWithoutNotifications checks the fallback: when notifications
+// cannot be followed, the loop polls the ruleset generation and repairs
+// what moved it.
+func TestPollsWithoutNotifications(t *testing.T) {
+	h := newHarness(t)
+	h.fw.unwatchable = true
+	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, DriftInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.loop(ctx) }()
+	defer func() { cancel(); <-done }()
+	want := h.fw.text()
+	h.fw.flush()
+	waitFor(t, "the table to be restored by the generation poll", func() bool { return h.fw.text() == want })
 }

@@ -31,6 +31,9 @@ type Firewall interface {
 	Inspect(rs *nft.Ruleset, known ...*nft.Ruleset) (nft.Inspection, error)
 	Counters() (map[string]nft.Counter, error)
 	Generation() (uint32, error)
+	// Changes reports commits to the table as they happen, with the
+	// process that made them (see nft.Applier.Changes).
+	Changes(ctx context.Context) (<-chan nft.TableChange, error)
 	OtherHooked() ([]nft.HookedTable, error)
 	Delete() error
 }
@@ -65,11 +68,13 @@ type Config struct {
 	Tunnels Tunnels
 	Notify  Notifier
 	Metrics *Metrics
-	// DriftInterval is how often the ruleset generation is checked.
+	// DriftInterval is how often the ruleset generation is checked when
+	// nftables notifications cannot be followed; with them, every commit
+	// to the table is heard as it happens and nothing is polled.
 	DriftInterval time.Duration
-	// FullCheckInterval is how often the table is compared in full, to
-	// catch what the generation check cannot (it never misses a commit,
-	// but a failed repair must be retried).
+	// FullCheckInterval is how often the table is compared in full, a
+	// backstop for what notifications and the generation cannot tell (a
+	// failed repair must be retried).
 	FullCheckInterval time.Duration
 	// RefreshInterval is how often tunnel endpoints are re-resolved.
 	RefreshInterval time.Duration
@@ -111,9 +116,8 @@ type Daemon struct {
 
 	pendingTimer *time.Timer
 	committers   *committerLog
-	// foreignCommit is signalled when another process commits to
-	// nftables, so the loop checks for drift at once instead of at the
-	// next tick.
+	// foreignCommit is signalled when another process commits to our
+	// table, or notifications were lost, so the loop checks for drift.
 	foreignCommit chan struct{}
 	// ctx is the context Run was given, for timer callbacks that must
 	// not outlive the loop.
@@ -246,7 +250,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.notify("READY=1\nSTATUS=" + d.statusLine())
-	go d.watchCommitters(ctx)
 	return d.loop(ctx)
 }
 
@@ -280,8 +283,15 @@ func firstLine(s string) string {
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
-	drift := time.NewTicker(d.cfg.DriftInterval)
-	defer drift.Stop()
+	// Others' commits to the table are heard as nftables notifies them;
+	// only when it cannot be followed is the generation polled.
+	watching := d.followChanges(ctx)
+	var poll <-chan time.Time
+	if !watching {
+		t := time.NewTicker(d.cfg.DriftInterval)
+		defer t.Stop()
+		poll = t.C
+	}
 	full := time.NewTicker(d.cfg.FullCheckInterval)
 	defer full.Stop()
 	refresh := time.NewTicker(d.cfg.RefreshInterval)
@@ -294,6 +304,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 	repair := d.newDriftRepairer()
 	defer repair.stop()
+	if watching {
+		// Commits since our last write and before the subscription were
+		// not notified to it.
+		repair.request(false)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -308,9 +323,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.foreignCommit:
 			// Forced: our own generation note may already include it.
 			repair.request(true)
-		case <-drift.C:
-			// Also while notifications are followed: set element changes
-			// do not name their table, so only this check sees them.
+		case <-poll:
 			repair.request(false)
 		case <-full.C:
 			repair.request(true)

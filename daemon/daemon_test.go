@@ -28,6 +28,11 @@ type fakeFirewall struct {
 	drift     func(text string) string
 	inspected *nft.Ruleset
 	known     []*nft.Ruleset
+	// changes carries what notify sends to the daemon's subscription;
+	// unwatchable makes Changes fail, as when notifications cannot be
+	// followed.
+	changes     chan nft.TableChange
+	unwatchable bool
 }
 
 func (f *fakeFirewall) Apply(rs *nft.Ruleset) (nft.Result, error) {
@@ -58,6 +63,43 @@ func (f *fakeFirewall) Generation() (uint32, error) {
 	return f.gen, nil
 }
 func (f *fakeFirewall) OtherHooked() ([]nft.HookedTable, error) { return nil, nil }
+
+// Changes reports what notify sends, until ctx ends.
+func (f *fakeFirewall) Changes(ctx context.Context) (<-chan nft.TableChange, error) {
+	if f.unwatchable {
+		return nil, errors.New("fake firewall: no notifications")
+	}
+	in := f.changeStream()
+	out := make(chan nft.TableChange)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case c := <-in:
+				select {
+				case out <- c:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// notify tells the daemon's subscription of a change, as nftables would.
+func (f *fakeFirewall) notify(c nft.TableChange) { f.changeStream() <- c }
+
+func (f *fakeFirewall) changeStream() chan nft.TableChange {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changes == nil {
+		f.changes = make(chan nft.TableChange)
+	}
+	return f.changes
+}
 func (f *fakeFirewall) Delete() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,10 +1,8 @@
 package nft
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"syscall"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -34,106 +32,76 @@ func dumpSetElements(netns int, set string) ([]nftables.SetElement, error) {
 		return nil, err
 	}
 	req, err := c.Send(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		Header: netlink.Header{Type: nftType(unix.NFT_MSG_GETSETELEM), Flags: netlink.Request | netlink.Dump},
+		Data:   append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("request elements of set %s: %w", set, err)
 	}
-	raw, err := c.SyscallConn()
+	sock, err := newNetlinkSocket(c)
 	if err != nil {
 		return nil, err
 	}
+	elems, err := readSetElements(sock, req.Header.Sequence, set)
+	if err != nil {
+		return nil, fmt.Errorf("read elements of set %s: %w", set, err)
+	}
+	return elems, nil
+}
+
+// dumpReplyWait bounds the wait for each part of a dump: the kernel
+// answers at once, however long the whole dump takes.
+const dumpReplyWait = 30 * time.Second
+
+// readSetElements reads the replies to the element dump request seq of
+// set, up to the NLMSG_DONE that ends them.
+//
+// A dump the kernel marks interrupted (NLM_F_DUMP_INTR: the ruleset
+// generation moved while it ran) is read to its end all the same: any
+// commit moves the generation, and on a host where other tools commit
+// every few milliseconds a large set's dump would never end uninterrupted.
+// Whether a commit touched our table meanwhile is the Applier's read's to
+// tell, from nftables notifications (see tableWatch).
+func readSetElements(sock datagramReader, seq uint32, set string) ([]nftables.SetElement, error) {
 	buf := make([]byte, dumpBufferSize)
 	var out []nftables.SetElement
 	for {
-		var n int
-		var rerr error
-		if err := raw.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN
-		}); err != nil {
+		n, err := sock.readDatagram(buf, time.Now().Add(dumpReplyWait))
+		if err != nil {
 			return nil, err
 		}
-		if rerr != nil {
-			return nil, fmt.Errorf("read elements of set %s: %w", set, rerr)
+		msgs, err := splitMessages(buf[:n])
+		if err != nil {
+			return nil, err
 		}
-		for data := buf[:n]; len(data) >= 16; {
-			l := binary.NativeEndian.Uint32(data[0:4])
-			if l < 16 || int(l) > len(data) {
-				return nil, fmt.Errorf("read elements of set %s: malformed netlink message", set)
-			}
-			typ := binary.NativeEndian.Uint16(data[4:6])
-			seq := binary.NativeEndian.Uint32(data[8:12])
-			body := data[16:l]
-			data = data[min(int(nlmsgAlign(l)), len(data)):]
-			if seq != req.Header.Sequence {
+		for _, m := range msgs {
+			if m.Header.Sequence != seq {
 				continue
 			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(body) < 4 {
-					return nil, errors.New("short netlink error message")
+			switch m.Header.Type {
+			case netlink.Done:
+				errno, err := decodeDone(m)
+				if err != nil {
+					return nil, err
 				}
-				if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno != 0 {
-					return nil, fmt.Errorf("read elements of set %s: %w", set, syscall.Errno(-errno))
+				if errno != 0 {
+					return nil, errno
 				}
 				return out, nil
-			}
-			if len(body) < 4 {
-				continue
-			}
-			if out, err = appendElements(out, body[4:]); err != nil {
-				return nil, fmt.Errorf("read elements of set %s: %w", set, err)
+			case netlink.Error:
+				a, err := decodeAck(m)
+				if err != nil {
+					return nil, err
+				}
+				if a.errno != 0 {
+					return nil, a.errno
+				}
+				return out, nil
+			case nftType(unix.NFT_MSG_NEWSETELEM):
+				if out, err = decodeSetElems(out, m.Data, set); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-}
-
-// appendElements decodes the element list of one NFT_MSG_NEWSETELEM.
-func appendElements(out []nftables.SetElement, attrs []byte) ([]nftables.SetElement, error) {
-	ad, err := netlink.NewAttributeDecoder(attrs)
-	if err != nil {
-		return nil, err
-	}
-	for ad.Next() {
-		if ad.Type() != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
-			continue
-		}
-		ad.Nested(func(list *netlink.AttributeDecoder) error {
-			for list.Next() {
-				if list.Type() != unix.NFTA_LIST_ELEM {
-					continue
-				}
-				var e nftables.SetElement
-				list.Nested(func(el *netlink.AttributeDecoder) error {
-					el.ByteOrder = binary.BigEndian
-					for el.Next() {
-						switch el.Type() {
-						case unix.NFTA_SET_ELEM_KEY:
-							el.Nested(func(key *netlink.AttributeDecoder) error {
-								for key.Next() {
-									if key.Type() == unix.NFTA_DATA_VALUE {
-										e.Key = key.Bytes()
-									}
-								}
-								return nil
-							})
-						case unix.NFTA_SET_ELEM_FLAGS:
-							e.IntervalEnd = el.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
-						}
-					}
-					return nil
-				})
-				out = append(out, e)
-			}
-			return nil
-		})
-	}
-	return out, ad.Err()
 }

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
@@ -59,28 +58,23 @@ func (a *Applier) Generation() (uint32, error) {
 	}
 	defer c.Close()
 	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Header: netlink.Header{Type: nftType(unix.NFT_MSG_GETGEN), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("get ruleset generation: %w", err)
 	}
 	for _, m := range msgs {
-		if len(m.Data) < 4 {
+		if m.Header.Type != nftType(unix.NFT_MSG_NEWGEN) {
 			continue
 		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		g, err := decodeGen(m.Data)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("get ruleset generation: %w", err)
 		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID {
-				return ad.Uint32(), nil
-			}
-		}
+		return g.id, nil
 	}
-	return 0, errors.New("get ruleset generation: no generation id in reply")
+	return 0, errors.New("get ruleset generation: no generation in reply")
 }
 
 // HookedTable is another table with a base chain at one of our hooks.

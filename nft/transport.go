@@ -1,10 +1,8 @@
 package nft
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -125,6 +123,9 @@ type KernelError struct {
 	Errno syscall.Errno
 	// Message is the kernel's extended ack message, if it gave one.
 	Message string
+	// Offset is where in the failing message the attribute the kernel
+	// refused begins, in bytes from the message's header, if it said.
+	Offset int
 }
 
 // Error implements error.
@@ -160,27 +161,23 @@ func (b *batch) send(netns int) error {
 	for _, m := range b.msgs {
 		size += int(nlmsgAlign(uint32(16 + len(m.Data))))
 	}
-	raw, err := c.SyscallConn()
+	sock, err := newNetlinkSocket(c)
 	if err != nil {
 		return err
 	}
-	var sockErr error
-	if err := raw.Control(func(fd uintptr) {
+	if err := sock.control(func(fd int) error {
 		// The whole batch goes in one sendmsg; the kernel refuses it with
 		// EMSGSIZE unless the send buffer holds it. Errors can be many
 		// when many messages fail; beyond the receive buffer they are
 		// dropped silently (NO_ENOBUFS): the first ones are what matter.
-		sockErr = errors.Join(
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size+1<<20),
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20),
-			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1),
-			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1),
-			unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1))
+		return errors.Join(
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size+1<<20),
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20),
+			unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1),
+			unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1),
+			unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1))
 	}); err != nil {
-		return err
-	}
-	if sockErr != nil {
-		return fmt.Errorf("configure netlink socket: %w", sockErr)
+		return fmt.Errorf("configure netlink socket: %w", err)
 	}
 
 	msgs := make([]netlink.Message, 0, len(b.msgs)+2)
@@ -202,7 +199,7 @@ func (b *batch) send(netns int) error {
 	for i, m := range sent {
 		bySeq[m.Header.Sequence] = i - 1 // index into b.msgs; -1: the batch itself
 	}
-	return b.awaitOutcome(c, raw, bySeq, sent[len(sent)-2].Header.Sequence)
+	return b.awaitOutcome(sock, bySeq, sent[len(sent)-2].Header.Sequence)
 }
 
 func delimiter(t uint16) netlink.Message {
@@ -215,57 +212,54 @@ func delimiter(t uint16) netlink.Message {
 
 func nlmsgAlign(n uint32) uint32 { return (n + 3) &^ 3 }
 
+// outcomeWait bounds the wait for a transaction's outcome, and
+// moreErrorsWait the wait for the last message's reply once an error has
+// come (it may have been dropped for want of buffer space).
+const (
+	outcomeWait    = 30 * time.Second
+	moreErrorsWait = 500 * time.Millisecond
+)
+
 // awaitOutcome reads the kernel's replies until the last message's
-// acknowledgement (or error), or an error about the batch as a whole. The
-// first error names the transaction's failure. Should the last reply have
-// been dropped for want of buffer space, a short deadline after the first
-// error ends the wait.
-func (b *batch) awaitOutcome(c *netlink.Conn, raw syscall.RawConn, bySeq map[uint32]int, lastSeq uint32) error {
+// acknowledgement (or error), or an error about the batch as a whole.
+// bySeq maps sequence numbers to indexes into b.msgs (-1: a batch
+// delimiter). The first error names the transaction's failure: nothing of
+// it was applied, whatever else the socket says afterwards.
+func (b *batch) awaitOutcome(sock datagramReader, bySeq map[uint32]int, lastSeq uint32) error {
 	buf := make([]byte, 1<<16)
 	var first *KernelError
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(outcomeWait)
 	for {
-		if err := c.SetReadDeadline(deadline); err != nil {
-			return err
-		}
-		var n int
-		var rerr error
-		err := raw.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
-			return rerr != unix.EAGAIN
-		})
+		n, err := sock.readDatagram(buf, deadline)
 		if err != nil {
-			if first != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			if first != nil {
 				return first
 			}
 			return fmt.Errorf("read the transaction's outcome: %w", err)
 		}
-		if rerr != nil {
-			return fmt.Errorf("read the transaction's outcome: %w", rerr)
+		msgs, err := splitMessages(buf[:n])
+		if err != nil {
+			// Replies come in order: a garbled one may have been the
+			// outcome, and whether the transaction applied is unknown.
+			return fmt.Errorf("read the transaction's outcome: %w", err)
 		}
-		for data := buf[:n]; len(data) >= 16; {
-			l := binary.NativeEndian.Uint32(data[0:4])
-			if l < 16 || int(l) > len(data) {
-				break
-			}
-			typ := binary.NativeEndian.Uint16(data[4:6])
-			flags := binary.NativeEndian.Uint16(data[6:8])
-			body := data[16:l]
-			data = data[min(int(nlmsgAlign(l)), len(data)):]
-			if typ != unix.NLMSG_ERROR || len(body) < 20 {
+		for _, m := range msgs {
+			if m.Header.Type != netlink.Error {
 				continue
 			}
-			errno := int32(binary.NativeEndian.Uint32(body[0:4]))
-			seq := binary.NativeEndian.Uint32(body[4+8 : 4+12])
-			i, known := bySeq[seq]
-			if errno != 0 && first == nil {
-				first = &KernelError{What: "the transaction", Errno: syscall.Errno(-errno), Message: extAckMessage(body, flags)}
+			a, err := decodeAck(m)
+			if err != nil {
+				return fmt.Errorf("read the transaction's outcome: %w", err)
+			}
+			i, known := bySeq[a.seq]
+			if a.errno != 0 && first == nil {
+				first = &KernelError{What: "the transaction", Errno: a.errno, Message: a.message, Offset: int(a.offset)}
 				if known && i >= 0 && i < len(b.what) {
 					first.What = b.what[i]
 				}
-				deadline = time.Now().Add(500 * time.Millisecond)
+				deadline = time.Now().Add(moreErrorsWait)
 			}
-			if seq == lastSeq || (errno != 0 && (!known || i < 0)) {
+			if a.seq == lastSeq || (a.errno != 0 && (!known || i < 0)) {
 				if first != nil {
 					return first
 				}
@@ -273,36 +267,4 @@ func (b *batch) awaitOutcome(c *netlink.Conn, raw syscall.RawConn, bySeq map[uin
 			}
 		}
 	}
-}
-
-// extAckMessage returns NLMSGERR_ATTR_MSG of an error message, if present.
-func extAckMessage(body []byte, flags uint16) string {
-	const (
-		nlmFCapped  = 0x100
-		nlmFAckTLVs = 0x200
-		attrMsg     = 1
-	)
-	if flags&nlmFAckTLVs == 0 {
-		return ""
-	}
-	off := 20 // errno + the request's header
-	if flags&nlmFCapped == 0 {
-		off = 4 + int(binary.NativeEndian.Uint32(body[4:8]))
-	}
-	for off+4 <= len(body) {
-		l := int(binary.NativeEndian.Uint16(body[off : off+2]))
-		t := binary.NativeEndian.Uint16(body[off+2:off+4]) & 0x3fff
-		if l < 4 || off+l > len(body) {
-			break
-		}
-		if t == attrMsg {
-			v := body[off+4 : off+l]
-			for len(v) > 0 && v[len(v)-1] == 0 {
-				v = v[:len(v)-1]
-			}
-			return string(v)
-		}
-		off += int(nlmsgAlign(uint32(l)))
-	}
-	return ""
 }
