@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -80,9 +82,25 @@ func (l *liveTops) offer(f flowKey) {
 	l.flows.Offer(f, 1)
 }
 
-// summary returns the n heaviest keys per dimension.
+// summary returns the n heaviest keys per dimension (all when n < 0),
+// ties broken by key, so that the same counts give the same summary
+// whatever order the sketch holds them in (a restored sketch holds them
+// in another).
 func (l *liveTops) summary(n int) tops {
-	return tops{sources: l.sources.Summary(n), ports: l.ports.Summary(n), flows: l.flows.Summary(n)}
+	return tops{
+		sources: byKey(l.sources.Summary(-1), addrKey.compare).Truncate(n),
+		ports:   byKey(l.ports.Summary(-1), portKey.compare).Truncate(n),
+		flows:   byKey(l.flows.Summary(-1), flowKey.compare).Truncate(n),
+	}
+}
+
+// byKey sorts a summary's items by count descending, then by error, then
+// by key.
+func byKey[K comparable](s Summary[K], compare func(K, K) int) Summary[K] {
+	slices.SortFunc(s.Items, func(a, b Counter[K]) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Err, b.Err), compare(a.Key, b.Key))
+	})
+	return s
 }
 
 func (l *liveTops) load(t tops) {
@@ -200,8 +218,12 @@ func (g *ring) spread(from, to time.Time, packets, bytes uint64) {
 		g.add(floorDiv(b, w), packets, bytes)
 		return
 	}
+	a = max(a, b-maxSpread)
 	first, last := floorDiv(a, w), min(floorDiv(b-1, w), g.live)
 	lo := max(first, g.live-int64(g.spec.slots)+1)
+	if lo > last {
+		return
+	}
 	span := uint64(b - a)
 	var doneP, doneB uint64
 	if lo > first {
@@ -215,6 +237,10 @@ func (g *ring) spread(from, to time.Time, packets, bytes uint64) {
 		doneP, doneB = p, by
 	}
 }
+
+// maxSpread bounds the interval of a reading (a century, far beyond any
+// ring), so that its arithmetic in nanoseconds cannot overflow.
+const maxSpread = int64(100 * 365 * 24 * time.Hour)
 
 func (g *ring) add(idx int64, packets, bytes uint64) {
 	if !g.retained(idx) {

@@ -33,6 +33,7 @@ const (
 // writes it atomically (a temporary file renamed over the old one) every
 // minute and when it stops.
 func (a *Attributor) MarshalBinary() ([]byte, error) {
+	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w := encoder{b: make([]byte, 0, 4096)}
@@ -49,8 +50,10 @@ func (a *Attributor) MarshalBinary() ([]byte, error) {
 	slices.Sort(names)
 	w.uvarint(uint64(len(names)))
 	for _, name := range names {
+		r := a.rules[name]
+		r.advance(now) // so that equal states encode alike
 		w.string(name)
-		a.rules[name].encode(&w)
+		r.encode(&w)
 	}
 	return binary.LittleEndian.AppendUint32(w.b, crc32.ChecksumIEEE(w.b)), nil
 }
@@ -95,6 +98,7 @@ func (a *Attributor) UnmarshalBinary(data []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rules = rules
+	a.prune(now)
 	if n := len(a.rules) - a.maxRules; n > 0 {
 		a.evict(n)
 	}

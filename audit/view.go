@@ -183,7 +183,7 @@ func (a *Attributor) Days(rule string, from, to time.Time) []Day {
 	var days []Day
 	for idx := max(g.spec.index(from), g.live-int64(g.spec.slots)+1); idx <= min(g.spec.index(to), g.live); idx++ {
 		b := g.get(idx)
-		t, sampled := g.sampled(idx, g.spec.keep)
+		t, sampled := g.sampled(idx, -1)
 		if (b == nil || !b.counted) && !sampled {
 			continue
 		}
@@ -229,11 +229,8 @@ func (t tops) lists(n int) ([]SourceCount, []PortCount, []FlowCount) {
 }
 
 func heaviest[K comparable](items []Counter[K], n int, compare func(K, K) int) []Counter[K] {
-	items = slices.Clone(items)
-	slices.SortFunc(items, func(a, b Counter[K]) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Err, b.Err), compare(a.Key, b.Key))
-	})
-	return items[:min(n, len(items))]
+	s := byKey(Summary[K]{Items: slices.Clone(items)}, compare)
+	return s.Items[:min(n, len(s.Items))]
 }
 
 func share(sampled, packets uint64) *float64 {
