@@ -18,8 +18,9 @@ type Attributor struct {
 	now      func() time.Time
 	maxRules int
 
-	mu    sync.Mutex
-	rules map[string]*rule
+	mu       sync.Mutex
+	rules    map[string]*rule
+	sizeHint int // the last snapshot's size
 }
 
 // Option configures New.
@@ -228,3 +229,6 @@ func later(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// MaxBytesPerRule bounds the heap a rule takes with every bucket full.
+const MaxBytesPerRule = 3 << 19

@@ -32,22 +32,23 @@ func (w *encoder) addr(k addrKey) {
 
 func (w *encoder) port(k portKey) { w.b = append(w.b, byte(k.proto)); w.uvarint(uint64(k.port)) }
 
+// tops writes a bucket's heavy hitters, sorted as liveTops.summary sorts
+// them (ties by key, so that equal states encode alike).
 func (w *encoder) tops(t tops) {
-	encodeSummary(w, t.sources, w.addr, addrKey.compare)
-	encodeSummary(w, t.ports, w.port, portKey.compare)
-	encodeSummary(w, t.flows, func(k flowKey) { w.addr(k.src); w.port(portKey{k.proto, k.port}) }, flowKey.compare)
+	encodeSummary(w, t.sources, w.addr)
+	encodeSummary(w, t.ports, w.port)
+	encodeSummary(w, t.flows, func(k flowKey) { w.addr(k.src); w.port(portKey{k.proto, k.port}) })
 }
 
-// encodeSummary writes the items by count descending (ties by key, so
-// that equal states encode alike), each count as its difference from the
-// one before and each error as the count's lower bound: both are small
-// numbers in a bucket of one-off sources.
-func encodeSummary[K comparable](w *encoder, s Summary[K], key func(K), compare func(K, K) int) {
+// encodeSummary writes the items, by count descending, each count as its
+// difference from the one before and each error as the count's lower
+// bound: both are small numbers in a bucket of one-off sources.
+func encodeSummary[K comparable](w *encoder, s Summary[K], key func(K)) {
 	w.uvarint(s.Total)
 	w.uvarint(s.Floor)
 	w.uvarint(uint64(len(s.Items)))
 	prev := uint64(0)
-	for i, it := range heaviest(s.Items, len(s.Items), compare) {
+	for i, it := range s.Items {
 		key(it.Key)
 		if i == 0 {
 			w.uvarint(it.Count)

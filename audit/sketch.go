@@ -28,20 +28,26 @@ type Counter[K comparable] struct {
 // seen: a burst of new keys does not erase the history of a slow, steady
 // one.
 //
-// The counters form a min-heap with an index from key to position, so an
-// offer costs O(log k). A Sketch is not safe for concurrent use.
+// The counters stay in place while their keys are monitored; a min-heap
+// of their positions, with each counter's place in the heap, finds the
+// smallest, so an offer costs one map lookup (and, for a key not
+// monitored, one deletion and one insertion) and O(log k) array writes.
+// A Sketch is not safe for concurrent use.
 type Sketch[K comparable] struct {
-	k     int
-	heap  []Counter[K] // a min-heap on Count
-	index map[K]int32  // each monitored key's position in heap
-	floor uint64       // bound of an unmonitored key's weight while not full
-	total uint64
+	k        int
+	counters []Counter[K]
+	heap     []int32     // counter numbers, a min-heap on their Count
+	pos      []int32     // each counter's position in heap
+	index    map[K]int32 // each monitored key's counter
+	floor    uint64      // bound of an unmonitored key's weight while not full
+	total    uint64
 }
 
 // NewSketch returns an empty sketch of k counters (at least one).
 func NewSketch[K comparable](k int) *Sketch[K] {
 	k = max(k, 1)
-	return &Sketch[K]{k: k, heap: make([]Counter[K], 0, k), index: make(map[K]int32, k)}
+	return &Sketch[K]{k: k, counters: make([]Counter[K], 0, k), heap: make([]int32, 0, k),
+		pos: make([]int32, 0, k), index: make(map[K]int32, k)}
 }
 
 // Offer adds weight to key.
@@ -50,19 +56,25 @@ func (s *Sketch[K]) Offer(key K, weight uint64) {
 		return
 	}
 	s.total += weight
-	if i, ok := s.index[key]; ok {
-		s.heap[i].Count += weight
-		s.down(int(i))
+	if c, ok := s.index[key]; ok {
+		s.counters[c].Count += weight
+		s.down(int(s.pos[c]))
 		return
 	}
-	if len(s.heap) < s.k {
-		s.heap = append(s.heap, Counter[K]{Key: key, Count: s.floor + weight, Err: s.floor})
+	if len(s.counters) < s.k {
+		c := int32(len(s.counters))
+		s.counters = append(s.counters, Counter[K]{Key: key, Count: s.floor + weight, Err: s.floor})
+		s.heap = append(s.heap, c)
+		s.pos = append(s.pos, int32(len(s.heap)-1))
+		s.index[key] = c
 		s.up(len(s.heap) - 1)
 		return
 	}
-	least := s.heap[0]
+	c := s.heap[0]
+	least := s.counters[c]
 	delete(s.index, least.Key)
-	s.heap[0] = Counter[K]{Key: key, Count: least.Count + weight, Err: least.Count}
+	s.counters[c] = Counter[K]{Key: key, Count: least.Count + weight, Err: least.Count}
+	s.index[key] = c
 	s.down(0)
 }
 
@@ -70,15 +82,15 @@ func (s *Sketch[K]) Offer(key K, weight uint64) {
 func (s *Sketch[K]) K() int { return s.k }
 
 // Len is the number of keys monitored.
-func (s *Sketch[K]) Len() int { return len(s.heap) }
+func (s *Sketch[K]) Len() int { return len(s.counters) }
 
 // Total is the weight offered (merged sketches add theirs).
 func (s *Sketch[K]) Total() uint64 { return s.total }
 
 // Floor bounds the true weight of every key the sketch does not monitor.
 func (s *Sketch[K]) Floor() uint64 {
-	if len(s.heap) == s.k {
-		return s.heap[0].Count
+	if len(s.counters) == s.k {
+		return s.counters[s.heap[0]].Count
 	}
 	return s.floor
 }
@@ -87,10 +99,10 @@ func (s *Sketch[K]) Floor() uint64 {
 // error first, then in an order fixed by the offers).
 func (s *Sketch[K]) Top(n int) []Counter[K] { return s.Summary(n).Items }
 
-// Summary returns the n heaviest counters with the sketch's total and the
-// bound of every key left out.
+// Summary returns the n heaviest counters (all when n < 0) with the
+// sketch's total and the bound of every key left out.
 func (s *Sketch[K]) Summary(n int) Summary[K] {
-	items := slices.Clone(s.heap)
+	items := slices.Clone(s.counters)
 	sortCounters(items)
 	return Summary[K]{Items: items, Floor: s.Floor(), Total: s.total}.Truncate(n)
 }
@@ -102,13 +114,13 @@ func (s *Sketch[K]) Summary(n int) Summary[K] {
 // error; the k heaviest stay. The guarantees hold for the union of the
 // streams, with Err ≤ (Total₁+Total₂)/k.
 func (s *Sketch[K]) Merge(other *Sketch[K]) {
-	s.load(MergeSummaries(s.Summary(s.k), other.Summary(other.k)))
+	s.load(MergeSummaries(s.Summary(-1), other.Summary(-1)))
 }
 
 // Reset empties the sketch, keeping its memory.
 func (s *Sketch[K]) Reset() {
 	clear(s.index)
-	s.heap = s.heap[:0]
+	s.counters, s.heap, s.pos = s.counters[:0], s.heap[:0], s.pos[:0]
 	s.floor, s.total = 0, 0
 }
 
@@ -117,48 +129,55 @@ func (s *Sketch[K]) load(sum Summary[K]) {
 	sum = sum.Truncate(s.k)
 	s.Reset()
 	for i := len(sum.Items) - 1; i >= 0; i-- { // ascending counts form a min-heap
-		s.heap = append(s.heap, sum.Items[i])
-		s.index[sum.Items[i].Key] = int32(len(s.heap) - 1)
+		c := int32(len(s.counters))
+		s.counters = append(s.counters, sum.Items[i])
+		s.heap = append(s.heap, c)
+		s.pos = append(s.pos, c)
+		s.index[sum.Items[i].Key] = c
 	}
 	s.floor, s.total = sum.Floor, sum.Total
 }
 
-// down moves the counter at i towards the leaves while a child counts
-// less, moving a hole instead of swapping to write the index once a level.
+func (s *Sketch[K]) count(i int) uint64 { return s.counters[s.heap[i]].Count }
+
+// down moves the counter at heap position i towards the leaves while a
+// child counts less.
 func (s *Sketch[K]) down(i int) {
 	h, x := s.heap, s.heap[i]
+	xc := s.counters[x].Count
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
 			break
 		}
-		if r := c + 1; r < len(h) && h[r].Count < h[c].Count {
+		if r := c + 1; r < len(h) && s.count(r) < s.count(c) {
 			c = r
 		}
-		if h[c].Count >= x.Count {
+		if s.count(c) >= xc {
 			break
 		}
 		h[i] = h[c]
-		s.index[h[i].Key] = int32(i)
+		s.pos[h[i]] = int32(i)
 		i = c
 	}
 	h[i] = x
-	s.index[x.Key] = int32(i)
+	s.pos[x] = int32(i)
 }
 
 func (s *Sketch[K]) up(i int) {
 	h, x := s.heap, s.heap[i]
+	xc := s.counters[x].Count
 	for i > 0 {
 		p := (i - 1) / 2
-		if h[p].Count <= x.Count {
+		if s.count(p) <= xc {
 			break
 		}
 		h[i] = h[p]
-		s.index[h[i].Key] = int32(i)
+		s.pos[h[i]] = int32(i)
 		i = p
 	}
 	h[i] = x
-	s.index[x.Key] = int32(i)
+	s.pos[x] = int32(i)
 }
 
 // Summary is a frozen, truncated sketch: its heaviest counters, the bound

@@ -36,7 +36,7 @@ func (a *Attributor) MarshalBinary() ([]byte, error) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	w := encoder{b: make([]byte, 0, 4096)}
+	w := encoder{b: make([]byte, 0, a.sizeHint+a.sizeHint/8+4096)}
 	w.b = append(w.b, snapshotMagic...)
 	w.uvarint(snapshotVersion)
 	w.uvarint(numLevels)
@@ -55,6 +55,7 @@ func (a *Attributor) MarshalBinary() ([]byte, error) {
 		w.string(name)
 		r.encode(&w)
 	}
+	a.sizeHint = len(w.b)
 	return binary.LittleEndian.AppendUint32(w.b, crc32.ChecksumIEEE(w.b)), nil
 }
 

@@ -15,7 +15,9 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func f(v float64) *float64 { return &v }
 
-func TestDrops(t *testing.T) {
+// dropsFixture is two denying rules, sampled and counted, and a rule
+// only counted, at 10:37:23.
+func dropsFixture() (*Attributor, *clock) {
 	clk := newClock(at("2026-03-10T10:37:23Z"))
 	a := New(clk.now)
 	rec := func(rule, when, src string, proto Protocol, port uint16, n int) {
@@ -41,6 +43,11 @@ func TestDrops(t *testing.T) {
 			"ssh-from-mgmt":        {Packets: 7, Bytes: 700}, // counted, nothing since
 		})
 	}
+	return a, clk
+}
+
+func TestDrops(t *testing.T) {
+	a, clk := dropsFixture()
 	lastMinute := RuleView{
 		Rule: "drop-blocklisted", Packets: 60, Bytes: 3600, CountedTo: at("2026-03-10T10:37:20Z"), Sampled: 6, Share: f(0.1),
 		TopSources: []SourceCount{{Source: addr("203.0.113.7"), Count: 4}, {Source: addr("2001:db8::5"), Count: 2}},
