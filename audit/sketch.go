@@ -78,8 +78,8 @@ func (s *Sketch[K]) Offer(key K, weight uint64) {
 	s.down(0)
 }
 
-// K is the number of counters.
-func (s *Sketch[K]) K() int { return s.k }
+// Capacity is k, the number of counters.
+func (s *Sketch[K]) Capacity() int { return s.k }
 
 // Len is the number of keys monitored.
 func (s *Sketch[K]) Len() int { return len(s.counters) }

@@ -141,6 +141,9 @@ func TestSketchExactWhenKeysFit(t *testing.T) {
 	if got := sk.Top(10); !slices.Equal(got, want) {
 		t.Errorf("Top = %v, want %v", got, want)
 	}
+	if sk.Capacity() != 4 || sk.Len() != 3 {
+		t.Errorf("Capacity, Len = %d, %d, want 4, 3", sk.Capacity(), sk.Len())
+	}
 	if sk.Floor() != 0 || sk.Total() != 18 {
 		t.Errorf("Floor, Total = %d, %d, want 0, 18", sk.Floor(), sk.Total())
 	}

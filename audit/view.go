@@ -127,7 +127,7 @@ func (a *Attributor) Drops(q Query) DropsView {
 			names = append(names, name)
 		}
 	}
-	v := DropsView{From: start, To: end, Rules: []RuleView{}}
+	v := DropsView{From: start.UTC(), To: end.UTC(), Rules: []RuleView{}}
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
 		r, ok := a.rules[name]
 		if !ok {
@@ -147,7 +147,7 @@ func (a *Attributor) Drops(q Query) DropsView {
 func (r *rule) view(name string, ps []piece, top int) RuleView {
 	v := RuleView{Rule: name}
 	if r.last.ok {
-		v.CountedTo = r.last.at
+		v.CountedTo = r.last.at.UTC()
 	}
 	var parts []tops
 	for _, pc := range ps {
