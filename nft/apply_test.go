@@ -633,16 +633,15 @@ func TestForeignChainsRepaired(t *testing.T) {
 func applyFull(fw *Applier, rs *Ruleset) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	ks, err := fw.read()
+	ks, err := fw.kernel.ReadTable()
 	if err != nil {
 		return err
 	}
-	b, _, err := plan(ks, rs, true)
-	if err != nil {
+	tx, _, err := prepare(ks, rs, true)
+	if err != nil || tx == nil {
 		return err
 	}
-	fw.known = nil
-	return b.send(fw.netns)
+	return fw.kernel.Commit(tx)
 }
 
 // tableBlocks lists table inet edgefw as its counters, sets and chains,
