@@ -631,17 +631,8 @@ func TestForeignChainsRepaired(t *testing.T) {
 
 // applyFull sends the full replacement that Apply falls back to.
 func applyFull(fw *Applier, rs *Ruleset) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	ks, err := fw.kernel.ReadTable()
-	if err != nil {
-		return err
-	}
-	tx, _, err := prepare(ks, rs, true)
-	if err != nil || tx == nil {
-		return err
-	}
-	return fw.kernel.Commit(tx)
+	_, err := ApplyFull(fw, rs)
+	return err
 }
 
 // tableBlocks lists table inet edgefw as its counters, sets and chains,

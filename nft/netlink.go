@@ -73,26 +73,26 @@ func (k *netlinkKernel) remember(last *lastRead, ops []Op) {
 }
 
 // elementsAfter returns what the named sets hold after ops, committed on
-// a table whose sets held before. Ranges that ops add or delete are whole
-// ranges of the merged contents (diffRanges), so the contents stay merged.
+// a table whose sets held before, merged as a read merges them. Ranges
+// that ops delete are whole ranges of the merged contents (diffRanges).
 func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRange {
 	after := maps.Clone(before)
 	if after == nil {
 		after = map[string][]AddrRange{}
 	}
-	byStart := func(a, b AddrRange) int { return a.From.Compare(b.From) }
 	for _, op := range ops {
 		switch op := op.(type) {
 		case DeleteTable:
 			clear(after)
 		case DeleteSet:
 			delete(after, op.Name)
-		case AddSet:
-			after[op.Set.Name] = slices.Clone(op.Set.Ranges)
 		case ReplaceElements:
 			after[op.Set.Name] = slices.Clone(op.Set.Ranges)
+		case AddSet:
+			// A set that exists keeps its elements and gets these too.
+			after[op.Set.Name] = mergeRanges(slices.Concat(after[op.Set.Name], op.Set.Ranges))
 		case AddElements:
-			after[op.Set.Name] = slices.SortedFunc(slices.Values(slices.Concat(after[op.Set.Name], op.Ranges)), byStart)
+			after[op.Set.Name] = mergeRanges(slices.Concat(after[op.Set.Name], op.Ranges))
 		case DeleteElements:
 			gone := make(map[AddrRange]bool, len(op.Ranges))
 			for _, r := range op.Ranges {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // An Op is one step of a plan: one change to table inet edgefw, which
@@ -162,13 +163,23 @@ func (op AddRule) Change() string {
 	return fmt.Sprintf("add rule %q in chain %s", op.Rule.Owner, op.Chain)
 }
 
-// Expressions is the number of expressions the kernel lists for the rule
-// once added, as RuleState.Exprs counts them.
+// Expressions is the number of the rule's expressions once added, as the
+// netlink Kernel lists them (RuleState.Exprs).
 func (op AddRule) Expressions() int {
 	eb := &exprBuilder{table: table, addSet: func(*nftables.Set, []nftables.SetElement) error { return nil }}
 	exprs, err := eb.ruleExprs(op.Rule)
 	if err != nil {
 		return 0
 	}
-	return len(exprs)
+	n := 0
+	for _, e := range exprs {
+		switch e.(type) {
+		case *expr.Rt, *expr.Byteorder:
+			// google/nftables v0.3.0 does not decode these: rules are
+			// read back without them.
+		default:
+			n++
+		}
+	}
+	return n
 }
