@@ -205,6 +205,10 @@ func driftCases() []planCase {
 			drift{"add element inet edgefw trusted-v4 { 10.1.2.3 }", func(k *nfttest.Kernel, _ handles) error {
 				return k.AddElements("trusted-v4", cidr("10.1.2.3/32"))
 			}}),
+		repair("element added next to one", []string{"delete 1 ranges from set trusted-v4"},
+			drift{"add element inet edgefw trusted-v4 { 192.0.2.128/25 }", func(k *nfttest.Kernel, _ handles) error {
+				return k.AddElements("trusted-v4", cidr("192.0.2.128/25"))
+			}}),
 		repair("element removed", []string{"add 1 ranges to set trusted-v6"},
 			drift{"delete element inet edgefw trusted-v6 { 2001:db8::/64 }", func(k *nfttest.Kernel, _ handles) error {
 				return k.DeleteElements("trusted-v6", cidr("2001:db8::/64"))
@@ -427,6 +431,9 @@ func checkCases() []planCase {
 		}),
 		check("add a range the set holds", "", func(handles) []nft.Op {
 			return []nft.Op{nft.AddElements{Set: set, Ranges: []nft.AddrRange{cidr("192.0.2.10/32")}}}
+		}),
+		check("add adjacent ranges", "", func(handles) []nft.Op {
+			return []nft.Op{nft.AddElements{Set: set, Ranges: []nft.AddrRange{cidr("192.0.2.9/32"), cidr("192.0.2.11/32")}}}
 		}),
 		check("delete a range the set does not hold", "delete 1 ranges from set a-v4: no such file or directory", func(handles) []nft.Op {
 			return []nft.Op{nft.DeleteElements{Set: set, Ranges: []nft.AddrRange{cidr("192.0.2.0/24")}}}

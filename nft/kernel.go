@@ -90,9 +90,10 @@ type SetState struct {
 	Timeout                                 time.Duration
 	// Size is the most elements the set holds; 0: no limit declared.
 	Size uint32
-	// Elements are the contents of a set that is not dynamic, as merged
-	// address ranges of the key's family (what edgefw makes); nil for a
-	// meter, whose elements are the kernel's per-source state.
+	// Elements are the contents of a set that is not dynamic, as address
+	// ranges of the key's family (what edgefw makes), in order, each as
+	// the set holds it: two adjacent ranges are two. nil for a meter,
+	// whose elements are the kernel's per-source state.
 	Elements []AddrRange
 }
 

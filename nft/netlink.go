@@ -73,8 +73,8 @@ func (k *netlinkKernel) remember(last *lastRead, ops []Op) {
 }
 
 // elementsAfter returns what the named sets hold after ops, committed on
-// a table whose sets held before, merged as a read merges them. Ranges
-// that ops delete are whole ranges of the merged contents (diffRanges).
+// a table whose sets held before, as a read returns it (elementRanges):
+// each range as it was added, in order.
 func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRange {
 	after := maps.Clone(before)
 	if after == nil {
@@ -90,9 +90,9 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 			after[op.Set.Name] = slices.Clone(op.Set.Ranges)
 		case AddSet:
 			// A set that exists keeps its elements and gets these too.
-			after[op.Set.Name] = mergeRanges(slices.Concat(after[op.Set.Name], op.Set.Ranges))
+			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Set.Ranges)
 		case AddElements:
-			after[op.Set.Name] = mergeRanges(slices.Concat(after[op.Set.Name], op.Ranges))
+			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Ranges)
 		case DeleteElements:
 			gone := make(map[AddrRange]bool, len(op.Ranges))
 			for _, r := range op.Ranges {
@@ -102,6 +102,14 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 		}
 	}
 	return after
+}
+
+// withRanges returns have with add added. The kernel refuses ranges that
+// overlap others, and takes one it holds already as no change.
+func withRanges(have, add []AddrRange) []AddrRange {
+	out := slices.Concat(have, add)
+	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
+	return slices.Compact(out)
 }
 
 // Close releases the subscription to nftables notifications. The Kernel

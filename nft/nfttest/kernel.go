@@ -18,13 +18,19 @@
 //     a chain deletes its own rules with it, as the kernel does when not
 //     asked for a non-recursive delete;
 //   - an address range that overlaps one the set holds: EEXIST (the very
-//     same range is no error); deleting a range the set does not hold as
-//     such: ENOENT;
+//     same range is no error, an adjacent one neither); deleting a range
+//     the set does not hold as such: ENOENT;
 //   - a rule jumping to a base chain, or clamping the MSS in a base chain
 //     other than forward, output or postrouting: EOPNOTSUPP; a limit of
 //     rate 0: EINVAL; a name past 255 bytes: ERANGE;
 //   - all or nothing: a refused transaction leaves the fake exactly as it
 //     was, and the generation moves only on commits that succeed.
+//
+// Set elements are whole ranges here; the kernel holds a range's start and
+// end as two elements, and deleting a range that spans two adjacent ones
+// deletes their outer elements and leaves the inner two, where the fake
+// says ENOENT. No plan does that: plans delete ranges as a read returns
+// them, each as the set holds it.
 //
 // It does not model anonymous sets, what the kernel validates only at the
 // end of a transaction (a statement in a regular chain, checked through
@@ -60,7 +66,8 @@ var _ nft.Kernel = (*Kernel)(nil)
 func New() *Kernel { return &Kernel{gen: 1} }
 
 // ReadTable returns what the table holds, as the netlink Kernel reads it:
-// set contents as merged ranges, meters without elements.
+// set contents as ranges in order, each as it was added; meters without
+// elements.
 func (k *Kernel) ReadTable() (*nft.TableState, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

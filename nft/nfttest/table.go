@@ -85,7 +85,7 @@ func (t *table) state() *nft.TableState {
 	for name, s := range t.sets {
 		ss := s.state
 		if !ss.Dynamic {
-			ss.Elements = merged(s.ranges)
+			ss.Elements = slices.Clone(s.ranges)
 		}
 		ks.Sets[name] = &ss
 	}
@@ -102,24 +102,6 @@ func (t *table) state() *nft.TableState {
 		ks.Chains[name] = cs
 	}
 	return ks
-}
-
-// merged returns ranges that never overlap sorted, adjacent ones joined:
-// the netlink Kernel reads a set's elements back so.
-func merged(ranges []nft.AddrRange) []nft.AddrRange {
-	if len(ranges) == 0 {
-		return nil
-	}
-	s := slices.SortedFunc(slices.Values(ranges), func(a, b nft.AddrRange) int { return a.From.Compare(b.From) })
-	out := s[:1]
-	for _, r := range s[1:] {
-		if last := &out[len(out)-1]; last.To.Next() == r.From {
-			last.To = r.To
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
 }
 
 // counterUsed, setUsed and chainUsed report whether something still
