@@ -169,7 +169,7 @@ func (k *netlinkKernel) ReadTable() (*TableState, error) {
 			// Someone else touched our table since we wrote or read it.
 			k.known = nil
 		}
-		ks, elems, err := k.readAt()
+		ks, elems, err := k.readOnce()
 		if err != nil {
 			return nil, err
 		}
@@ -191,9 +191,9 @@ func (k *netlinkKernel) ReadTable() (*TableState, error) {
 	return nil, errors.New("read table inet " + TableName + ": the table kept changing while it was read")
 }
 
-// readAt reads the table once, and returns the elements of its sets
+// readOnce reads the table once, and returns the elements of its sets
 // apart too, for the cache of known elements.
-func (k *netlinkKernel) readAt() (*TableState, map[string][]AddrRange, error) {
+func (k *netlinkKernel) readOnce() (*TableState, map[string][]AddrRange, error) {
 	c, err := k.conn()
 	if err != nil {
 		return nil, nil, err
