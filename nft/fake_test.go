@@ -2,7 +2,9 @@ package nft_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -124,5 +126,42 @@ func TestApplierOnFake(t *testing.T) {
 	}
 	if err := fw.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestInspectOnFake renders a table with drift on the fake as
+// TestInspectShowsDrift does on the kernel: a rule no given ruleset has is
+// a comment naming its handle and what wrote it.
+func TestInspectOnFake(t *testing.T) {
+	k := nfttest.New()
+	fw := nft.NewApplier(nft.WithKernel(k))
+	running := compile(t, baseYAML, "", nil)
+	if _, err := fw.Apply(running); err != nil {
+		t.Fatal(err)
+	}
+	h, err := k.AddRule("input", nfttest.Rule{Exprs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	candidate := compile(t, strings.Replace(baseYAML, "port: 80}", "port: 81}", 1), "", nil)
+	in, err := fw.Inspect(candidate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := handlesOf(k.Snapshot())("input", "web")
+	for _, want := range []string{
+		fmt.Sprintf("# rule handle %d: written by edgefw for another ruleset (6 expressions)", web),
+		fmt.Sprintf("# rule handle %d: not written by edgefw (1 expression)", h),
+	} {
+		if !strings.Contains(in.Text, want) {
+			t.Errorf("the rendering lacks %q:\n%s", want, in.Text)
+		}
+	}
+	wantPlan := []string{fmt.Sprintf("delete rule %d of chain input", web), fmt.Sprintf("delete rule %d of chain input", h), `add rule "web" in chain input`}
+	if !slices.Equal(in.Plan.Changes, wantPlan) || !in.Plan.Changed() {
+		t.Errorf("plan %q, want %q", in.Plan.Changes, wantPlan)
+	}
+	if in, err := fw.Inspect(candidate, running); err != nil || strings.Contains(in.Text, fmt.Sprintf("handle %d:", web)) {
+		t.Errorf("with the running ruleset known, web's rule is not text: %v\n%s", err, in.Text)
 	}
 }
