@@ -27,7 +27,7 @@ type options struct {
 func WithNetNS(fd int) Option { return func(o *options) { o.netns = fd } }
 
 // WithKernel makes the Applier work on k instead of the kernel's
-// nftables, e.g. on the fake of nft/nfttest.
+// nftables, e.g. on the fake of nft/nfttest; WithNetNS then does nothing.
 func WithKernel(k Kernel) Option { return func(o *options) { o.kernel = k } }
 
 // NewApplier returns an Applier for the caller's network namespace unless
