@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"testing"
@@ -59,21 +60,20 @@ func TestNoteChange(t *testing.T) {
 	}
 }
 
-// TestChangesAreRepaired has the fake firewall notify a change of the
-// table by another process, as nftables does (set elements included):
-// the loop repairs it at once, without any generation poll, and logs who
-// made it.
+// TestChangesAreRepaired has another process change the table in the fake
+// kernel, which notifies it as nftables does (set elements included): the
+// loop repairs it at once, without any generation poll, and logs who made
+// it; its own commits are not taken for changes.
 func TestChangesAreRepaired(t *testing.T) {
 	h, fw, logs, d := runCountedLoop(t)
 	// The loop takes events only once it has subscribed and checked for
-	// commits made before: a flush before that would be repaired unnamed.
+	// commits made before: a change before that would be repaired unnamed.
 	d.send(context.Background(), event{kind: "barrier"})
-	want := h.fw.text()
 	_, writes0 := fw.counts()
-	h.fw.flush()
-	gen, _ := h.fw.Generation()
-	h.fw.notify(nft.TableChange{Generation: gen, PID: 4242, By: "nft[4242]"})
-	waitFor(t, "the table to be restored", func() bool { return h.fw.text() == want })
+	if err := h.kernel.FlushChain("input"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the table to be restored", func() bool { return h.holds(t, policyA) })
 	waitFor(t, "the repair to be logged", func() bool { return logs.count(slog.LevelWarn, burstStartLog) == 1 })
 	if who, _ := logs.attr(burstStartLog, "changed_by"); who != "nft[4242]" {
 		t.Errorf("the repair names %q as the changer, want nft[4242]", who)
@@ -88,7 +88,7 @@ func TestChangesAreRepaired(t *testing.T) {
 // what moved it.
 func TestPollsWithoutNotifications(t *testing.T) {
 	h := newHarness(t)
-	h.fw.unwatchable = true
+	h.kernel.FailChanges(errors.New("no notifications"))
 	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, DriftInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,6 @@ func TestPollsWithoutNotifications(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.loop(ctx) }()
 	defer func() { cancel(); <-done }()
-	want := h.fw.text()
-	h.fw.flush()
-	waitFor(t, "the table to be restored by the generation poll", func() bool { return h.fw.text() == want })
+	h.flush(t)
+	waitFor(t, "the table to be restored by the generation poll", func() bool { return h.holds(t, policyA) })
 }

@@ -6,122 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/nft/nfttest"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
-
-// fakeFirewall holds a ruleset like the kernel would: applies replace it
-// whole or fail whole, and a generation moves on every write.
-type fakeFirewall struct {
-	mu      sync.Mutex
-	rs      *nft.Ruleset
-	gen     uint32
-	applies int
-	failing error
-	// drift edits what Inspect renders, as a change behind edgefw's
-	// back would; inspected and known are what Inspect was last asked.
-	drift     func(text string) string
-	inspected *nft.Ruleset
-	known     []*nft.Ruleset
-	// changes carries what notify sends to the daemon's subscription;
-	// unwatchable makes Changes fail, as when notifications cannot be
-	// followed.
-	changes     chan nft.TableChange
-	unwatchable bool
-}
-
-func (f *fakeFirewall) Apply(rs *nft.Ruleset) (nft.Result, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failing != nil {
-		return nft.Result{}, f.failing
-	}
-	if f.rs != nil && f.rs.String() == rs.String() {
-		return nft.Result{}, nil
-	}
-	f.rs, f.gen, f.applies = rs, f.gen+1, f.applies+1
-	return nft.Result{Messages: 1, Changes: []string{"replace"}}, nil
-}
-
-func (f *fakeFirewall) Equal(rs *nft.Ruleset) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.rs != nil && f.rs.String() == rs.String(), nil
-}
-
-func (f *fakeFirewall) Counters() (map[string]nft.Counter, error) {
-	return map[string]nft.Counter{}, nil
-}
-func (f *fakeFirewall) Generation() (uint32, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.gen, nil
-}
-func (f *fakeFirewall) OtherHooked() ([]nft.HookedTable, error) { return nil, nil }
-
-// Changes reports what notify sends, until ctx ends.
-func (f *fakeFirewall) Changes(ctx context.Context) (<-chan nft.TableChange, error) {
-	if f.unwatchable {
-		return nil, errors.New("fake firewall: no notifications")
-	}
-	in := f.changeStream()
-	out := make(chan nft.TableChange)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case c := <-in:
-				select {
-				case out <- c:
-				case <-ctx.Done():
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-// notify tells the daemon's subscription of a change, as nftables would.
-func (f *fakeFirewall) notify(c nft.TableChange) { f.changeStream() <- c }
-
-func (f *fakeFirewall) changeStream() chan nft.TableChange {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.changes == nil {
-		f.changes = make(chan nft.TableChange)
-	}
-	return f.changes
-}
-func (f *fakeFirewall) Delete() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rs, f.gen = nil, f.gen+1
-	return nil
-}
-
-// flush simulates `nft flush ruleset` by someone else.
-func (f *fakeFirewall) flush() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rs, f.gen = nil, f.gen+1
-}
-
-func (f *fakeFirewall) text() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.rs == nil {
-		return ""
-	}
-	return f.rs.String()
-}
 
 const policyA = `version: 1
 rules:
@@ -143,17 +36,78 @@ rules:
     action: accept
 `
 
+// harness runs daemons on a fake kernel (nft/nfttest) through a real
+// nft.Applier: what a daemon writes is planned, committed and refused as
+// on the kernel, and drift comes through the fake's helpers.
 type harness struct {
 	dir, policy, state string
-	fw                 *fakeFirewall
+	kernel             *nfttest.Kernel
+	fw                 *nft.Applier
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{dir: dir, policy: filepath.Join(dir, "policy.yaml"), state: filepath.Join(dir, "state"), fw: &fakeFirewall{}}
+	k := nfttest.New()
+	h := &harness{dir: dir, policy: filepath.Join(dir, "policy.yaml"), state: filepath.Join(dir, "state"),
+		kernel: k, fw: nft.NewApplier(nft.WithKernel(k))}
 	h.write(t, policyA)
 	return h
+}
+
+// holds reports whether the kernel holds exactly the ruleset of a policy,
+// as an Applier that knows nothing else reads it.
+func (h *harness) holds(t *testing.T, doc string) bool {
+	t.Helper()
+	p, err := policy.Parse("holds.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := nft.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq, err := nft.NewApplier(nft.WithKernel(h.kernel)).Equal(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eq
+}
+
+// text renders what the kernel holds, knowing the rules of d's running
+// ruleset: that ruleset's text when the kernel holds exactly it.
+func (h *harness) text(t *testing.T, d *Daemon) string {
+	t.Helper()
+	var known []*nft.Ruleset
+	d.mu.Lock()
+	if d.cur != nil {
+		known = append(known, d.cur.rs)
+	}
+	d.mu.Unlock()
+	in, err := nft.NewApplier(nft.WithKernel(h.kernel)).Inspect(nil, known...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Text
+}
+
+// generation is the kernel's ruleset generation: it moves on every
+// commit, so an unmoved one means nothing was written.
+func (h *harness) generation(t *testing.T) uint32 {
+	t.Helper()
+	g, err := h.kernel.Generation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// flush empties the kernel, as `nft flush ruleset` or a reboot does.
+func (h *harness) flush(t *testing.T) {
+	t.Helper()
+	if err := h.kernel.DeleteTable(); err != nil && !errors.Is(err, syscall.ENOENT) {
+		t.Fatal(err)
+	}
 }
 
 func (h *harness) write(t *testing.T, content string) {
@@ -195,21 +149,21 @@ func TestStartInstallsPolicyAndIsReady(t *testing.T) {
 	if err := d.Ready(); err != nil {
 		t.Fatalf("not ready: %v", err)
 	}
-	if !strings.Contains(h.fw.text(), `counter name "web" accept`) {
-		t.Fatalf("policy not in the firewall:\n%s", h.fw.text())
+	if !h.holds(t, policyA) {
+		t.Fatalf("policy not in the firewall: %+v", h.kernel.Snapshot())
 	}
 }
 
 func TestBrokenReloadKeepsRuleset(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	before := h.fw.text()
+	before := h.generation(t)
 	h.write(t, "version: 1\nrules:\n  - name: Bad_Name\n    direction: input\n    action: accept\n")
 	resp := d.Reload(context.Background(), "test")
 	if resp.OK || !strings.Contains(resp.Error, "policy.yaml:3:") {
 		t.Fatalf("reload of a broken policy: ok=%v error=%q; want a positioned error", resp.OK, resp.Error)
 	}
-	if h.fw.text() != before {
+	if h.generation(t) != before || !h.holds(t, policyA) {
 		t.Fatal("a rejected policy changed the firewall")
 	}
 	if err := d.Ready(); err == nil {
@@ -224,15 +178,13 @@ func TestBrokenReloadKeepsRuleset(t *testing.T) {
 func TestFirewallErrorKeepsRunningPolicy(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	before := h.fw.text()
-	h.fw.mu.Lock()
-	h.fw.failing = errors.New("kernel says no")
-	h.fw.mu.Unlock()
+	before := h.generation(t)
+	h.kernel.FailCommits(errors.New("kernel says no"))
 	h.write(t, policyB)
 	if resp := d.Reload(context.Background(), "test"); resp.OK {
 		t.Fatal("reload succeeded although the firewall failed")
 	}
-	if h.fw.text() != before || !strings.Contains(d.RulesetText(), `"web"`) || strings.Contains(d.RulesetText(), "metrics") {
+	if h.generation(t) != before || !h.holds(t, policyA) || !strings.Contains(d.RulesetText(), `"web"`) || strings.Contains(d.RulesetText(), "metrics") {
 		t.Fatal("the running policy changed although the apply failed")
 	}
 }
@@ -263,15 +215,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestUnconfirmedApplyRollsBack(t *testing.T) {
 	h := newHarness(t)
 	d := h.run(t)
-	before := h.fw.text()
 	resp := d.send(context.Background(), event{kind: "apply", apply: applyReq(t, policyB, 100*time.Millisecond)})
 	if !resp.OK || resp.Pending == nil {
 		t.Fatalf("apply: %+v", resp)
 	}
-	if !strings.Contains(h.fw.text(), `"metrics"`) {
+	if !h.holds(t, policyB) {
 		t.Fatal("applied policy not in force")
 	}
-	waitFor(t, "rollback", func() bool { return h.fw.text() == before })
+	waitFor(t, "rollback", func() bool { return h.holds(t, policyA) })
 	waitFor(t, "pending state removed", func() bool {
 		_, err := os.Stat(filepath.Join(h.state, pendingFile))
 		return os.IsNotExist(err) && d.Status(context.Background()).Pending == nil
@@ -286,7 +237,7 @@ func TestConfirmedApplyStays(t *testing.T) {
 		t.Fatalf("confirm: %+v", resp)
 	}
 	time.Sleep(400 * time.Millisecond)
-	if !strings.Contains(h.fw.text(), `"metrics"`) {
+	if !h.holds(t, policyB) {
 		t.Fatal("confirmed policy was rolled back")
 	}
 	if resp := d.send(context.Background(), event{kind: "confirm"}); resp.OK {
@@ -301,20 +252,19 @@ func TestRestartWithArmedTimerRollsBack(t *testing.T) {
 	if err := d1.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := h.fw.text()
 	if resp := d1.applyRequest(ctx, applyReq(t, policyB, time.Hour), nil); !resp.OK {
 		t.Fatalf("apply: %+v", resp)
 	}
 	d1.stopPendingTimer() // the process "crashes": its timer dies with it
-	if h.fw.text() == before {
+	if !h.holds(t, policyB) {
 		t.Fatal("apply did not change the firewall")
 	}
 	d2 := h.daemon(t)
 	if err := d2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h.fw.text() != before {
-		t.Fatalf("restart left the unconfirmed policy in force:\n%s", h.fw.text())
+	if !h.holds(t, policyA) {
+		t.Fatalf("restart left the unconfirmed policy in force: %+v", h.kernel.Snapshot())
 	}
 	if d2.Status(ctx).Pending != nil {
 		t.Fatal("pending confirmation survived the restart")
@@ -328,14 +278,13 @@ func TestDriftIsRepaired(t *testing.T) {
 	if err := d.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := h.fw.text()
 	d.checkDrift(false)
 	if d.Status(ctx).DriftRepairs != 0 {
 		t.Fatal("repair without drift")
 	}
-	h.fw.flush()
+	h.flush(t)
 	d.checkDrift(false)
-	if h.fw.text() != want || d.Status(ctx).DriftRepairs != 1 {
+	if !h.holds(t, policyA) || d.Status(ctx).DriftRepairs != 1 {
 		t.Fatalf("drift not repaired: repairs=%d", d.Status(ctx).DriftRepairs)
 	}
 }
@@ -347,14 +296,13 @@ func TestBootUsesLastGoodWhenPolicyBroken(t *testing.T) {
 	if err := d1.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	good := h.fw.text()
-	h.fw.flush() // a reboot empties the kernel
+	h.flush(t) // a reboot empties the kernel
 	h.write(t, "version: 2\n")
 	d2 := h.daemon(t)
 	if err := d2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h.fw.text() != good {
+	if !h.holds(t, policyA) {
 		t.Fatal("boot did not install the last good ruleset")
 	}
 	if st := d2.Status(ctx); st.LastApply == nil || st.LastApply.OK {
@@ -369,9 +317,9 @@ func TestNoStateAndBrokenPolicyInstallsSafeRuleset(t *testing.T) {
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	text := h.fw.text()
-	if !strings.Contains(text, `tcp dport 22 counter name "edgefw-failsafe" accept`) || !strings.Contains(text, "policy drop") {
-		t.Fatalf("safe ruleset missing failsafe or default drop:\n%s", text)
+	// The empty policy: the defaults (input drop) and the tcp/22 failsafe.
+	if !h.holds(t, "version: 1\n") {
+		t.Fatalf("safe ruleset missing failsafe or default drop: %+v", h.kernel.Snapshot())
 	}
 }
 
@@ -382,7 +330,6 @@ func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 	if err := d1.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fromFile := h.fw.text()
 	if resp := d1.remove(); !resp.OK {
 		t.Fatalf("remove: %+v", resp)
 	}
@@ -394,8 +341,8 @@ func TestRestartWithArmedTimerAndNothingBeforeLoadsPolicyFile(t *testing.T) {
 	if err := d2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h.fw.text() != fromFile {
-		t.Fatalf("restart kept the unconfirmed policy instead of the policy file:\n%s", h.fw.text())
+	if !h.holds(t, policyA) {
+		t.Fatalf("restart kept the unconfirmed policy instead of the policy file: %+v", h.kernel.Snapshot())
 	}
 }
 
@@ -423,7 +370,6 @@ func TestTunnelFailureStillArmsRollback(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.loop(ctx) }()
 	defer func() { cancel(); <-done }()
-	before := h.fw.text()
 	resp := d.send(ctx, event{kind: "apply", apply: applyReq(t, policyB, 150*time.Millisecond)})
 	if resp.OK || !strings.Contains(resp.Error, "tunnels failed") {
 		t.Fatalf("apply with failing tunnels: %+v", resp)
@@ -431,7 +377,7 @@ func TestTunnelFailureStillArmsRollback(t *testing.T) {
 	if resp.Pending == nil {
 		t.Fatal("the firewall changed but no rollback was armed")
 	}
-	waitFor(t, "rollback", func() bool { return h.fw.text() == before })
+	waitFor(t, "rollback", func() bool { return h.holds(t, policyA) })
 }
 
 func TestPendingWithoutPreviousIsCleared(t *testing.T) {

@@ -4,52 +4,89 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
 )
 
 // webRule is how policyA's rule renders.
 const webRule = "\t\ttcp dport 443 counter name \"web\" accept\n"
 
-// deleteWebRule is drift for the fake kernel: someone deleted web's rule.
-func deleteWebRule(text string) string { return strings.Replace(text, webRule, "", 1) }
+// deleteWebRule deletes web's rule behind the daemon's back, and returns
+// how the table then renders.
+func deleteWebRule(t *testing.T, h *harness) string {
+	t.Helper()
+	for _, r := range h.kernel.Snapshot().Chains["input"].Rules {
+		if slices.Contains(r.Counters, "web") {
+			if err := h.kernel.DeleteRule("input", r.Handle); err != nil {
+				t.Fatal(err)
+			}
+			return strings.Replace(compileDoc(t, policyA).String(), webRule, "", 1)
+		}
+	}
+	t.Fatal("no rule counts into web")
+	return ""
+}
+
+// started starts a daemon without its loop, which would repair the drift
+// a diff must show: a diff does not go through the loop.
+func (h *harness) started(t *testing.T) *Daemon {
+	t.Helper()
+	d := h.daemon(t)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func compileDoc(t *testing.T, doc string) *nft.Ruleset {
+	t.Helper()
+	p, err := policy.Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := nft.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
 
 // TestDiffReadsTheKernel checks that a diff reports what the kernel holds,
 // drift included, rather than the daemon's model, and what applying the
 // policy would write; and that it changes nothing.
 func TestDiffReadsTheKernel(t *testing.T) {
 	h := newHarness(t)
-	d := h.run(t)
-	running := h.fw.text()
-	h.fw.setDrift(deleteWebRule)
+	d := h.started(t)
+	running := compileDoc(t, policyA).String()
+	drifted := deleteWebRule(t, h)
+	gen := h.generation(t)
 
 	req := applyReq(t, policyA, 0)
 	got, err := d.Diff(&DiffRequest{req.PolicyRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Diff{Kernel: deleteWebRule(running), Changes: []string{"replace"}, Messages: 1}
+	want := &Diff{Kernel: drifted, Changes: []string{`add rule "web" in chain input`}, Messages: 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("diff of the running policy after drift (-want +got):\n%s", diff)
 	}
 	if d.RulesetText() != running {
 		t.Errorf("the daemon's model changed:\n%s", d.RulesetText())
 	}
-
-	// The firewall was asked about the policy's ruleset, knowing the
-	// running one, whose rules the kernel holds.
-	h.fw.mu.Lock()
-	asked, known := h.fw.inspected, h.fw.known
-	h.fw.mu.Unlock()
-	if asked.String() != running || len(known) != 1 || known[0].String() != running {
-		t.Errorf("Inspect(%q, %d known): want the policy's ruleset and the running one", asked, len(known))
+	if g := h.generation(t); g != gen {
+		t.Errorf("a diff wrote to the firewall (generation %d, was %d)", g, gen)
 	}
 
-	h.fw.setDrift(nil)
+	if _, err := h.fw.Apply(compileDoc(t, policyA)); err != nil {
+		t.Fatal(err)
+	}
+	gen = h.generation(t)
 	req = applyReq(t, policyB, 0)
 	got, err = d.Diff(&DiffRequest{req.PolicyRequest})
 	if err != nil {
@@ -58,8 +95,20 @@ func TestDiffReadsTheKernel(t *testing.T) {
 	if got.Kernel != running || len(got.Changes) == 0 {
 		t.Errorf("diff of another policy: kernel %q, changes %q; want the running ruleset and changes", got.Kernel, got.Changes)
 	}
-	if h.fw.text() != running || h.fw.applies != 1 {
-		t.Errorf("a diff wrote to the firewall (%d applies):\n%s", h.fw.applies, h.fw.text())
+
+	// The firewall is asked knowing the running ruleset, whose rules the
+	// kernel holds: a policy without web still shows web's rule as text,
+	// not as a rule of another ruleset.
+	req = applyReq(t, strings.Replace(policyA, "name: web", "name: www", 1), 0)
+	got, err = d.Diff(&DiffRequest{req.PolicyRequest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got.Kernel, webRule) || strings.Contains(got.Kernel, "# rule handle") {
+		t.Errorf("diff of a policy without web shows the kernel as\n%s\nwant web's rule as text:\n%s", got.Kernel, webRule)
+	}
+	if g := h.generation(t); g != gen || !h.holds(t, policyA) {
+		t.Errorf("a diff wrote to the firewall (generation %d, was %d)", g, gen)
 	}
 }
 
@@ -83,19 +132,18 @@ func TestDiffRefusesInvalidPolicy(t *testing.T) {
 // answer, an invalid policy (422) and a kernel that cannot be read (500).
 func TestControlDiff(t *testing.T) {
 	h := newHarness(t)
-	d := h.run(t)
+	d := h.started(t)
 	sock := serveControl(t, d)
 	c := NewClient(sock)
 	ctx := context.Background()
-	running := h.fw.text()
-	h.fw.setDrift(deleteWebRule)
+	drifted := deleteWebRule(t, h)
 
 	req := applyReq(t, policyA, 0)
 	got, err := c.Diff(ctx, DiffRequest{req.PolicyRequest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (&Diff{Kernel: deleteWebRule(running), Changes: []string{"replace"}, Messages: 1}); !cmp.Equal(want, got) {
+	if want := (&Diff{Kernel: drifted, Changes: []string{`add rule "web" in chain input`}, Messages: 1}); !cmp.Equal(want, got) {
 		t.Errorf("Diff = %+v, want %+v", got, want)
 	}
 
@@ -105,42 +153,9 @@ func TestControlDiff(t *testing.T) {
 		t.Errorf("diff of an invalid policy: %v; want 422 naming the bad rule at its line", err)
 	}
 
-	h.fw.mu.Lock()
-	h.fw.failing = errors.New("kernel says no")
-	h.fw.mu.Unlock()
+	h.kernel.FailReads(errors.New("kernel says no"))
 	_, err = c.Diff(ctx, DiffRequest{req.PolicyRequest})
 	if apiErr, ok := errors.AsType[*APIError](err); !ok || apiErr.StatusCode != http.StatusInternalServerError || !strings.Contains(apiErr.Message, "kernel says no") {
 		t.Errorf("diff with an unreadable kernel: %v; want 500 with the kernel's error", err)
 	}
-}
-
-// setDrift makes the fake kernel differ from what was applied, as a change
-// behind edgefw's back would; nil undoes it.
-func (f *fakeFirewall) setDrift(edit func(text string) string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.drift = edit
-}
-
-// Inspect renders the fake kernel: the last applied ruleset, edited by
-// the drift, and plans a whole replacement when rs differs from it.
-func (f *fakeFirewall) Inspect(rs *nft.Ruleset, known ...*nft.Ruleset) (nft.Inspection, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failing != nil {
-		return nft.Inspection{}, f.failing
-	}
-	f.inspected, f.known = rs, known
-	var text string
-	if f.rs != nil {
-		text = f.rs.String()
-	}
-	if f.drift != nil {
-		text = f.drift(text)
-	}
-	in := nft.Inspection{Text: text}
-	if text != rs.String() {
-		in.Plan = nft.Result{Messages: 1, Changes: []string{"replace"}}
-	}
-	return in, nil
 }

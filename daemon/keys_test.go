@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -103,7 +104,7 @@ func TestBadKeyFileRejectsPolicyWhole(t *testing.T) {
 			}
 			ctx := context.Background()
 			runLoop(t, d)
-			before, applies, tunnelApplies := h.fw.text(), h.fw.applies, tunnels.applies()
+			before, tunnelApplies := h.generation(t), tunnels.applies()
 
 			var resp ApplyResponse
 			file := h.policy
@@ -122,8 +123,8 @@ func TestBadKeyFileRejectsPolicyWhole(t *testing.T) {
 			if resp.OK || resp.Error != want {
 				t.Errorf("response ok=%v error\n%s\nwant\n%s", resp.OK, resp.Error, want)
 			}
-			if h.fw.text() != before || h.fw.applies != applies {
-				t.Errorf("a policy with a bad key file changed the firewall:\n%s", h.fw.text())
+			if h.generation(t) != before || !h.holds(t, policyA) {
+				t.Errorf("a policy with a bad key file changed the firewall: %+v", h.kernel.Snapshot())
 			}
 			if n := tunnels.applies(); n != tunnelApplies {
 				t.Errorf("a policy with a bad key file reached the tunnels (%d applies, want %d)", n, tunnelApplies)
@@ -167,11 +168,11 @@ func TestBootRestoresLastGoodDespiteKeyFile(t *testing.T) {
 	if err := d1.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	good := h.fw.text()
+	good := h.kernel.Snapshot()
 	if err := os.Chmod(filepath.Join(h.dir, "gw.psk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.fw.flush() // a reboot empties the kernel
+	h.flush(t) // a reboot empties the kernel
 
 	tunnels := &recordingTunnels{}
 	d2, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Tunnels: tunnels})
@@ -181,8 +182,8 @@ func TestBootRestoresLastGoodDespiteKeyFile(t *testing.T) {
 	if err := d2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h.fw.text() != good {
-		t.Fatalf("boot did not install the last good ruleset:\n%s", h.fw.text())
+	if got := h.kernel.Snapshot(); !reflect.DeepEqual(got, good) {
+		t.Fatalf("boot did not install the last good ruleset: %+v, want %+v", got, good)
 	}
 	if tunnels.applies() != 1 {
 		t.Errorf("tunnels applied %d times, want once (the last good policy's)", tunnels.applies())

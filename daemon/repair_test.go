@@ -55,9 +55,9 @@ func (r *logRecorder) atLeast(level slog.Level) int {
 }
 
 // countingFirewall counts the comparisons and applies the daemon asks of
-// a fakeFirewall, failed ones included.
+// its firewall, failed ones included.
 type countingFirewall struct {
-	*fakeFirewall
+	Firewall
 	mu             sync.Mutex
 	equals, writes int
 }
@@ -66,14 +66,14 @@ func (c *countingFirewall) Equal(rs *nft.Ruleset) (bool, error) {
 	c.mu.Lock()
 	c.equals++
 	c.mu.Unlock()
-	return c.fakeFirewall.Equal(rs)
+	return c.Firewall.Equal(rs)
 }
 
 func (c *countingFirewall) Apply(rs *nft.Ruleset) (nft.Result, error) {
 	c.mu.Lock()
 	c.writes++
 	c.mu.Unlock()
-	return c.fakeFirewall.Apply(rs)
+	return c.Firewall.Apply(rs)
 }
 
 func (c *countingFirewall) counts() (equals, writes int) {
@@ -82,19 +82,13 @@ func (c *countingFirewall) counts() (equals, writes int) {
 	return c.equals, c.writes
 }
 
-func (f *fakeFirewall) setFailing(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failing = err
-}
-
 // runCountedLoop starts a daemon and its loop, with the real clock, on a
 // fake firewall that counts what it is asked, a drift tick of 5 ms, and a
 // log that keeps every record. The loop stops when the test ends.
 func runCountedLoop(t *testing.T) (*harness, *countingFirewall, *logRecorder, *Daemon) {
 	t.Helper()
 	h := newHarness(t)
-	fw := &countingFirewall{fakeFirewall: h.fw}
+	fw := &countingFirewall{Firewall: h.fw}
 	logs := &logRecorder{}
 	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: fw, Logger: slog.New(logs),
 		DriftInterval: 5 * time.Millisecond})
@@ -120,19 +114,18 @@ func runCountedLoop(t *testing.T) (*harness, *countingFirewall, *logRecorder, *D
 // and the table is restored when the flood stops.
 func TestDriftFloodRepairsAreBounded(t *testing.T) {
 	h, fw, logs, d := runCountedLoop(t)
-	want := h.fw.text()
 	equals0, writes0 := fw.counts()
 
 	start := time.Now()
 	flushes := 0
 	for time.Since(start) < time.Second {
-		h.fw.flush()
+		h.flush(t)
 		d.askDriftCheck()
 		flushes++
 		time.Sleep(time.Millisecond)
 	}
 	flood := time.Since(start)
-	waitFor(t, "the table to be restored after the flood", func() bool { return h.fw.text() == want })
+	waitFor(t, "the table to be restored after the flood", func() bool { return h.holds(t, policyA) })
 
 	equals, writes := fw.counts()
 	equals, writes = equals-equals0, writes-writes0
@@ -157,11 +150,10 @@ func TestDriftFloodRepairsAreBounded(t *testing.T) {
 // failure once, and repairs as soon as writes work again.
 func TestFailingRepairBacksOff(t *testing.T) {
 	h, fw, logs, d := runCountedLoop(t)
-	want := h.fw.text()
 	_, writes0 := fw.counts()
 
-	h.fw.setFailing(errors.New("kernel says no"))
-	h.fw.flush()
+	h.kernel.FailCommits(errors.New("kernel says no"))
+	h.flush(t)
 	d.askDriftCheck()
 	waitFor(t, "a first repair attempt", func() bool { _, w := fw.counts(); return w > writes0 })
 	const watch = 2500 * time.Millisecond
@@ -178,8 +170,8 @@ func TestFailingRepairBacksOff(t *testing.T) {
 		t.Errorf("%d warnings and errors for one failing repair, want 1: %q", n, burstFailingLog)
 	}
 
-	h.fw.setFailing(nil)
-	waitFor(t, "the table to be restored once writes work", func() bool { return h.fw.text() == want })
+	h.kernel.FailCommits(nil)
+	waitFor(t, "the table to be restored once writes work", func() bool { return h.holds(t, policyA) })
 	if d.Status(context.Background()).DriftRepairs != 1 {
 		t.Errorf("driftRepairs = %d, want 1", d.Status(context.Background()).DriftRepairs)
 	}

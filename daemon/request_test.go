@@ -77,8 +77,8 @@ func TestApplyRequestFiles(t *testing.T) {
 		t.Fatalf("apply: %+v", resp)
 	}
 	for _, want := range []string{`counter name "web" accept`, `counter name "drop-block" drop`, "192.0.2.0/24"} {
-		if !strings.Contains(h.fw.text(), want) {
-			t.Errorf("the firewall lacks %q:\n%s", want, h.fw.text())
+		if text := h.text(t, d); !strings.Contains(text, want) {
+			t.Errorf("the firewall lacks %q:\n%s", want, text)
 		}
 	}
 	dir := filepath.Dir(req.Path)
@@ -157,14 +157,14 @@ func TestApplyRequestRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			d := h.run(t)
-			before := h.fw.text()
+			before := h.generation(t)
 			req := &ApplyRequest{PolicyRequest: tc.req(t)}
 			resp := d.send(context.Background(), event{kind: "apply", apply: req})
 			want := strings.NewReplacer("MAIN", req.Path, "DIR", filepath.Dir(req.Path)).Replace(tc.want)
 			if resp.OK || resp.Error != want {
 				t.Errorf("apply: ok %v, error:\n%s\nwant:\n%s", resp.OK, resp.Error, want)
 			}
-			if h.fw.text() != before {
+			if h.generation(t) != before {
 				t.Error("a refused policy reached the firewall")
 			}
 		})
@@ -200,8 +200,8 @@ func TestApplyParsedPolicyOfOlderEdgefwctl(t *testing.T) {
 	if !resp.OK || resp.Message != want {
 		t.Errorf("apply: ok %v, message %q; want %q", resp.OK, resp.Message, want)
 	}
-	if !strings.Contains(h.fw.text(), `counter name "metrics" accept`) {
-		t.Errorf("the parsed policy is not in force:\n%s", h.fw.text())
+	if text := h.text(t, d); !strings.Contains(text, `counter name "metrics" accept`) {
+		t.Errorf("the parsed policy is not in force:\n%s", text)
 	}
 }
 
@@ -247,7 +247,7 @@ func TestBootInstallsSavedPolicyAsSaved(t *testing.T) {
 	if err != nil || saved == nil {
 		t.Fatalf("no last good policy: %v", err)
 	}
-	h.fw.flush() // a reboot empties the kernel
+	h.flush(t) // a reboot empties the kernel
 	h.write(t, "version: 2\n")
 	d := h.daemon(t)
 	if err := d.Start(context.Background()); err != nil {
@@ -261,7 +261,7 @@ func TestBootInstallsSavedPolicyAsSaved(t *testing.T) {
 	if err := saveLastGood(h.state, saved); err != nil {
 		t.Fatal(err)
 	}
-	h.fw.flush()
+	h.flush(t)
 	var logs bytes.Buffer
 	d, err = New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -274,7 +274,7 @@ func TestBootInstallsSavedPolicyAsSaved(t *testing.T) {
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("the log lacks %s:\n%s", want, logs.String())
 	}
-	if !strings.Contains(h.fw.text(), `"edgefw-failsafe"`) || strings.Contains(h.fw.text(), "Bad_Name") {
-		t.Errorf("want the safe ruleset, not the altered policy:\n%s", h.fw.text())
+	if text := h.text(t, d); !strings.Contains(text, `"edgefw-failsafe"`) || strings.Contains(text, "Bad_Name") {
+		t.Errorf("want the safe ruleset, not the altered policy:\n%s", text)
 	}
 }

@@ -631,18 +631,8 @@ func TestForeignChainsRepaired(t *testing.T) {
 
 // applyFull sends the full replacement that Apply falls back to.
 func applyFull(fw *Applier, rs *Ruleset) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	ks, err := fw.read()
-	if err != nil {
-		return err
-	}
-	b, _, err := plan(ks, rs, true)
-	if err != nil {
-		return err
-	}
-	fw.known = nil
-	return b.send(fw.netns)
+	_, err := ApplyFull(fw, rs)
+	return err
 }
 
 // tableBlocks lists table inet edgefw as its counters, sets and chains,

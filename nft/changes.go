@@ -49,7 +49,13 @@ const resubscribeDelay = time.Second
 // its own, so that it reads on whatever the Applier does. Should its
 // socket fail, it subscribes again and reports a loss.
 func (a *Applier) Changes(ctx context.Context) (<-chan TableChange, error) {
-	return followChanges(ctx, func() (*tableWatch, error) { return openWatch(a.netns, a.Generation) }, resubscribeDelay)
+	return a.kernel.Changes(ctx)
+}
+
+// Changes follows nftables notifications in the kernel's namespace: see
+// Kernel.Changes.
+func (k *netlinkKernel) Changes(ctx context.Context) (<-chan TableChange, error) {
+	return followChanges(ctx, func() (*tableWatch, error) { return openWatch(k.netns, k.Generation) }, resubscribeDelay)
 }
 
 // followChanges runs the watches that open returns, one after the other,

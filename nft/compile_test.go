@@ -76,7 +76,7 @@ func TestEncoderFailsClosed(t *testing.T) {
 	} {
 		rs := valid()
 		mutate(rs)
-		if _, _, err := plan(&kernelState{}, rs, false); err == nil || !strings.Contains(err.Error(), "invalid ruleset") {
+		if _, err := plan(&TableState{}, rs, false); err == nil || !strings.Contains(err.Error(), "invalid ruleset") {
 			t.Errorf("%s: plan = %v, want an invalid ruleset error", name, err)
 		}
 	}

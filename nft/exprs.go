@@ -69,27 +69,32 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 	if err := r.checkVerdict(); err != nil {
 		return nil, err
 	}
+	return append(out, r.verdictExprs()...), nil
+}
+
+// verdictExprs is the rule's jump or verdict; none for a rule that exists
+// for its statement.
+func (r *Rule) verdictExprs() []expr.Any {
 	if r.Jump != "" {
-		return append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Jump}), nil
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: r.Jump}}
 	}
 	switch r.Verdict {
 	case policy.Accept:
-		out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 	case policy.Drop:
-		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	case policy.Reject:
 		switch r.reject() {
 		case rejectTCPReset:
-			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+			return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
 		case rejectICMP:
-			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable})
+			return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable}}
 		case rejectICMPv6:
-			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpv6PortUnreachable})
-		default:
-			out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+			return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpv6PortUnreachable}}
 		}
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}}
 	}
-	return out, nil
+	return nil
 }
 
 // checkVerdict refuses a rule without a known verdict. Only a rule that
@@ -176,35 +181,7 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 	case NFProtoMatch:
 		return nfproto(m.V6), nil
 	case L4Match:
-		out := []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}}
-		if len(m.Protos) == 1 {
-			out = append(out, cmpEq([]byte{protoNumber(m.Protos[0])}))
-		} else {
-			var elems []nftables.SetElement
-			for _, p := range m.Protos {
-				elems = append(elems, nftables.SetElement{Key: []byte{protoNumber(p)}})
-			}
-			l, err := b.anon(nftables.TypeInetProto, false, elems)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, l)
-		}
-		if len(m.Ports) == 0 {
-			return out, nil
-		}
-		out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
-		if len(m.Ports) == 1 && m.Ports[0].From == m.Ports[0].To {
-			return append(out, cmpEq(be16(m.Ports[0].From))), nil
-		}
-		if len(m.Ports) == 1 {
-			return append(out, &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(m.Ports[0].From), ToData: be16(m.Ports[0].To)}), nil
-		}
-		l, err := b.anon(nftables.TypeInetService, true, portElements(m.Ports))
-		if err != nil {
-			return nil, err
-		}
-		return append(out, l), nil
+		return b.l4Exprs(m)
 	case IfaceMatch:
 		key := expr.MetaKeyIIFNAME
 		if m.Out {
@@ -212,83 +189,13 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 		}
 		return []expr.Any{&expr.Meta{Key: key, Register: 1}, cmpEq(ifnameBytes(m.Name))}, nil
 	case AddrMatch:
-		out := nfproto(m.V6)
-		off, size := uint32(12), uint32(4)
-		if m.V6 {
-			off, size = 8, 16
-		}
-		if m.Dst {
-			off += size
-		}
-		out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
-		if m.Set != "" {
-			return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.Set}), nil
-		}
-		if len(m.Ranges) == 1 {
-			// One range is a comparison, not a set, as nft compiles it.
-			return append(out, rangeExprs(m.Ranges[0], size)...), nil
-		}
-		key := nftables.TypeIPAddr
-		if m.V6 {
-			key = nftables.TypeIP6Addr
-		}
-		l, err := b.anon(key, true, addrElements(m.Ranges))
-		if err != nil {
-			return nil, err
-		}
-		return append(out, l), nil
+		return b.addrExprs(m)
 	case ICMPTypeMatch:
-		proto, key := byte(unix.IPPROTO_ICMP), nftables.TypeICMPType
-		if m.V6 {
-			proto, key = unix.IPPROTO_ICMPV6, nftables.TypeICMP6Type
-		}
-		var elems []nftables.SetElement
-		for _, ty := range m.Types {
-			elems = append(elems, nftables.SetElement{Key: []byte{ty}})
-		}
-		l, err := b.anon(key, false, elems)
-		if err != nil {
-			return nil, err
-		}
-		// nft guards icmp with the family too: protocol 1 in an IPv6
-		// packet is not ICMP.
-		return append(nfproto(m.V6),
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq([]byte{proto}),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			l,
-		), nil
+		return b.icmpTypeExprs(m)
 	case CtStateMatch:
-		var bits uint32
-		for _, st := range m.States {
-			bit, ok := ctStateBits[st]
-			if !ok {
-				return nil, fmt.Errorf("unknown ct state %q", st)
-			}
-			bits |= bit
-		}
-		return []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, bits), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		}, nil
+		return ctStateExprs(m)
 	case MeterMatch:
-		off, size := uint32(12), uint32(4)
-		if m.V6 {
-			off, size = 8, 16
-		}
-		out := append(nfproto(m.V6), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
-		if m.Limit == nil {
-			// add: a source's connections are counted from its first one.
-			return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_ADD,
-				Exprs: []expr.Any{&expr.Connlimit{Count: m.ConnMax, Flags: expr.NFT_CONNLIMIT_F_INV}}}), nil
-		}
-		unit, err := limitUnit(m.Limit.Per)
-		if err != nil {
-			return nil, err
-		}
-		// update: every packet refreshes the source's timeout.
-		return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_UPDATE,
-			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: m.Limit.Rate, Over: m.Limit.Over, Unit: unit, Burst: m.Limit.Burst}}}), nil
+		return meterExprs(m)
 	case ConnCountMatch:
 		return []expr.Any{&expr.Connlimit{Count: m.Max, Flags: expr.NFT_CONNLIMIT_F_INV}}, nil
 	case TCPSynMatch:
@@ -300,6 +207,124 @@ func (b *exprBuilder) matchExprs(m Match) ([]expr.Any, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown match %T", m)
+}
+
+func (b *exprBuilder) l4Exprs(m L4Match) ([]expr.Any, error) {
+	out := []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}}
+	if len(m.Protos) == 1 {
+		out = append(out, cmpEq([]byte{protoNumber(m.Protos[0])}))
+	} else {
+		var elems []nftables.SetElement
+		for _, p := range m.Protos {
+			elems = append(elems, nftables.SetElement{Key: []byte{protoNumber(p)}})
+		}
+		l, err := b.anon(nftables.TypeInetProto, false, elems)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if len(m.Ports) == 0 {
+		return out, nil
+	}
+	out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	if len(m.Ports) == 1 && m.Ports[0].From == m.Ports[0].To {
+		return append(out, cmpEq(be16(m.Ports[0].From))), nil
+	}
+	if len(m.Ports) == 1 {
+		return append(out, &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(m.Ports[0].From), ToData: be16(m.Ports[0].To)}), nil
+	}
+	l, err := b.anon(nftables.TypeInetService, true, portElements(m.Ports))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, l), nil
+}
+
+func (b *exprBuilder) addrExprs(m AddrMatch) ([]expr.Any, error) {
+	out := nfproto(m.V6)
+	off, size := uint32(12), uint32(4)
+	if m.V6 {
+		off, size = 8, 16
+	}
+	if m.Dst {
+		off += size
+	}
+	out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+	if m.Set != "" {
+		return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.Set}), nil
+	}
+	if len(m.Ranges) == 1 {
+		// One range is a comparison, not a set, as nft compiles it.
+		return append(out, rangeExprs(m.Ranges[0], size)...), nil
+	}
+	key := nftables.TypeIPAddr
+	if m.V6 {
+		key = nftables.TypeIP6Addr
+	}
+	l, err := b.anon(key, true, addrElements(m.Ranges))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, l), nil
+}
+
+func (b *exprBuilder) icmpTypeExprs(m ICMPTypeMatch) ([]expr.Any, error) {
+	proto, key := byte(unix.IPPROTO_ICMP), nftables.TypeICMPType
+	if m.V6 {
+		proto, key = unix.IPPROTO_ICMPV6, nftables.TypeICMP6Type
+	}
+	var elems []nftables.SetElement
+	for _, ty := range m.Types {
+		elems = append(elems, nftables.SetElement{Key: []byte{ty}})
+	}
+	l, err := b.anon(key, false, elems)
+	if err != nil {
+		return nil, err
+	}
+	// nft guards icmp with the family too: protocol 1 in an IPv6
+	// packet is not ICMP.
+	return append(nfproto(m.V6),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq([]byte{proto}),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		l,
+	), nil
+}
+
+func ctStateExprs(m CtStateMatch) ([]expr.Any, error) {
+	var bits uint32
+	for _, st := range m.States {
+		bit, ok := ctStateBits[st]
+		if !ok {
+			return nil, fmt.Errorf("unknown ct state %q", st)
+		}
+		bits |= bit
+	}
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, bits), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}, nil
+}
+
+func meterExprs(m MeterMatch) ([]expr.Any, error) {
+	off, size := uint32(12), uint32(4)
+	if m.V6 {
+		off, size = 8, 16
+	}
+	out := append(nfproto(m.V6), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+	if m.Limit == nil {
+		// add: a source's connections are counted from its first one.
+		return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_ADD,
+			Exprs: []expr.Any{&expr.Connlimit{Count: m.ConnMax, Flags: expr.NFT_CONNLIMIT_F_INV}}}), nil
+	}
+	unit, err := limitUnit(m.Limit.Per)
+	if err != nil {
+		return nil, err
+	}
+	// update: every packet refreshes the source's timeout.
+	return append(out, &expr.Dynset{SrcRegKey: 1, SetName: m.Set, Operation: unix.NFT_DYNSET_OP_UPDATE,
+		Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: m.Limit.Rate, Over: m.Limit.Over, Unit: unit, Burst: m.Limit.Burst}}}), nil
 }
 
 // Conntrack state bits (include/uapi/linux/netfilter/nf_conntrack_common.h:

@@ -38,7 +38,7 @@ type Inspection struct {
 func (a *Applier) Inspect(rs *Ruleset, known ...*Ruleset) (Inspection, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ks, err := a.read()
+	ks, err := a.kernel.ReadTable()
 	if err != nil {
 		return Inspection{}, err
 	}
@@ -47,22 +47,19 @@ func (a *Applier) Inspect(rs *Ruleset, known ...*Ruleset) (Inspection, error) {
 	if rs == nil {
 		return in, nil
 	}
-	b, res, err := plan(ks, rs, false)
+	_, res, err := prepare(ks, rs, false)
 	if err != nil {
 		return Inspection{}, err
 	}
-	if b.Len() > 0 {
-		res.Messages = b.Len()
-		in.Plan = res
-	}
+	in.Plan = res
 	return in, nil
 }
 
 // renderKernel renders what the kernel holds, laid out in the order of
 // refs: each object where the first ruleset that has it puts it, then
 // objects no ruleset has, by name.
-func renderKernel(ks *kernelState, refs []*Ruleset) string {
-	if !ks.exists {
+func renderKernel(ks *TableState, refs []*Ruleset) string {
+	if !ks.Exists {
 		return ""
 	}
 	var counters, sets, chains []string
@@ -82,20 +79,20 @@ func renderKernel(ks *kernelState, refs []*Ruleset) string {
 			}
 		}
 	}
-	t := &tableText{counters: inOrder(ks.counters, counters)}
+	t := &tableText{counters: inOrder(ks.Counters, counters)}
 	// Named sets before meters, as a ruleset renders them.
 	var meters []setText
-	for _, name := range inOrder(ks.sets, sets) {
-		if s := ks.sets[name]; s.Dynamic {
-			meters = append(meters, kernelSetText(s, nil))
+	for _, name := range inOrder(ks.Sets, sets) {
+		if s := ks.Sets[name]; s.Dynamic {
+			meters = append(meters, kernelSetText(s))
 		} else {
-			t.sets = append(t.sets, kernelSetText(s, ks.elems[name]))
+			t.sets = append(t.sets, kernelSetText(s))
 		}
 	}
 	t.sets = append(t.sets, meters...)
-	for _, name := range inOrder(ks.chains, chains) {
-		ct := chainText{name: name, header: kernelChainHeader(ks.chains[name])}
-		for _, r := range ks.rules[name] {
+	for _, name := range inOrder(ks.Chains, chains) {
+		ct := chainText{name: name, header: ks.Chains[name].Base.header()}
+		for _, r := range ks.Chains[name].Rules {
 			ct.rules = append(ct.rules, kernelRuleText(r, texts))
 		}
 		t.chains = append(t.chains, ct)
@@ -124,10 +121,10 @@ func inOrder[V any](present map[string]V, order []string) []string {
 
 // kernelSetText declares a kernel set as nft lists it, with its elements
 // when it is an address interval set.
-func kernelSetText(s *nftables.Set, elems []AddrRange) setText {
-	st := setText{name: s.Name, typ: s.KeyType.Name, size: s.Size}
+func kernelSetText(s *SetState) setText {
+	st := setText{name: s.Name, typ: s.KeyType, size: s.Size}
 	if s.IsMap {
-		st.typ += " : " + s.DataType.Name
+		st.typ += " : " + s.DataType
 	}
 	// nft lists the flags in this order (set_print_declaration).
 	for _, f := range []struct {
@@ -141,21 +138,20 @@ func kernelSetText(s *nftables.Set, elems []AddrRange) setText {
 	if s.HasTimeout {
 		st.timeout = s.Timeout
 	}
-	v4, v6 := s.KeyType.Name == nftables.TypeIPAddr.Name, s.KeyType.Name == nftables.TypeIP6Addr.Name
-	if s.Interval && !s.IsMap && (v4 || v6) {
-		st.elements = renderElements(&AddrSet{V6: v6, Ranges: elems})
+	v4, v6 := s.KeyType == nftables.TypeIPAddr.Name, s.KeyType == nftables.TypeIP6Addr.Name
+	if s.Interval && !s.IsMap && !s.Dynamic && (v4 || v6) {
+		st.elements = renderElements(&AddrSet{V6: v6, Ranges: s.Elements})
 	}
 	return st
 }
 
-// kernelChainHeader declares a kernel base chain as nft lists it; "" for a
-// regular chain.
-func kernelChainHeader(ch *nftables.Chain) string {
-	if ch.Hooknum == nil {
+// header declares a base chain as nft lists it; "" for a regular chain
+// (nil).
+func (b *BaseChain) header() string {
+	if b == nil {
 		return ""
 	}
-	prio, policy := basePriorityPolicy(ch)
-	return baseChainHeader(string(ch.Type), inetHookName(*ch.Hooknum), priorityText(prio), policy)
+	return baseChainHeader(b.Type, b.Hook, priorityText(b.Priority), b.Policy)
 }
 
 // basePriorityPolicy returns a base chain's priority and its policy,
@@ -210,18 +206,17 @@ func priorityText(p int32) string {
 
 // kernelRuleText renders a kernel rule by the text of the known rule with
 // its hash, or as a comment saying where it comes from.
-func kernelRuleText(r *nftables.Rule, texts map[string]string) string {
-	h := ruleHash(r)
-	if text, ok := texts[h]; ok && h != "" {
+func kernelRuleText(r RuleState, texts map[string]string) string {
+	if text, ok := texts[r.Hash]; ok && r.Hash != "" {
 		return text
 	}
 	who := "not written by edgefw"
-	if h != "" {
+	if r.Hash != "" {
 		who = "written by edgefw for another ruleset"
 	}
 	exprs := "expressions"
-	if len(r.Exprs) == 1 {
+	if r.Exprs == 1 {
 		exprs = "expression"
 	}
-	return fmt.Sprintf("# rule handle %d: %s (%d %s)", r.Handle, who, len(r.Exprs), exprs)
+	return fmt.Sprintf("# rule handle %d: %s (%d %s)", r.Handle, who, r.Exprs, exprs)
 }

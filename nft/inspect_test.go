@@ -296,8 +296,8 @@ func TestKernelChainHeader(t *testing.T) {
 			"type route hook ingress priority -500; policy accept;"},
 	}
 	for _, tt := range tests {
-		if got := kernelChainHeader(tt.chain); got != tt.want {
-			t.Errorf("kernelChainHeader(%+v) = %q, want %q", tt.chain, got, tt.want)
+		if got := baseChain(tt.chain).header(); got != tt.want {
+			t.Errorf("baseChain(%+v).header() = %q, want %q", tt.chain, got, tt.want)
 		}
 	}
 }

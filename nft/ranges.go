@@ -167,7 +167,12 @@ func mergePorts(ps []PortSpan) []PortSpan {
 // elementRanges decodes the elements of a kernel interval set: a start
 // element opens a range, the next end element (flagged IntervalEnd, one
 // past the range) closes it, and a start with no end runs to the family's
-// last address.
+// last address. Ranges come out in order, as the set holds them: two
+// adjacent ranges stay two (nft lists them so), because the kernel deletes
+// an element only as it holds it, so a plan must delete them one by one.
+// At one address, the end of a range comes before the start of the next:
+// sorted the other way round, the start would close nothing and the end
+// would close a range that ends before it starts.
 //
 // Keys are decoded by the set's family, never by their value: in an IPv6
 // set, ::ffff:0:0/96 holds IPv6 addresses like any other (an end element
@@ -186,7 +191,18 @@ func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
 		}
 		pts = append(pts, point{a, e.IntervalEnd})
 	}
-	slices.SortFunc(pts, func(a, b point) int { return a.addr.Compare(b.addr) })
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
+		}
+		switch {
+		case a.end == b.end:
+			return 0
+		case a.end:
+			return -1
+		}
+		return 1
+	})
 	last := wholeFamily(v6).To
 	var out []AddrRange
 	var open *netip.Addr
@@ -207,11 +223,12 @@ func elementRanges(elems []nftables.SetElement, v6 bool) []AddrRange {
 	if open != nil {
 		out = append(out, AddrRange{From: *open, To: last})
 	}
-	return mergeRanges(out)
+	return out
 }
 
 // diffRanges returns the ranges of have that are not in want and those of
-// want that are not in have. Both are merged; ranges are compared whole.
+// want that are not in have. Both are sorted and disjoint (want merged,
+// have as a set holds it); ranges are compared whole.
 func diffRanges(have, want []AddrRange) (del, add []AddrRange) {
 	in := func(rs []AddrRange, r AddrRange) bool {
 		_, found := slices.BinarySearchFunc(rs, r, func(a, b AddrRange) int {

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -36,5 +37,23 @@ func TestElementRangesByFamily(t *testing.T) {
 	elems := addrElements(prefixesToRanges([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}))
 	if got := elementRanges(elems, true); len(got) != 0 {
 		t.Errorf("IPv4 keys in an IPv6 set decoded as %v", got)
+	}
+}
+
+// TestElementRangesAdjacent decodes a set holding adjacent ranges, as
+// someone's `nft add element` next to ours leaves it, with its elements in
+// every order: each range comes out as the set holds it. (Sorted by
+// address alone, a start and an end at the same address decoded as a lost
+// range and an inverted one.)
+func TestElementRangesAdjacent(t *testing.T) {
+	r := func(from, to string) AddrRange { return AddrRange{netip.MustParseAddr(from), netip.MustParseAddr(to)} }
+	want := []AddrRange{r("192.0.2.9", "192.0.2.9"), r("192.0.2.10", "192.0.2.10"), r("192.0.2.11", "192.0.2.127"), r("192.0.2.128", "255.255.255.255")}
+	elems := addrElements(want)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		rng.Shuffle(len(elems), func(i, j int) { elems[i], elems[j] = elems[j], elems[i] })
+		if got := elementRanges(elems, false); !slices.Equal(got, want) {
+			t.Fatalf("decoded %v, want %v", got, want)
+		}
 	}
 }

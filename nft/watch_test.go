@@ -109,7 +109,7 @@ func TestBusyNeighbour(t *testing.T) {
 	if res, err := fw.Apply(rs); err != nil || res.Messages != 0 {
 		t.Errorf("re-apply: %d messages %q, %v", res.Messages, res.Changes, err)
 	}
-	if fw.known == nil {
+	if fw.kernel.(*netlinkKernel).known == nil {
 		t.Error("the Applier forgot its set contents after other tables' commits")
 	}
 
@@ -134,7 +134,7 @@ func TestBusyNeighbour(t *testing.T) {
 	if want := []string{"delete 1 ranges from set blocklist-v4"}; !slices.Equal(res.Changes, want) {
 		t.Errorf("repair: changes %q, want %q", res.Changes, want)
 	}
-	if fw.known == nil {
+	if fw.kernel.(*netlinkKernel).known == nil {
 		t.Error("the Applier did not remember its set after repairing it")
 	}
 	if eq, err := fw.Equal(rs); !eq || err != nil {

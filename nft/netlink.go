@@ -1,0 +1,125 @@
+package nft
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/google/nftables"
+)
+
+// netlinkKernel is the Kernel of a network namespace's nftables, over
+// netlink: reads (read.go) through google/nftables and dumps of our own,
+// commits as one batch on a socket of our own (transport.go).
+type netlinkKernel struct {
+	netns int // 0: the caller's namespace
+	// watch follows the namespace's nftables notifications, to tell
+	// commits to our table from other tools' commits; opened by the first
+	// read.
+	watch *tableWatch
+	// known holds the elements of the named sets as this Kernel last
+	// committed or read them, valid while watch has seen no other commit
+	// touch our table (knownTouches, knownLosses): reading 100,000
+	// elements back takes a second or more, and other tools commit all
+	// the time.
+	known                     map[string][]AddrRange
+	knownTouches, knownLosses uint64
+	// last is the last table read: what a commit's ops are planned on.
+	last *lastRead
+}
+
+// lastRead is a read's set elements and the watch's counts at the read.
+type lastRead struct {
+	elems           map[string][]AddrRange
+	touches, losses uint64
+}
+
+func newNetlinkKernel(netns int) *netlinkKernel { return &netlinkKernel{netns: netns} }
+
+func (k *netlinkKernel) conn() (*nftables.Conn, error) {
+	if k.netns != 0 {
+		return nftables.New(nftables.WithNetNSFd(k.netns))
+	}
+	return nftables.New()
+}
+
+// Commit sends the transaction and waits for the kernel's answer.
+func (k *netlinkKernel) Commit(tx *Transaction) error {
+	last := k.last
+	k.known, k.last = nil, nil
+	if err := tx.batch.send(k.netns); err != nil {
+		// Nothing was applied: the last read still holds.
+		k.last = last
+		return err
+	}
+	k.remember(last, tx.ops)
+	return nil
+}
+
+// remember caches the set contents that ops, just committed on top of
+// the last read, leave, if our commit is the only one that touched our
+// table since that read: then the kernel holds exactly that.
+func (k *netlinkKernel) remember(last *lastRead, ops []Op) {
+	if last == nil || k.watch == nil {
+		return
+	}
+	now, err := k.Generation()
+	if err != nil || k.watch.sync(now) != nil ||
+		k.watch.losses != last.losses || k.watch.touches != last.touches+1 {
+		return
+	}
+	k.known = elementsAfter(last.elems, ops)
+	k.knownTouches, k.knownLosses = k.watch.touches, k.watch.losses
+	k.last = &lastRead{elems: k.known, touches: k.knownTouches, losses: k.knownLosses}
+}
+
+// elementsAfter returns what the named sets hold after ops, committed on
+// a table whose sets held before, as a read returns it (elementRanges):
+// each range as it was added, in order.
+func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRange {
+	after := maps.Clone(before)
+	if after == nil {
+		after = map[string][]AddrRange{}
+	}
+	for _, op := range ops {
+		switch op := op.(type) {
+		case DeleteTable:
+			clear(after)
+		case DeleteSet:
+			delete(after, op.Name)
+		case ReplaceElements:
+			after[op.Set.Name] = slices.Clone(op.Set.Ranges)
+		case AddSet:
+			// A set that exists keeps its elements and gets these too.
+			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Set.Ranges)
+		case AddElements:
+			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Ranges)
+		case DeleteElements:
+			gone := make(map[AddrRange]bool, len(op.Ranges))
+			for _, r := range op.Ranges {
+				gone[r] = true
+			}
+			after[op.Set.Name] = slices.DeleteFunc(slices.Clone(after[op.Set.Name]), func(r AddrRange) bool { return gone[r] })
+		}
+	}
+	return after
+}
+
+// withRanges returns have with add added. The kernel refuses ranges that
+// overlap others, and takes one it holds already as no change.
+func withRanges(have, add []AddrRange) []AddrRange {
+	out := slices.Concat(have, add)
+	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
+	return slices.Compact(out)
+}
+
+// Close releases the subscription to nftables notifications. The Kernel
+// stays usable: the next read subscribes again.
+func (k *netlinkKernel) Close() error {
+	k.known, k.last = nil, nil
+	if k.watch == nil {
+		return nil
+	}
+	err := k.watch.close()
+	k.watch = nil
+	return err
+}
