@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"fmt"
+)
+
+// noteGeneration remembers the ruleset generation our write produced, so
+// the drift check can tell our commits from others'.
+func (d *Daemon) noteGeneration() {
+	g, err := d.cfg.Firewall.Generation()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ourGen, d.genKnown = g, err == nil
+}
+
+// checkDrift restores the table if anyone else changed it. Without full,
+// the table is compared only if the ruleset generation moved. It counts
+// repairs and failures; the caller, which sees bursts, logs them.
+func (d *Daemon) checkDrift(full bool) driftCheck {
+	d.mu.Lock()
+	cur := d.cur
+	d.mu.Unlock()
+	if cur == nil {
+		return driftCheck{}
+	}
+	gen, known, moved := d.generationMoved()
+	if !moved && !full {
+		return driftCheck{}
+	}
+	c := driftCheck{changedBy: d.committers.describe(gen)}
+	equal, err := d.cfg.Firewall.Equal(cur.rs)
+	if err != nil {
+		c.err = fmt.Errorf("compare table inet edgefw: %w", err)
+		d.countDriftFailure()
+		return c
+	}
+	if equal {
+		d.mu.Lock()
+		d.ourGen, d.genKnown = gen, known
+		d.mu.Unlock()
+		return c
+	}
+	c.drifted = true
+	start := d.now()
+	res, err := d.cfg.Firewall.Apply(cur.rs)
+	c.took = d.now().Sub(start)
+	if err != nil {
+		c.err = fmt.Errorf("restore table inet edgefw: %w", err)
+		d.countDriftFailure()
+		return c
+	}
+	c.messages = res.Messages
+	d.noteGeneration()
+	d.mu.Lock()
+	d.drift++
+	d.mu.Unlock()
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.DriftRepaired()
+	}
+	return c
+}
