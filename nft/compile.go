@@ -55,9 +55,9 @@ var (
 type compiler struct {
 	p  *policy.Policy
 	rs *Ruleset
-	// limitChains are the regular chains of rules' limits, which follow
-	// the base chains.
-	limitChains []*Chain
+	// regular are the regular chains of rules in audit mode and of
+	// rules' limits, which follow the base chains.
+	regular []*Chain
 }
 
 // Compile turns a validated policy into the ruleset of table inet edgefw.
@@ -105,7 +105,7 @@ func Compile(p *policy.Policy) (*Ruleset, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	c.rs.Chains = append(c.rs.Chains, c.limitChains...)
+	c.rs.Chains = append(c.rs.Chains, c.regular...)
 	return c.rs, nil
 }
 
@@ -120,7 +120,7 @@ func (c *compiler) counter(name string, info RuleInfo) {
 
 func (c *compiler) add(ch *Chain, counter string, kind string, action policy.Action, r *Rule) {
 	r.Owner, r.Counter, r.Verdict = counter, counter, action
-	c.counter(counter, RuleInfo{Direction: ch.Hook, Action: action, Kind: kind})
+	c.counter(counter, RuleInfo{Direction: ch.Hook, Action: action, Kind: kind, Mode: policy.Enforce})
 	ch.Rules = append(ch.Rules, r)
 }
 
@@ -224,7 +224,24 @@ func checkRule(r *policy.Rule) error {
 	if r.ConnLimit != nil && r.ConnLimit.Max == 0 {
 		errs = append(errs, errors.New("connLimit: a max of 0 would drop every new connection; it must be at least 1"))
 	}
+	switch r.Mode {
+	case "", policy.Enforce:
+	case policy.Audit:
+		if r.Action == policy.Accept {
+			errs = append(errs, errors.New("mode audit on an accept rule, which denies nothing; audit drop and reject rules"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not one of enforce, audit", r.Mode))
+	}
 	return errors.Join(errs...)
+}
+
+// ruleMode is the mode a rule's counters are in; an empty Mode enforces.
+func ruleMode(r *policy.Rule) policy.Mode {
+	if r.Mode == policy.Audit {
+		return policy.Audit
+	}
+	return policy.Enforce
 }
 
 // rule compiles one policy rule into kernel rules: the product of its from,
@@ -246,7 +263,11 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 	if len(alts) == 0 {
 		// The rule can match no packet (e.g. only an icmp entry in an
 		// IPv6-only rule); it still has its counter so metrics list it.
-		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser})
+		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser, Mode: ruleMode(r)})
+		return nil
+	}
+	if ruleMode(r) == policy.Audit {
+		c.auditRule(ch, r, alts)
 		return nil
 	}
 	// A limit is the rule's, not an alternative's: it lives once, in a
@@ -275,18 +296,73 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 // and connLimit.
 func LimitChain(rule string) string { return prefixReserved + "limit-" + rule }
 
+// AuditChain is the name of the regular chain that holds a rule in audit
+// mode.
+func AuditChain(rule string) string { return prefixReserved + "audit-" + rule }
+
+// auditRule compiles a rule in audit mode: what it would drop or reject
+// is counted in its counter and logged (up to the log rate, with the
+// rule's name as the prefix, as a logged enforcing rule is) and goes on
+// to the next rule. Audit mode implies log: watching what a rule would
+// deny is its purpose.
+//
+// The base chain jumps to a chain of the rule's own, where each
+// alternative ends with return: a packet that matches several
+// alternatives is counted once, as the enforcing rule's first matching
+// alternative would decide it once. The log's rate limit ends a rule
+// whose packet is over it before its return, so, as for an enforcing
+// rule, an unlogged copy of each alternative follows the logged one.
+//
+// A limit or connLimit keeps its meaning, "would be limited": the
+// alternatives go to the limit chain, which counts what is over the
+// limits in the rule's limited counter and returns, and counts the rest in
+// the rule's counter, as enforcing would split them. The counters keep
+// their values when the rule is switched to enforce: they count the same
+// packets under the same direction and action.
+func (c *compiler) auditRule(ch *Chain, r *policy.Rule, alts [][]Match) {
+	ac := &Chain{Name: AuditChain(r.Name)}
+	c.regular = append(c.regular, ac)
+	ch.Rules = append(ch.Rules, &Rule{Owner: r.Name, Jump: ac.Name})
+	c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser, Mode: policy.Audit})
+	if r.Limit != nil || r.ConnLimit != nil {
+		lc := c.limitChain(r, alts)
+		for _, alt := range alts {
+			ac.Rules = append(ac.Rules, &Rule{Owner: r.Name, Matches: alt, Jump: lc.Name, Goto: true})
+		}
+		lc.Rules = append(lc.Rules, auditCount(r.Name, nil)...)
+		return
+	}
+	for _, alt := range alts {
+		ac.Rules = append(ac.Rules, auditCount(r.Name, alt)...)
+	}
+}
+
+// auditCount counts and logs the packets of an audit-mode rule that match
+// ms, and returns them.
+func auditCount(rule string, ms []Match) []*Rule {
+	return []*Rule{
+		{Owner: rule, Matches: ms, Limit: &logRate, Counter: rule, LogPrefix: rule, Verdict: VerdictReturn},
+		{Owner: rule, Matches: ms, Counter: rule, Verdict: VerdictReturn},
+	}
+}
+
 // limitChain builds the chain that drops, and counts apart, the packets of
 // r beyond its limits: first its rate (over all its packets, or per source
 // address in a meter), then its connection limit (over all its new
 // connections, or per source address in a meter). Packets within the
-// limits return to the rule's alternatives.
+// limits return to the rule's alternatives. In audit mode, packets beyond
+// the limits are counted apart and returned, not dropped.
 func (c *compiler) limitChain(r *policy.Rule, alts [][]Match) *Chain {
 	lc := &Chain{Name: LimitChain(r.Name)}
-	c.limitChains = append(c.limitChains, lc)
+	c.regular = append(c.regular, lc)
 	limited := LimitedCounter(r.Name)
-	c.counter(limited, RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name})
+	mode, verdict := ruleMode(r), policy.Drop
+	if mode == policy.Audit {
+		verdict = VerdictReturn
+	}
+	c.counter(limited, RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name, Mode: mode})
 	add := func(m ...Match) {
-		lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Matches: m})
+		lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: verdict, Matches: m})
 	}
 	// Per source, a meter for each family an alternative may match.
 	var families []bool
@@ -301,7 +377,7 @@ func (c *compiler) limitChain(r *policy.Rule, alts [][]Match) *Chain {
 	if l := r.Limit; l != nil {
 		rate := &RateLimit{Over: true, Rate: l.Rate, Per: l.Per, Burst: l.Burst}
 		if !l.PerSource {
-			lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Limit: rate})
+			lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: verdict, Limit: rate})
 		} else {
 			for _, v6 := range families {
 				m := c.meter(meterName("meter", r.Name, v6), v6, meterTimeout(l))

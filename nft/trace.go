@@ -178,6 +178,10 @@ type Verdict struct {
 	// on the way, which Trace does not simulate: it takes the packet to
 	// be within them.
 	Limits []TraceLimit `json:"limits,omitempty"`
+	// Audited are the rules in audit mode that matched the packet before
+	// the deciding rule: each counted (and logged) what it would have
+	// done, and let the packet go on.
+	Audited []TraceAudit `json:"audited,omitempty"`
 	// Passed are the kernel rules before the deciding one that did not
 	// decide, with why.
 	Passed []TraceStep `json:"passed"`
@@ -195,8 +199,9 @@ type TraceStep struct {
 	// implicit rule).
 	Owner string `json:"owner"`
 	Nft   string `json:"nft"`
-	// Result is "no match", "jump" (to a limit chain, and back) or
-	// "statement" (matched, acted, went on).
+	// Result is "no match", "jump" (to a limit or audit chain, and
+	// back), "statement" (matched, acted, went on) or "return" (matched,
+	// counted, back to the rule after the jump: an audit-mode rule).
 	Result string `json:"result"`
 	Reason string `json:"reason"`
 }
@@ -206,7 +211,36 @@ const (
 	TraceNoMatch   = "no match"
 	TraceJump      = "jump"
 	TraceStatement = "statement"
+	TraceReturn    = "return"
 )
+
+// TraceAudit is a rule in audit mode that matched a packet: it would have
+// dropped or rejected it, and counted it instead.
+type TraceAudit struct {
+	// Rule is the policy rule; Counter the counter the packet counts in:
+	// the rule's own, or its limit's when the packet is over the limit.
+	Rule    string `json:"rule"`
+	Counter string `json:"counter"`
+	// Action is what the rule would have done in enforce mode.
+	Action policy.Action `json:"action"`
+	// Chain, Position and Nft locate the kernel rule that counted it.
+	Chain    string `json:"chain"`
+	Position int    `json:"position"`
+	Nft      string `json:"nft"`
+	// Matched says what of the packet the rule matched.
+	Matched []string `json:"matched"`
+	// Logged is true when the rule logs the packet to the daemon.
+	Logged bool `json:"logged"`
+}
+
+// String renders the audit for people.
+func (a TraceAudit) String() string {
+	s := fmt.Sprintf("rule %s (audit mode) would have %s it; counted in %s", a.Rule, traceActionPast(a.Action), a.Counter)
+	if a.Logged {
+		s += " and logged"
+	}
+	return s + ", and the packet went on"
+}
 
 // TraceLimit is a limit a packet is subject to.
 type TraceLimit struct {
@@ -216,10 +250,16 @@ type TraceLimit struct {
 	Counter string `json:"counter"`
 	// Limit is the limit as nft writes it.
 	Limit string `json:"limit"`
+	// Audit is true for the limit of a rule in audit mode, which counts
+	// what is beyond it and lets it go on.
+	Audit bool `json:"audit,omitempty"`
 }
 
 // String renders the note for people.
 func (l TraceLimit) String() string {
+	if l.Audit {
+		return fmt.Sprintf("rule %s is limited (%s) in audit mode: beyond it the packet would be dropped; it is counted in %s and goes on; trace takes it to be within", l.Rule, l.Limit, l.Counter)
+	}
 	return fmt.Sprintf("rule %s is limited (%s): beyond it the packet is dropped and counted in %s; trace takes it to be within", l.Rule, l.Limit, l.Counter)
 }
 
@@ -299,11 +339,22 @@ func (t *tracer) walk(ch *Chain, depth int) bool {
 				t.v.Passed = append(t.v.Passed, step)
 				continue
 			}
-			step.Reason = "to " + r.Jump + "; back when no rule there decides"
+			if r.Goto {
+				step.Reason = "goto " + r.Jump + "; back to the chain this one was jumped to from when no rule there decides"
+			} else {
+				step.Reason = "to " + r.Jump + "; back when no rule there decides"
+			}
 			t.v.Passed = append(t.v.Passed, step)
 			if t.walk(target, depth+1) {
 				return true
 			}
+			if r.Goto {
+				return false
+			}
+		case r.Verdict == VerdictReturn:
+			step.Result, step.Reason = TraceReturn, t.returned(ch, i, r, matched)
+			t.v.Passed = append(t.v.Passed, step)
+			return false
 		case r.Verdict == "":
 			step.Result, step.Reason = TraceStatement, strings.Join(matched, "; ")
 			if r.Stmt != nil {
@@ -316,6 +367,30 @@ func (t *tracer) walk(ch *Chain, depth int) bool {
 		}
 	}
 	return false
+}
+
+// returned records a rule that returned a packet it matched, and says
+// why: for the counters of a rule in audit mode, what the rule would have
+// done.
+func (t *tracer) returned(ch *Chain, i int, r *Rule, matched []string) string {
+	why := "back to the rule after the jump"
+	if len(matched) > 0 {
+		why = strings.Join(matched, "; ") + ": " + why
+	}
+	info, ok := t.rs.Rule(r.Counter)
+	if !ok || info.Mode != policy.Audit {
+		return why
+	}
+	a := TraceAudit{Rule: info.Name, Counter: r.Counter, Action: info.Action, Chain: ch.Name, Position: i + 1,
+		Nft: r.String(), Matched: matched, Logged: r.LogPrefix != ""}
+	if info.Kind == KindLimited {
+		a.Rule = info.Rule
+	}
+	if a.Matched == nil {
+		a.Matched = []string{}
+	}
+	t.v.Audited = append(t.v.Audited, a)
+	return fmt.Sprintf("would %s: audit mode; counted in %s, and the packet goes on", info.Action, r.Counter)
 }
 
 func (t *tracer) chainNamed(name string) *Chain {
@@ -415,6 +490,9 @@ func (t *tracer) explain() string {
 	}
 	if len(why) > 0 {
 		fmt.Fprintf(&b, ": %s", strings.Join(why, "; "))
+	}
+	for _, a := range v.Audited {
+		fmt.Fprintf(&b, "; before that, audit-mode rule %s would have %s it (counter %s)", a.Rule, traceActionPast(a.Action), a.Counter)
 	}
 	return b.String()
 }
