@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -94,8 +95,12 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 		}
 		for _, r := range cur.rs.Rules {
 			c := counters[r.Name]
+			mode := policy.Enforce
+			if r.Mode == policy.Audit {
+				mode = policy.Audit
+			}
 			st.Rules = append(st.Rules, RuleStatus{Name: r.Name, Direction: string(r.Direction), Action: string(r.Action),
-				Kind: r.Kind, Packets: c.Packets, Bytes: c.Bytes})
+				Kind: r.Kind, Mode: string(mode), Packets: c.Packets, Bytes: c.Bytes})
 		}
 	} else {
 		st.Warnings = append(st.Warnings, "no edgefw ruleset is installed")

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -137,9 +138,18 @@ func printRules(w io.Writer, rules []daemon.RuleStatus) {
 	t := newTable(w)
 	fmt.Fprintln(t, "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES")
 	for _, r := range rules {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), orDash(r.Action), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), ruleAction(r), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
 	}
 	t.Flush()
+}
+
+// ruleAction shows a rule's action, and for a rule in audit mode that it
+// only counts what it would do: "drop (audit)".
+func ruleAction(r daemon.RuleStatus) string {
+	if r.Mode == string(policy.Audit) {
+		return orDash(r.Action) + " (audit)"
+	}
+	return orDash(r.Action)
 }
 
 // printTunnels prints one row per peer (one per tunnel without peers),
