@@ -492,7 +492,7 @@ func (t *tracer) explain() string {
 		fmt.Fprintf(&b, ": %s", strings.Join(why, "; "))
 	}
 	for _, a := range v.Audited {
-		fmt.Fprintf(&b, "; before that, audit-mode rule %s would have %s it (counter %s)", a.Rule, traceActionPast(a.Action), a.Counter)
+		fmt.Fprintf(&b, "; audit-mode rule %s would have %s it (counter %s)", a.Rule, traceActionPast(a.Action), a.Counter)
 	}
 	return b.String()
 }

@@ -130,7 +130,7 @@ func TestTraceAuditExplains(t *testing.T) {
 	rs := compileFile(t, "testdata/golden/audit.yaml")
 	v := Trace(rs, tracePacket(t, "input tcp 10.0.0.9 192.0.2.1 22"))
 	want := "tcp 10.0.0.9 → 192.0.2.1:22 (input, new): accepted by rule enforced-ssh (counter enforced-ssh): tcp port 22; " +
-		"before that, audit-mode rule watch-ssh-flood would have rejected it (counter watch-ssh-flood)"
+		"audit-mode rule watch-ssh-flood would have rejected it (counter watch-ssh-flood)"
 	if v.Explanation != want {
 		t.Errorf("explanation:\n got %s\nwant %s", v.Explanation, want)
 	}
