@@ -24,7 +24,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show the daemon's policy, rule counters, tunnels and recent drops",
 		Long: `status shows the running policy and its last apply, any apply awaiting
 confirmation, drift repairs, every rule counter (user rules in policy order,
-implicit rules, default policies), the tunnels and their peers, the most
+implicit rules, default policies; a rule in audit mode shows its action as
+"drop (audit)": it counts what it would drop and lets it through), the
+tunnels and their peers, the most
 recent denied packets and the warnings an operator should read, such as
 other tables hooked where edgefw is.
 
