@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgefw/edgefw/nft"
-	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -250,10 +249,7 @@ func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
 			c.log.Debug("metrics: counter missing from the kernel", "rule", r.Name)
 			continue
 		}
-		mode := string(policy.Enforce)
-		if r.Mode == policy.Audit {
-			mode = string(policy.Audit)
-		}
+		mode := ruleMode(r)
 		if r.Kind == nft.KindLimited {
 			c.emit(ch, c.limitedPackets, prometheus.CounterValue, float64(v.Packets), r.Rule, mode)
 			continue
