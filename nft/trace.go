@@ -433,7 +433,10 @@ func (t *tracer) explain() string {
 		fmt.Fprintf(&b, " (counter %s)", v.Counter)
 	}
 	why := v.Matched
-	if len(why) == 0 && v.Kind == KindDefault {
+	switch {
+	case len(why) == 0 && v.Kind == KindDefault && len(v.Audited) > 0:
+		why = []string{"no enforcing rule matched"}
+	case len(why) == 0 && v.Kind == KindDefault:
 		why = []string{"no rule matched"}
 	}
 	if len(why) > 0 {

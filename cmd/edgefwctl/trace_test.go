@@ -108,7 +108,7 @@ func TestTraceAuditMode(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", res.code, res.stderr)
 	}
 	for _, want := range []string{
-		"(input, new): dropped by the input default policy (counter edgefw-default-input): no rule matched; " +
+		"(input, new): dropped by the input default policy (counter edgefw-default-input): no enforcing rule matched; " +
 			"audit-mode rule watch-scanners would have dropped it (counter watch-scanners); " +
 			"audit-mode rule watch-telnet would have rejected it (counter watch-telnet)\n",
 		"  audit:        rule watch-scanners (audit mode) would have dropped it; counted in watch-scanners and logged, and the packet went on\n",
