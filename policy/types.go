@@ -142,7 +142,9 @@ type Rule struct {
 	Action    Action
 	Log       bool
 	// Mode is Enforce or Audit; the zero value, which Load never
-	// returns, means Enforce. Only drop and reject rules are audited.
+	// returns, means Enforce. Only drop and reject rules are audited,
+	// and an audited rule is logged whatever Log says: what it would
+	// deny is what it is watched for.
 	Mode Mode
 	// Family is the rule's IP version: the one written in the file or,
 	// when absent, the one its addresses imply (Any if they imply none).
