@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +209,24 @@ func summaryOf(res nft.Result) *journal.Summary {
 	}
 }
 
-func capNames(names []string) []string { return names[:min(len(names), journal.MaxRuleNames)] }
+// reservedPrefix begins the names of implicit rules and default
+// policies (SPEC: names beginning with edgefw- are reserved).
+const reservedPrefix = "edgefw-"
+
+// capNames keeps the first journal.MaxRuleNames names, the policy's own
+// rules before the implicit ones (reserved edgefw- names), which a
+// restored table adds by the dozen.
+func capNames(names []string) []string {
+	implicit := func(name string) int {
+		if strings.HasPrefix(name, reservedPrefix) {
+			return 1
+		}
+		return 0
+	}
+	out := slices.Clone(names)
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(implicit(a), implicit(b)) })
+	return out[:min(len(out), journal.MaxRuleNames)]
+}
 
 // journal converts a caller for the journal.
 func (c *Caller) journal() *journal.Caller {
