@@ -33,8 +33,8 @@ type ControlServer struct {
 	// group is its name, as given.
 	gid   int
 	group string
-	srv *http.Server
-	ln  net.Listener
+	srv   *http.Server
+	ln    net.Listener
 }
 
 type credKey struct{}
