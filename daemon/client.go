@@ -197,7 +197,7 @@ func (c *Client) Drops(ctx context.Context) ([]DropRecord, error) {
 func (c *Client) Journal(ctx context.Context, since time.Time) ([]journal.Entry, error) {
 	path := PathJournal
 	if !since.IsZero() {
-		path += "?since=" + url.QueryEscape(since.Format(time.RFC3339Nano))
+		path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339Nano))
 	}
 	var es []journal.Entry
 	if err := c.do(ctx, http.MethodGet, path, nil, &es); err != nil {
