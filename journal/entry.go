@@ -165,7 +165,7 @@ func (e Entry) String() string {
 		if v == "" {
 			return
 		}
-		if strings.ContainsAny(v, " \t\"=") {
+		if strings.ContainsAny(v, " \t\n\"=") {
 			v = strconv.Quote(v)
 		}
 		b.WriteString(" " + k + "=" + v)
@@ -212,11 +212,16 @@ func (c *Caller) String() string {
 	return fmt.Sprintf("%s(uid=%d)", c.User, c.UID)
 }
 
+// shownRuleNames bounds the names of each list String shows; -o json
+// gives all that the entry keeps.
+const shownRuleNames = 5
+
 // rules lists the rules added (+), removed (-) and changed (~), and how
-// many more there are than the names kept.
+// many more there are than the names shown.
 func (s *Summary) rules() string {
 	var parts []string
 	list := func(sign string, names []string, n int) {
+		names = names[:min(len(names), shownRuleNames)]
 		for _, name := range names {
 			parts = append(parts, sign+name)
 		}
