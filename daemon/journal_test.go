@@ -199,15 +199,8 @@ func TestJournalRemove(t *testing.T) {
 // logged and counted, and what caused it goes on.
 func TestJournalAppendFailureIsNotFatal(t *testing.T) {
 	h := newHarness(t)
-	reg := prometheus.NewPedanticRegistry()
-	m := NewMetrics(reg, "test", "x")
-	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m := NewMetrics(prometheus.NewPedanticRegistry(), "test", "x")
+	d := h.startWith(t, func(c *Config) { c.Metrics = m })
 	if got := testutil.ToFloat64(m.journalEntries); got != 1 {
 		t.Errorf("edgefw_journal_entries = %v after the boot entry, want 1", got)
 	}
@@ -234,15 +227,8 @@ func TestJournalUnavailable(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.state, JournalDir), []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	m := NewMetrics(reg, "test", "x")
-	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m := NewMetrics(prometheus.NewPedanticRegistry(), "test", "x")
+	d := h.startWith(t, func(c *Config) { c.Metrics = m })
 	if !h.holds(t, policyA) {
 		t.Error("no ruleset installed")
 	}

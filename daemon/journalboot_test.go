@@ -13,14 +13,49 @@ import (
 )
 
 // start starts a new daemon of the harness, without its loop.
-func (h *harness) start(t *testing.T) *Daemon {
+func (h *harness) start(t *testing.T) *Daemon { return h.startWith(t, nil) }
+
+// startWith starts a new daemon of the harness, its configuration
+// adjusted by setup, without its loop; its journal is closed when the
+// test ends.
+func (h *harness) startWith(t *testing.T, setup func(*Config)) *Daemon {
 	t.Helper()
-	d := h.daemon(t)
+	cfg := Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Version: "test"}
+	if setup != nil {
+		setup(&cfg)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.closeJournal)
 	return d
+}
+
+// loop runs a started daemon's loop until the test ends.
+func loop(t *testing.T, d *Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.loop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// crashPending has d apply policyB awaiting confirmation, as by, and
+// die with its timer: it returns the unconfirmed policy's hash and the
+// journal's length at the crash.
+func (h *harness) crashPending(t *testing.T, d *Daemon, req *ApplyRequest, by *Caller) (unconfirmed string, n int) {
+	t.Helper()
+	if resp := d.applyRequest(context.Background(), req, by); !resp.OK {
+		t.Fatalf("apply: %+v", resp)
+	}
+	unconfirmed = runningHash(d)
+	d.stopPendingTimer()
+	d.closeJournal()
+	return unconfirmed, len(h.entries(t))
 }
 
 func TestJournalBoot(t *testing.T) {
@@ -66,16 +101,11 @@ func TestJournalBoot(t *testing.T) {
 func TestJournalSafeFallback(t *testing.T) {
 	h := newHarness(t)
 	h.write(t, "version: 1\nbogus: true\nfailsafe: [{protocol: tcp, port: 2222}]\n")
-	d := h.daemon(t)
 	ports, err := policy.ParsePorts("tcp/22")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cfg.Failsafe = ports
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer d.closeJournal()
+	h.startWith(t, func(c *Config) { c.Failsafe = ports })
 	es := h.entries(t)
 	kinds := kindsOf(es)
 	if want := []journal.Kind{journal.KindApplyFailed, journal.KindSafeFallback, journal.KindBoot}; !slices.Equal(kinds, want) {
@@ -91,17 +121,10 @@ func TestJournalSafeFallback(t *testing.T) {
 
 func TestJournalRestartRollback(t *testing.T) {
 	h := newHarness(t)
-	ctx := context.Background()
 	d1 := h.start(t)
 	files := runningHash(d1)
 	req := applyReq(t, policyB, time.Hour)
-	if resp := d1.applyRequest(ctx, req, alice); !resp.OK {
-		t.Fatalf("apply: %+v", resp)
-	}
-	unconfirmed := runningHash(d1)
-	d1.stopPendingTimer() // the process dies with its timer
-	d1.closeJournal()
-	n := len(h.entries(t))
+	unconfirmed, n := h.crashPending(t, d1, req, alice)
 	h.start(t)
 	es := h.since(t, n)
 	if want := []journal.Kind{journal.KindRollback, journal.KindBoot}; !slices.Equal(kindsOf(es), want) {
@@ -124,15 +147,10 @@ func TestJournalRestartRollback(t *testing.T) {
 // before it is replaced by the policy files at restart, a rollback too.
 func TestJournalRestartRollbackToFiles(t *testing.T) {
 	h := newHarness(t)
-	ctx := context.Background()
 	d1 := h.start(t)
 	files := runningHash(d1)
 	d1.remove()
-	d1.applyRequest(ctx, applyReq(t, policyB, time.Hour), nil)
-	unconfirmed := runningHash(d1)
-	d1.stopPendingTimer()
-	d1.closeJournal()
-	n := len(h.entries(t))
+	unconfirmed, n := h.crashPending(t, d1, applyReq(t, policyB, time.Hour), nil)
 	h.start(t)
 	es := h.since(t, n)
 	if want := []journal.Kind{journal.KindRollback, journal.KindBoot}; !slices.Equal(kindsOf(es), want) {

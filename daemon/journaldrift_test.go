@@ -44,14 +44,7 @@ func (h *harness) drift(t *testing.T, d *Daemon) {
 func TestJournalDriftBursts(t *testing.T) {
 	h := newHarness(t)
 	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Now: clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer d.closeJournal()
+	d := h.startWith(t, func(c *Config) { c.Now = clock.now })
 	running, n := runningHash(d), len(h.entries(t))
 	r := d.newDriftRepairer()
 	defer r.stop()

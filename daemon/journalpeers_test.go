@@ -72,15 +72,8 @@ func peerLines(es []journal.Entry) []string {
 func TestJournalPeers(t *testing.T) {
 	h := newHarness(t)
 	tun := &peerTunnels{}
-	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Tunnels: tun})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.startWith(t, func(c *Config) { c.Tunnels = tun })
 	ctx := context.Background()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.closeJournal()
 	n := len(h.entries(t))
 	steps := []struct {
 		name    string
@@ -121,17 +114,7 @@ func TestJournalPeersThroughTheLoop(t *testing.T) {
 	h := newHarness(t)
 	tun := &peerTunnels{}
 	tun.set(true, true, nil)
-	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Tunnels: tun, PeerCheckInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.loop(ctx) }()
-	defer func() { cancel(); <-done; d.closeJournal() }()
+	loop(t, h.startWith(t, func(c *Config) { c.Tunnels, c.PeerCheckInterval = tun, 5*time.Millisecond }))
 	waitFor(t, "both peers' entries", func() bool { return len(h.entries(t)) == 3 })
 	tun.set(false, true, nil)
 	waitFor(t, "gw1's peer-down", func() bool { return len(h.entries(t)) == 4 })
