@@ -21,6 +21,10 @@ const (
 	PathPeers    = "/v1/peers"    // GET → []wg.TunnelStatus
 	PathDrops    = "/v1/drops"    // GET → []DropRecord
 	PathRemove   = "/v1/remove"   // POST RemoveRequest → ApplyResponse
+	// PathJournal answers the audit journal's entries, at or after the
+	// RFC 3339 time of its optional query parameter since.
+	PathJournal       = "/v1/journal"        // GET [?since=TIME] → []journal.Entry
+	PathJournalVerify = "/v1/journal/verify" // GET → journal.Verification
 )
 
 // Status is the daemon's state as `edgefwctl status` shows it.
@@ -53,6 +57,23 @@ type Status struct {
 	Warnings []string `json:"warnings"`
 	// OtherTables are the base chains of other tables at our hooks.
 	OtherTables []HookedChain `json:"otherTables"`
+	// Journal is where the audit journal is and its head.
+	Journal *JournalStatus `json:"journal,omitempty"`
+}
+
+// JournalStatus is the audit journal's head: an auditor who notes it can
+// tell later whether entries were cut from the end, which no hash chain
+// can tell by itself.
+type JournalStatus struct {
+	// Path is the journal's directory.
+	Path string `json:"path"`
+	// Entries is the sequence number of the last entry: how many entries
+	// were ever appended, rotated ones included.
+	Entries uint64 `json:"entries"`
+	// Head is the SHA-256 of the last entry's line.
+	Head string `json:"head,omitempty"`
+	// Error says why the journal could not be opened.
+	Error string `json:"error,omitempty"`
 }
 
 // PolicySource identifies the running policy.
@@ -117,8 +138,8 @@ type ApplyInfo struct {
 	DurationSeconds float64   `json:"durationSeconds"`
 	OK              bool      `json:"ok"`
 	Error           string    `json:"error,omitempty"`
-	// Trigger says why: start, boot-ruleset, signal, file-change, reload,
-	// apply, confirm-timeout, rollback, drift.
+	// Trigger says why: start, boot-ruleset, restart, safe-fallback,
+	// signal, file-change, reload, apply, confirm-timeout, rollback, drift.
 	Trigger string `json:"trigger"`
 	// Messages written to the kernel; 0 when it already matched.
 	Messages int `json:"messages"`

@@ -62,8 +62,10 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 		return err
 	}
 	d.noteGeneration()
+	after := &running{pol: pol, rs: rs, source: src}
 	d.mu.Lock()
-	d.cur = &running{pol: pol, rs: rs, source: src}
+	before := d.cur
+	d.cur = after
 	d.mu.Unlock()
 	if err := saveLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}); err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
@@ -97,6 +99,7 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 	} else {
 		d.log.Info("policy applied: kernel already up to date", "trigger", trigger, "policy", src.Path)
 	}
+	d.journalApply(trigger, before, after, res, tunErr)
 	if tunErr != nil {
 		return &TunnelError{Err: tunErr}
 	}
@@ -128,6 +131,7 @@ func (d *Daemon) recordFailure(start time.Time, trigger string, err error) {
 	if d.cfg.Metrics != nil {
 		d.cfg.Metrics.ObserveApply(d.now().Sub(start), err, d.now())
 	}
+	d.journalFailure(trigger, err)
 }
 
 // applyRequest runs a policy given by `edgefwctl apply`, arming the
@@ -188,8 +192,10 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 
 func (d *Daemon) remove() ApplyResponse {
 	if err := d.cfg.Firewall.Delete(); err != nil {
+		d.journalRemove(err)
 		return ApplyResponse{Error: err.Error()}
 	}
+	d.journalRemove(nil)
 	d.clearPending("firewall removed")
 	d.mu.Lock()
 	d.cur = nil

@@ -15,7 +15,7 @@ import (
 // that does not resolve yet cannot leave the host open at boot), then the
 // policy file. If neither exists, a minimal safe ruleset (defaults plus
 // failsafe) is installed. READY=1 is sent by Run after Start succeeds.
-func (d *Daemon) Start(ctx context.Context) error {
+func (d *Daemon) Start(ctx context.Context) (err error) {
 	// The control socket already serves status while Start runs.
 	d.mu.Lock()
 	d.startedAt = d.now()
@@ -23,6 +23,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
+	d.openJournal()
 	installed := false
 
 	// An apply awaiting confirmation when the daemon stopped must not stay
@@ -31,9 +32,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		d.log.Warn("ignoring unreadable pending-confirmation state", "error", err)
 	}
+	d.beginBoot(pend)
+	defer func() { d.endBoot(err) }()
 	if pend != nil {
 		if pend.Previous != nil {
-			if err := d.applySaved(ctx, pend.Previous, "confirm-timeout"); !firewallApplied(err) {
+			if err := d.applySaved(ctx, pend.Previous, triggerRestart); !firewallApplied(err) {
 				d.log.Error("restoring the policy before an unconfirmed apply failed", "error", err)
 			} else {
 				installed = true
@@ -53,7 +56,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if saved, err := loadLastGood(d.cfg.StateDir); err != nil {
 			d.log.Warn("ignoring unreadable last-good ruleset", "error", err)
 		} else if saved != nil {
-			if err := d.applySaved(ctx, saved, "boot-ruleset"); !firewallApplied(err) {
+			if err := d.applySaved(ctx, saved, triggerLastGood); !firewallApplied(err) {
 				d.log.Error("installing the last good ruleset failed", "error", err)
 			} else {
 				installed = true
@@ -99,7 +102,7 @@ func (d *Daemon) applySafe(ctx context.Context) error {
 	pol := &policy.Policy{Version: 1,
 		Defaults: policy.Defaults{Input: policy.Drop, Forward: policy.Accept, Output: policy.Accept},
 		Failsafe: d.safeFailsafe()}
-	if err := d.apply(ctx, pol, PolicySource{Path: "(safe minimal ruleset: policy invalid)"}, "safe-fallback"); err != nil {
+	if err := d.apply(ctx, pol, PolicySource{Path: "(safe minimal ruleset: policy invalid)"}, triggerSafeFallback); err != nil {
 		return err
 	}
 	if rejected != nil {

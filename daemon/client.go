@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/edgefw/edgefw/journal"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -188,6 +190,29 @@ func (c *Client) Drops(ctx context.Context) ([]DropRecord, error) {
 		return nil, err
 	}
 	return ds, nil
+}
+
+// Journal returns the audit journal's entries at or after since (all of
+// them for the zero time), oldest first.
+func (c *Client) Journal(ctx context.Context, since time.Time) ([]journal.Entry, error) {
+	path := PathJournal
+	if !since.IsZero() {
+		path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339Nano))
+	}
+	var es []journal.Entry
+	if err := c.do(ctx, http.MethodGet, path, nil, &es); err != nil {
+		return nil, err
+	}
+	return es, nil
+}
+
+// VerifyJournal asks the daemon to check the audit journal's hash chain.
+func (c *Client) VerifyJournal(ctx context.Context) (*journal.Verification, error) {
+	var v journal.Verification
+	if err := c.do(ctx, http.MethodGet, PathJournalVerify, nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // applyCall posts to an endpoint answering an ApplyResponse. The daemon

@@ -8,6 +8,9 @@ import (
 type pendingState struct {
 	Path     string    `json:"path"`
 	Deadline time.Time `json:"deadline"`
+	// Hash is the unconfirmed policy's (PolicySource.Hash), for the
+	// journal of a rollback at restart.
+	Hash string `json:"hash,omitempty"`
 	// Previous is what to restore: the policy in force before the apply.
 	Previous *savedPolicy `json:"previous"`
 }
@@ -21,7 +24,10 @@ func (d *Daemon) pendingView() *Pending {
 
 func (d *Daemon) arm(path string, timeout time.Duration, prev *savedPolicy) {
 	d.stopPendingTimer()
-	p := &pendingState{Path: path, Deadline: d.now().Add(timeout), Previous: prev}
+	d.mu.Lock()
+	hash := hashOf(d.cur)
+	d.mu.Unlock()
+	p := &pendingState{Path: path, Deadline: d.now().Add(timeout), Hash: hash, Previous: prev}
 	if err := savePending(d.cfg.StateDir, p); err != nil {
 		d.log.Error("could not persist the pending confirmation; a restart will not roll back", "error", err)
 	}
@@ -63,6 +69,7 @@ func (d *Daemon) confirm() ApplyResponse {
 		return ApplyResponse{Error: "nothing awaits confirmation"}
 	}
 	d.clearPending("confirmed")
+	d.journalConfirm(p)
 	d.log.Info("apply confirmed", "policy", p.Path)
 	return d.response(nil, "confirmed "+p.Path)
 }

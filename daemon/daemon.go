@@ -79,6 +79,12 @@ type Config struct {
 	// WatchdogInterval is how often the loop pings systemd's watchdog;
 	// zero disables pings.
 	WatchdogInterval time.Duration
+	// PeerCheckInterval is how often tunnel peers are checked, to journal
+	// those that went up or down (DefaultPeerCheckInterval when zero).
+	PeerCheckInterval time.Duration
+	// JournalMaxBytes caps the audit journal (journal.DefaultMaxBytes
+	// when zero).
+	JournalMaxBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -121,6 +127,8 @@ type Daemon struct {
 	// not outlive the loop.
 	ctx   atomic.Pointer[context.Context]
 	audit *Audit
+	// jr journals what changes or tests what the host enforces.
+	jr journaling
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -157,6 +165,9 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 30 * time.Second
 	}
+	if cfg.PeerCheckInterval == 0 {
+		cfg.PeerCheckInterval = DefaultPeerCheckInterval
+	}
 	return &Daemon{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		events:        make(chan event),
@@ -171,6 +182,7 @@ func New(cfg Config) (*Daemon, error) {
 // the ruleset in place: the host stays protected (fail closed).
 func (d *Daemon) Run(ctx context.Context) error {
 	d.ctx.Store(&ctx)
+	defer d.closeJournal()
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
@@ -198,6 +210,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer full.Stop()
 	refresh := time.NewTicker(d.cfg.RefreshInterval)
 	defer refresh.Stop()
+	peers := time.NewTicker(d.cfg.PeerCheckInterval)
+	defer peers.Stop()
 	var watchdog <-chan time.Time
 	if d.cfg.WatchdogInterval > 0 {
 		t := time.NewTicker(d.cfg.WatchdogInterval)
@@ -240,6 +254,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 					d.log.Warn("tunnel refresh", "error", err)
 				}
 			}
+		case <-peers.C:
+			d.checkPeers(ctx)
 		case <-watchdog:
 			// Pinged from the loop, not a bare ticker goroutine: a loop
 			// stuck in an apply stops the pings and systemd restarts us.
@@ -278,6 +294,8 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ApplyResponse {
 }
 
 func (d *Daemon) handle(ctx context.Context, ev event) ApplyResponse {
+	d.jr.by = ev.caller
+	defer func() { d.jr.by = nil }()
 	switch {
 	case strings.HasPrefix(ev.kind, "reload:"):
 		trigger := strings.TrimPrefix(ev.kind, "reload:")

@@ -49,7 +49,7 @@ func (d *Daemon) checkDrift(full bool) driftCheck {
 		d.countDriftFailure()
 		return c
 	}
-	c.messages = res.Messages
+	c.messages, c.result = res.Messages, res
 	d.noteGeneration()
 	d.mu.Lock()
 	d.drift++

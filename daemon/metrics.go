@@ -46,6 +46,8 @@ type Metrics struct {
 	lastApplySuccess prometheus.Gauge
 	driftRepairs     prometheus.Counter
 	driftFailures    prometheus.Counter
+	journalEntries   prometheus.Gauge
+	journalErrors    prometheus.Counter
 }
 
 // NewMetrics creates the daemon's event metrics and edgefw_build_info and
@@ -77,6 +79,14 @@ func NewMetrics(reg prometheus.Registerer, version, revision string) *Metrics {
 			Name: "edgefw_drift_repair_failures_total",
 			Help: "Drift checks that could not read table inet edgefw or restore it; each is retried after a backoff of 1 s doubling to 1 min.",
 		}),
+		journalEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgefw_journal_entries",
+			Help: "Sequence number of the audit journal's last entry: entries ever appended, rotated ones included. It never goes down; a lower value later means entries were cut from the journal's end.",
+		}),
+		journalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgefw_journal_append_errors_total",
+			Help: "Events that could not be appended to the audit journal (they are logged); the daemon carries on.",
+		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgefw_build_info",
@@ -88,7 +98,8 @@ func NewMetrics(reg prometheus.Registerer, version, revision string) *Metrics {
 		},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(m.applyDuration, m.applyErrors, m.lastApplySuccess, m.driftRepairs, m.driftFailures, buildInfo)
+	reg.MustRegister(m.applyDuration, m.applyErrors, m.lastApplySuccess, m.driftRepairs, m.driftFailures,
+		m.journalEntries, m.journalErrors, buildInfo)
 	return m
 }
 
@@ -112,6 +123,16 @@ func (m *Metrics) DriftRepaired() {
 // restore the table.
 func (m *Metrics) DriftRepairFailed() {
 	m.driftFailures.Inc()
+}
+
+// JournalAppended records the journal's last entry, seq.
+func (m *Metrics) JournalAppended(seq uint64) {
+	m.journalEntries.Set(float64(seq))
+}
+
+// JournalAppendFailed records an event that could not be journaled.
+func (m *Metrics) JournalAppendFailed() {
+	m.journalErrors.Inc()
 }
 
 // NewRegistry returns a registry holding the Go runtime and process

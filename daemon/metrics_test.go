@@ -250,6 +250,9 @@ func TestMetrics(t *testing.T) {
 	m.DriftRepaired()
 	m.DriftRepairFailed()
 	m.DriftRepairFailed()
+	m.JournalAppended(41)
+	m.JournalAppended(42)
+	m.JournalAppendFailed()
 
 	want := fmt.Sprintf(`
 # HELP edgefw_build_info Always 1; the labels identify the running edgefwd build.
@@ -261,6 +264,12 @@ edgefw_drift_repair_failures_total 2
 # HELP edgefw_drift_repairs_total Times table inet edgefw was found changed or deleted outside edgefwd and restored.
 # TYPE edgefw_drift_repairs_total counter
 edgefw_drift_repairs_total 1
+# HELP edgefw_journal_append_errors_total Events that could not be appended to the audit journal (they are logged); the daemon carries on.
+# TYPE edgefw_journal_append_errors_total counter
+edgefw_journal_append_errors_total 1
+# HELP edgefw_journal_entries Sequence number of the audit journal's last entry: entries ever appended, rotated ones included. It never goes down; a lower value later means entries were cut from the journal's end.
+# TYPE edgefw_journal_entries gauge
+edgefw_journal_entries 42
 # HELP edgefw_policy_apply_duration_seconds Time taken by policy apply attempts, successful or not: compiling the policy, writing the nftables transaction and configuring the tunnels.
 # TYPE edgefw_policy_apply_duration_seconds histogram
 edgefw_policy_apply_duration_seconds_bucket{le="0.001"} 0
@@ -302,6 +311,8 @@ func TestMetricsBeforeAnyApply(t *testing.T) {
 		"edgefw_policy_last_apply_success_timestamp_seconds",
 		"edgefw_drift_repairs_total",
 		"edgefw_drift_repair_failures_total",
+		"edgefw_journal_entries",
+		"edgefw_journal_append_errors_total",
 		"edgefw_build_info",
 		"edgefw_policy_apply_duration_seconds",
 	} {

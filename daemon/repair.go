@@ -1,6 +1,10 @@
 package daemon
 
-import "time"
+import (
+	"time"
+
+	"github.com/edgefw/edgefw/nft"
+)
 
 // Log messages of a drift burst: a run of changes to the table by others,
 // logged when it starts and summarised when it ends, rather than once per
@@ -21,9 +25,10 @@ type driftCheck struct {
 	err error
 	// changedBy names the process that last committed, as nftables said.
 	changedBy string
-	// messages and took describe the repair.
+	// messages and took describe the repair, result what it wrote.
 	messages int
 	took     time.Duration
+	result   nft.Result
 }
 
 // generationMoved reads the ruleset generation and reports whether anyone
@@ -46,6 +51,8 @@ type driftRepairer struct {
 	d     *Daemon
 	limit *repairLimiter
 	timer *time.Timer
+	// tally is what the journal was told of the current burst.
+	tally driftTally
 }
 
 func (d *Daemon) newDriftRepairer() *driftRepairer {
@@ -116,6 +123,9 @@ func (r *driftRepairer) run() {
 	case c.drifted:
 		log.Debug("drift repaired again", "changed_by", c.changedBy, "messages", c.messages, "repair_ms", c.took.Milliseconds())
 	}
+	if ev == burstStarted || ev == burstFailing {
+		r.journalBurst(r.limit.openBurst(), &c)
+	}
 }
 
 // report logs a burst's summary.
@@ -126,6 +136,7 @@ func (r *driftRepairer) report(s burstSummary) {
 	}
 	r.d.log.Warn(msg, "changed_by", s.changedBy, "changes", s.changes, "repairs", s.repairs, "failures", s.failures,
 		"over", s.last.Sub(s.start).Round(time.Millisecond).String(), "since", s.start)
+	r.journalBurst(s, nil)
 }
 
 // countDriftFailure counts a drift check that could not read or restore

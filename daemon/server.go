@@ -21,24 +21,36 @@ import (
 	"github.com/edgefw/edgefw/wg"
 )
 
-// SocketGroup is the group whose members may use the control socket.
+// SocketGroup is the group whose members may use the control socket,
+// unless WithSocketGroup names another.
 const SocketGroup = "edgefw"
 
 // ControlServer serves the control API on a Unix socket.
 type ControlServer struct {
 	d   *Daemon
 	log *slog.Logger
-	// gid of SocketGroup, or -1 when the group does not exist.
-	gid int
-	srv *http.Server
-	ln  net.Listener
+	// gid of the socket's group, or -1 when the group does not exist;
+	// group is its name, as given.
+	gid   int
+	group string
+	srv   *http.Server
+	ln    net.Listener
 }
 
 type credKey struct{}
 
 // ListenControl creates the socket (mode 0660, group edgefw when it
-// exists) and returns a server ready to Serve.
-func ListenControl(d *Daemon, path string, log *slog.Logger) (*ControlServer, error) {
+// exists, or the group WithSocketGroup names) and returns a server ready
+// to Serve.
+func ListenControl(d *Daemon, path string, log *slog.Logger, opts ...ControlOption) (*ControlServer, error) {
+	o := controlOptions{group: SocketGroup}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	gid, err := lookupGroup(o.group)
+	if err != nil && o.group != SocketGroup {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
@@ -52,15 +64,13 @@ func ListenControl(d *Daemon, path string, log *slog.Logger) (*ControlServer, er
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	gid := -1
-	if g, err := user.LookupGroup(SocketGroup); err == nil {
-		gid, _ = strconv.Atoi(g.Gid)
+	if gid >= 0 {
 		// Under systemd (Group=edgefw) the socket is born in the group;
 		// chown is then unneeded and the unit's seccomp filter denies it.
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil || int(st.Gid) != gid {
 			if err := os.Chown(path, -1, gid); err != nil {
-				log.Warn("cannot give the control socket to group "+SocketGroup, "error", err)
+				log.Warn("cannot give the control socket to group "+o.group, "error", err)
 			}
 		}
 	}
@@ -68,7 +78,7 @@ func ListenControl(d *Daemon, path string, log *slog.Logger) (*ControlServer, er
 		ln.Close()
 		return nil, err
 	}
-	s := &ControlServer{d: d, log: log, gid: gid, ln: ln}
+	s := &ControlServer{d: d, log: log, gid: gid, group: o.group, ln: ln}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -190,6 +200,8 @@ func (s *ControlServer) routes() http.Handler {
 	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
 		writeHTTPJSON(w, http.StatusOK, s.d.Drops())
 	})
+	mux.HandleFunc("GET "+PathJournal, s.serveJournal)
+	mux.HandleFunc("GET "+PathJournalVerify, s.serveJournalVerify)
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, r *http.Request) {
 		// The body is optional: older clients send none.
 		var req ReloadRequest
@@ -232,7 +244,7 @@ func (s *ControlServer) routes() http.Handler {
 				uid = int(cred.Uid)
 			}
 			s.log.Warn("control request refused", "uid", uid, "path", r.URL.Path)
-			writeError(w, http.StatusForbidden, "permission denied: only root and members of group "+SocketGroup+" may control edgefwd")
+			writeError(w, http.StatusForbidden, "permission denied: only root and members of group "+s.group+" may control edgefwd")
 			return
 		}
 		mux.ServeHTTP(w, r)

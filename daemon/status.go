@@ -87,6 +87,7 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 		st.Warnings = append(st.Warnings, appliedWarning(cur.source, d.policyFiles))
 	}
 	d.mu.Unlock()
+	st.Journal = d.journalStatus()
 	if cur != nil {
 		st.Policy = cur.source
 		counters, err := d.cfg.Firewall.Counters()

@@ -17,6 +17,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,14 +47,45 @@ type Caller struct {
 	User string `json:"user,omitempty"`
 }
 
-// Summary says what an apply changed in the kernel.
+// Summary says what an apply changed in the kernel, in the policy's
+// terms: rules by their counter's name (a policy rule's, or the reserved
+// name of an implicit rule or default policy).
 type Summary struct {
 	RulesAdded      int `json:"rulesAdded,omitempty"`
 	RulesRemoved    int `json:"rulesRemoved,omitempty"`
+	RulesChanged    int `json:"rulesChanged,omitempty"`
 	ElementsAdded   int `json:"elementsAdded,omitempty"`
 	ElementsRemoved int `json:"elementsRemoved,omitempty"`
 	// Messages is the number of netlink messages written.
 	Messages int `json:"messages,omitempty"`
+	// Added, Removed and Changed name the rules, at most MaxRuleNames
+	// each: the counts above are exact, the names bounded, so that a
+	// table restored whole does not make an entry of every rule.
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+}
+
+// MaxRuleNames bounds each list of rule names of a Summary.
+const MaxRuleNames = 16
+
+// Drift counts what a drift-repair entry stands for. The daemon writes
+// one entry when a burst of changes by others begins, and a summary
+// while it goes on and when it ends, rather than one per repair, so that
+// a process changing the table in a loop cannot flood the journal and
+// rotate older entries away.
+type Drift struct {
+	// Repairs and Failures count the restorations of the table, and the
+	// attempts that failed, since the burst's previous entry: summed over
+	// every drift-repair entry, they count every repair.
+	Repairs  int `json:"repairs"`
+	Failures int `json:"failures,omitempty"`
+	// Commits counts the commits to the table by other processes, as
+	// nftables notified them, since the burst's previous entry.
+	Commits uint64 `json:"commits,omitempty"`
+	// Since is when the burst began; Ended is set on its last entry.
+	Since time.Time `json:"since"`
+	Ended bool      `json:"ended,omitempty"`
 }
 
 // Event is what happened, as the daemon reports it.
@@ -82,6 +115,12 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 	// Rotated is set on KindRotated entries: what the removed file held.
 	Rotated *Rotation `json:"rotated,omitempty"`
+	// Version is the daemon's version, on boots.
+	Version string `json:"version,omitempty"`
+	// Failsafe are the ports a safe fallback left open, like "tcp/22".
+	Failsafe []string `json:"failsafe,omitempty"`
+	// Drift is set on drift repairs: how many repairs the entry stands for.
+	Drift *Drift `json:"drift,omitempty"`
 }
 
 // Rotation records a journal file removed to keep the journal under its
@@ -111,32 +150,89 @@ func lineHash(line []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// String renders an entry in one line for people: time, kind, and what
-// is known of it.
+// String renders an entry in one line for people: time, sequence
+// number, kind and who (the caller on the control socket, else the
+// daemon itself), then what is known of it as key=value pairs, values
+// with spaces quoted.
 func (e Entry) String() string {
-	s := fmt.Sprintf("%s #%d %s", e.Time.UTC().Format(time.RFC3339), e.Seq, e.Kind)
+	var b strings.Builder
+	who := "edgefwd"
+	if e.By != nil {
+		who = e.By.String()
+	}
+	fmt.Fprintf(&b, "%s #%d %-13s %s", e.Time.UTC().Format(time.RFC3339), e.Seq, e.Kind, who)
 	add := func(k, v string) {
-		if v != "" {
-			s += " " + k + "=" + v
+		if v == "" {
+			return
 		}
+		if strings.ContainsAny(v, " \t\n\"=") {
+			v = strconv.Quote(v)
+		}
+		b.WriteString(" " + k + "=" + v)
 	}
 	add("trigger", e.Trigger)
-	if e.By != nil {
-		add("by", fmt.Sprintf("%s(uid %d)", e.By.User, e.By.UID))
-	}
 	add("changed_by", e.ChangedBy)
+	add("version", e.Version)
 	add("source", e.Source)
-	if e.PolicyBefore != e.PolicyAfter {
-		add("policy", short(e.PolicyBefore)+"→"+short(e.PolicyAfter))
+	if e.PolicyBefore != "" || e.PolicyAfter != "" {
+		if e.PolicyBefore == e.PolicyAfter {
+			add("policy", short(e.PolicyAfter))
+		} else {
+			add("policy", short(e.PolicyBefore)+"→"+short(e.PolicyAfter))
+		}
 	}
 	if c := e.Changes; c != nil {
-		s += fmt.Sprintf(" rules=+%d/-%d elements=+%d/-%d", c.RulesAdded, c.RulesRemoved, c.ElementsAdded, c.ElementsRemoved)
+		add("rules", c.rules())
+		if c.ElementsAdded+c.ElementsRemoved > 0 {
+			add("elements", fmt.Sprintf("+%d-%d", c.ElementsAdded, c.ElementsRemoved))
+		}
 	}
+	if d := e.Drift; d != nil {
+		add("repairs", strconv.Itoa(d.Repairs))
+		if d.Failures > 0 {
+			add("failures", strconv.Itoa(d.Failures))
+		}
+		if d.Ended {
+			add("burst", "ended")
+		}
+	}
+	add("failsafe", strings.Join(e.Failsafe, ","))
 	add("interface", e.Interface)
 	add("peer", e.Peer)
 	add("error", e.Error)
 	add("detail", e.Detail)
-	return s
+	return b.String()
+}
+
+// String renders a caller as "alice(uid=1000)".
+func (c *Caller) String() string {
+	if c.User == "" {
+		return fmt.Sprintf("uid=%d", c.UID)
+	}
+	return fmt.Sprintf("%s(uid=%d)", c.User, c.UID)
+}
+
+// shownRuleNames bounds the names of each list String shows; -o json
+// gives all that the entry keeps.
+const shownRuleNames = 5
+
+// rules lists the rules added (+), removed (-) and changed (~), and how
+// many more there are than the names shown.
+func (s *Summary) rules() string {
+	var parts []string
+	list := func(sign string, names []string, n int) {
+		names = names[:min(len(names), shownRuleNames)]
+		for _, name := range names {
+			parts = append(parts, sign+name)
+		}
+		if more := n - len(names); more > 0 {
+			parts = append(parts, fmt.Sprintf("%s%d-more", sign, more))
+		}
+	}
+	list("+", s.Added, s.RulesAdded)
+	list("-", s.Removed, s.RulesRemoved)
+	list("~", s.Changed, s.RulesChanged)
+	return strings.Join(parts, ",")
 }
 
 func short(h string) string {

@@ -18,6 +18,9 @@ import (
 // DefaultMaxBytes is the journal's default size cap.
 const DefaultMaxBytes = 64 << 20
 
+// MinMaxBytes is the smallest size cap Open accepts.
+const MinMaxBytes = 4096
+
 // segments is how many files the cap is spread over: when the active file
 // reaches a segment's share it is rotated, and the oldest file goes when
 // the total passes the cap, so at least (segments-1)/segments of the cap
@@ -62,8 +65,8 @@ func Open(dir string, opts ...Option) (*Journal, error) {
 	for _, o := range opts {
 		o(j)
 	}
-	if j.maxBytes < 4096 {
-		return nil, fmt.Errorf("journal: a cap of %d bytes is too small (at least 4096)", j.maxBytes)
+	if j.maxBytes < MinMaxBytes {
+		return nil, fmt.Errorf("journal: a cap of %d bytes is too small (at least %d)", j.maxBytes, MinMaxBytes)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)

@@ -3,6 +3,7 @@ package journal
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -32,8 +33,10 @@ func (b *Break) String() string {
 // Verification is what Verify found.
 type Verification struct {
 	// Entries is the number of whole entries read.
-	Entries           int    `json:"entries"`
-	FirstSeq, LastSeq uint64 `json:"-"`
+	Entries int `json:"entries"`
+	// FirstSeq and LastSeq are the first and last entries kept.
+	FirstSeq uint64 `json:"firstSeq,omitempty"`
+	LastSeq  uint64 `json:"lastSeq,omitempty"`
 	// Head is the hash of the last entry's line.
 	Head string `json:"head,omitempty"`
 	// RotatedAway counts the entries before FirstSeq that rotation
@@ -61,7 +64,11 @@ func (v *Verification) String() string {
 		s += fmt.Sprintf(" (entries 1 to %d were rotated away, as the chain records)", v.RotatedAway)
 	}
 	if len(v.Torn) > 0 {
-		s += fmt.Sprintf("; %d torn line(s) skipped", len(v.Torn))
+		at := make([]string, len(v.Torn))
+		for i, l := range v.Torn {
+			at[i] = l.String()
+		}
+		s += fmt.Sprintf("; %d torn line(s) skipped, cut short by a crash: %s", len(v.Torn), strings.Join(at, ", "))
 	}
 	return s
 }

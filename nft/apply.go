@@ -53,6 +53,10 @@ type Result struct {
 	Full bool
 	// Changes summarises what was written, one line per object.
 	Changes []string
+	// Summary says what changed in the policy's terms. After a full
+	// rewrite it is still what the patch would have changed: what
+	// differed, not everything that was written again.
+	Summary Summary
 }
 
 // Changed reports whether anything was written.
@@ -94,7 +98,7 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 			return Result{}, ferr
 		}
 	}
-	fres.Full = true
+	fres.Full, fres.Summary = true, res.Summary
 	return fres, nil
 }
 
@@ -109,7 +113,7 @@ func prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, erro
 	if err != nil || tx.Messages() == 0 {
 		return nil, Result{}, err
 	}
-	res := Result{Messages: tx.Messages()}
+	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops)}
 	for _, op := range ops {
 		res.Changes = append(res.Changes, op.Change())
 	}

@@ -117,6 +117,9 @@ func printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
 			p.Path, seconds(p.SecondsLeft).Round(time.Second), p.Deadline.In(time.Local).Format(time.TimeOnly))
 	}
 	fmt.Fprintf(t, "drift repairs:\t%d\n", st.DriftRepairs)
+	if st.Journal != nil {
+		fmt.Fprintf(t, "journal:\t%s\n", journalSummary(st.Journal))
+	}
 }
 
 // applySummary renders an apply attempt: "ok 3m ago (12 ms, trigger

@@ -18,6 +18,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/journal"
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
@@ -38,11 +39,13 @@ func run(args []string) int {
 	policyPath := fs.String("policy", "/etc/edgefw/policy.yaml", "policy file; drop-ins are read from policy.d/ beside it")
 	socket := fs.String("socket", "/run/edgefw/edgefwd.sock", "control socket for edgefwctl")
 	metricsAddr := fs.String("metrics-address", daemon.DefaultMetricsAddress, "HOST:PORT for /metrics, /healthz and /readyz; empty disables")
-	stateDir := fs.String("state-dir", "/var/lib/edgefw", "directory for the last good ruleset and pending confirmations")
+	stateDir := fs.String("state-dir", "/var/lib/edgefw", "directory for the last good ruleset, pending confirmations and the audit journal")
 	once := fs.Bool("once", false, "apply the policy's firewall idempotently and exit; non-zero and nothing changed on any error")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text (journal-friendly key=value) or json")
 	failsafe := fs.String("failsafe", "tcp/22", "anti-lockout ports of the safe ruleset installed when the policy does not load and no earlier ruleset exists, like tcp/22,tcp/2222 (none: no port); the policy's failsafe section is opened too when it alone can be read")
+	journalMax := fs.Int64("journal-max-bytes", journal.DefaultMaxBytes, fmt.Sprintf("size cap of the audit journal in the state directory; its oldest files are rotated away past it (at least %d)", journal.MinMaxBytes))
+	socketGroup := fs.String("socket-group", daemon.SocketGroup, "group (name or gid) whose members may use the control socket")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,12 +73,17 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "edgefwd: --failsafe:", err)
 		return 1
 	}
+	if *journalMax < journal.MinMaxBytes {
+		fmt.Fprintf(os.Stderr, "edgefwd: --journal-max-bytes %d: must be at least %d\n", *journalMax, journal.MinMaxBytes)
+		return 1
+	}
 	if *once {
 		return runOnce(*policyPath, *stateDir, log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, failsafePorts, log); err != nil {
+	opts := serveOptions{journalMaxBytes: *journalMax, socketGroup: *socketGroup}
+	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, failsafePorts, opts, log); err != nil {
 		log.Error("edgefwd failed", "error", err)
 		return 1
 	}
@@ -126,7 +134,13 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 	return 0
 }
 
-func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, failsafe []policy.PortRange, log *slog.Logger) error {
+// serveOptions are serve's settings beyond the paths.
+type serveOptions struct {
+	journalMaxBytes int64
+	socketGroup     string
+}
+
+func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, failsafe []policy.PortRange, opts serveOptions, log *slog.Logger) error {
 	// Catch SIGHUP first: its default action would kill a daemon that is
 	// still starting (systemctl reload right after start).
 	hup := make(chan os.Signal, 1)
@@ -144,14 +158,14 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	d, err := daemon.New(daemon.Config{
 		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log, Failsafe: failsafe,
 		Firewall: nft.NewApplier(), Tunnels: tunnels, Notify: daemon.SystemdNotifier,
-		Metrics: metrics, WatchdogInterval: watchdog,
+		Metrics: metrics, WatchdogInterval: watchdog, JournalMaxBytes: opts.journalMaxBytes,
 	})
 	if err != nil {
 		return err
 	}
 	// The control socket and metrics listen before the first apply so a
 	// slow start can be observed; they answer "not ready" until then.
-	ctl, err := daemon.ListenControl(d, socket, log.With("component", "control"))
+	ctl, err := daemon.ListenControl(d, socket, log.With("component", "control"), daemon.WithSocketGroup(opts.socketGroup))
 	if err != nil {
 		return err
 	}

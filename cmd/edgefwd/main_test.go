@@ -54,3 +54,11 @@ func TestBackendHint(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalCapFlag refuses a journal cap below the journal's minimum
+// before anything else is done.
+func TestJournalCapFlag(t *testing.T) {
+	if code := run([]string{"--journal-max-bytes", "100", "--state-dir", t.TempDir()}); code != 1 {
+		t.Errorf("--journal-max-bytes 100 exited %d, want 1", code)
+	}
+}

@@ -1,0 +1,112 @@
+package nft
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Summary says what a plan changes in the policy's terms, for people and
+// the audit journal: rules by the name of their counter (a policy rule's
+// name, or the reserved name of an implicit rule or default policy), and
+// set elements as the address ranges written.
+type Summary struct {
+	// RulesAdded and RulesRemoved are the rules whose counter the plan
+	// adds or deletes; RulesChanged those that stay with other kernel
+	// rules or a counter that starts again from zero. Sorted.
+	RulesAdded, RulesRemoved, RulesChanged []string
+	// ElementsAdded and ElementsRemoved count the address ranges written
+	// to and deleted from named sets, those of sets added or deleted
+	// included.
+	ElementsAdded, ElementsRemoved int
+}
+
+// Empty reports whether the summary names no change.
+func (s Summary) Empty() bool {
+	return len(s.RulesAdded)+len(s.RulesRemoved)+len(s.RulesChanged)+s.ElementsAdded+s.ElementsRemoved == 0
+}
+
+// summarize says what ops, planned over ks to make rs, change. It is
+// pure, like plan.
+func summarize(ks *TableState, rs *Ruleset, ops []Op) Summary {
+	before, after := map[string]bool{}, map[string]bool{}
+	for name := range ks.Counters {
+		before[ruleOfCounter(name)] = true
+	}
+	for _, name := range rs.Counters {
+		after[ruleOfCounter(name)] = true
+	}
+	touched := map[string]bool{}
+	var s Summary
+	for _, op := range ops {
+		switch op := op.(type) {
+		case AddRule:
+			touched[ruleOfCounter(cmp.Or(op.Rule.Owner, op.Rule.Counter))] = true
+		case DeleteRule:
+			for _, name := range countersOf(ks, op.Chain, op.Handle) {
+				touched[ruleOfCounter(name)] = true
+			}
+		case ResetCounter:
+			touched[ruleOfCounter(op.Name)] = true
+		case AddCounter:
+			touched[ruleOfCounter(op.Name)] = true
+		case DeleteCounter:
+			touched[ruleOfCounter(op.Name)] = true
+		case AddElements:
+			s.ElementsAdded += len(op.Ranges)
+		case DeleteElements:
+			s.ElementsRemoved += len(op.Ranges)
+		case AddSet:
+			s.ElementsAdded += len(op.Set.Ranges)
+		case ReplaceElements:
+			s.ElementsAdded += len(op.Set.Ranges)
+			if old, ok := ks.Sets[op.Set.Name]; ok {
+				s.ElementsRemoved += len(old.Elements)
+			}
+		case DeleteSet:
+			if old, ok := ks.Sets[op.Name]; ok {
+				s.ElementsRemoved += len(old.Elements)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		if !before[name] {
+			s.RulesAdded = append(s.RulesAdded, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(before)) {
+		if !after[name] {
+			s.RulesRemoved = append(s.RulesRemoved, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(touched)) {
+		if name != "" && before[name] && after[name] {
+			s.RulesChanged = append(s.RulesChanged, name)
+		}
+	}
+	return s
+}
+
+// ruleOfCounter names the rule a counter belongs to: a limited counter
+// belongs to the rule it limits.
+func ruleOfCounter(name string) string {
+	if rule, ok := strings.CutPrefix(name, LimitedCounter("")); ok {
+		return rule
+	}
+	return name
+}
+
+// countersOf returns the counters of the kernel's rule with this handle.
+func countersOf(ks *TableState, chain string, handle uint64) []string {
+	ch, ok := ks.Chains[chain]
+	if !ok {
+		return nil
+	}
+	for _, r := range ch.Rules {
+		if r.Handle == handle {
+			return r.Counters
+		}
+	}
+	return nil
+}
