@@ -188,7 +188,12 @@ func (s *ControlServer) routes() http.Handler {
 		writeHTTPJSON(w, http.StatusOK, t)
 	})
 	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
-		writeHTTPJSON(w, http.StatusOK, s.d.Drops())
+		q, err := ParseDropsQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad drops request: "+err.Error())
+			return
+		}
+		writeHTTPJSON(w, http.StatusOK, s.d.Drops(q))
 	})
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, r *http.Request) {
 		// The body is optional: older clients send none.
