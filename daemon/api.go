@@ -133,7 +133,11 @@ type RuleStatus struct {
 	Direction string `json:"direction"`
 	Action    string `json:"action"`
 	// Kind is user, implicit, default or limited.
-	Kind    string `json:"kind"`
+	Kind string `json:"kind"`
+	// Mode is enforce, or audit for the counters of a rule in audit mode:
+	// they count what the rule would do (Action) and let it go on. A
+	// daemon older than audit mode leaves it empty: enforce.
+	Mode    string `json:"mode"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
 }

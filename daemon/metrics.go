@@ -151,14 +151,14 @@ func NewCollector(src KernelSource, log *slog.Logger, now func() time.Time) prom
 		log: log,
 		now: now,
 		rulePackets: prometheus.NewDesc("edgefw_rule_packets_total",
-			"Packets counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time.",
-			[]string{"rule", "direction", "action"}, nil),
+			"Packets counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the packets it would drop or reject (its action) and lets them go on.",
+			[]string{"rule", "direction", "action", "mode"}, nil),
 		ruleBytes: prometheus.NewDesc("edgefw_rule_bytes_total",
-			"Bytes counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time.",
-			[]string{"rule", "direction", "action"}, nil),
+			"Bytes counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the bytes it would drop or reject (its action) and lets them go on.",
+			[]string{"rule", "direction", "action", "mode"}, nil),
 		limitedPackets: prometheus.NewDesc("edgefw_rule_limited_packets_total",
-			"Packets a rule dropped because they exceeded its limit or connLimit.",
-			[]string{"rule"}, nil),
+			"Packets a rule dropped because they exceeded its limit or connLimit; in mode audit, the packets it would have dropped.",
+			[]string{"rule", "mode"}, nil),
 		countersMissing: prometheus.NewDesc("edgefw_rule_counters_missing",
 			"Counters of the running ruleset that were absent from the kernel at this scrape (table changed or deleted outside edgefwd); their rules are left out of the rule metrics.",
 			nil, nil),
@@ -249,12 +249,13 @@ func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
 			c.log.Debug("metrics: counter missing from the kernel", "rule", r.Name)
 			continue
 		}
+		mode := ruleMode(r)
 		if r.Kind == nft.KindLimited {
-			c.emit(ch, c.limitedPackets, prometheus.CounterValue, float64(v.Packets), r.Rule)
+			c.emit(ch, c.limitedPackets, prometheus.CounterValue, float64(v.Packets), r.Rule, mode)
 			continue
 		}
-		c.emit(ch, c.rulePackets, prometheus.CounterValue, float64(v.Packets), r.Name, string(r.Direction), string(r.Action))
-		c.emit(ch, c.ruleBytes, prometheus.CounterValue, float64(v.Bytes), r.Name, string(r.Direction), string(r.Action))
+		c.emit(ch, c.rulePackets, prometheus.CounterValue, float64(v.Packets), r.Name, string(r.Direction), string(r.Action), mode)
+		c.emit(ch, c.ruleBytes, prometheus.CounterValue, float64(v.Bytes), r.Name, string(r.Direction), string(r.Action), mode)
 	}
 	c.emit(ch, c.countersMissing, prometheus.GaugeValue, float64(missing))
 	return true

@@ -68,7 +68,7 @@ var scrapeTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func fixedClock() time.Time { return scrapeTime }
 
 // hostKernel is a host with user rules of every action, a rate-limited
-// rule, implicit rules, default policies and two tunnels whose peers are
+// rule, a rate-limited rule in audit mode, implicit rules, default policies and two tunnels whose peers are
 // up, stale, at exactly RejectAfterTime (still up, as wg decides), never
 // connected, not configured and undeclared.
 func hostKernel() *fakeKernel {
@@ -82,22 +82,26 @@ func hostKernel() *fakeKernel {
 			{Name: "ssh", Direction: in, Action: policy.Accept, Kind: nft.KindUser},
 			{Name: "block-telnet", Direction: in, Action: policy.Drop, Kind: nft.KindUser},
 			{Name: "smtp-out", Direction: out, Action: policy.Reject, Kind: nft.KindUser},
+			{Name: "watch-smb", Direction: in, Action: policy.Drop, Kind: nft.KindUser, Mode: policy.Audit},
+			{Name: nft.LimitedCounter("watch-smb"), Direction: in, Action: policy.Drop, Kind: nft.KindLimited, Rule: "watch-smb", Mode: policy.Audit},
 			{Name: nft.DefaultCounter(in), Direction: in, Action: policy.Drop, Kind: nft.KindDefault},
 			{Name: nft.DefaultCounter(fwd), Direction: fwd, Action: policy.Drop, Kind: nft.KindDefault},
 			{Name: nft.DefaultCounter(out), Direction: out, Action: policy.Accept, Kind: nft.KindDefault},
 		},
 		counters: map[string]nft.Counter{
-			"edgefw-established-input":  {Packets: 120000, Bytes: 98000000},
-			"edgefw-invalid-input":      {Packets: 3, Bytes: 180},
-			nft.TunnelCounter("wg0"):    {Packets: 800, Bytes: 120000},
-			nft.LimitedCounter("ssh"):   {Packets: 42, Bytes: 2520},
-			"ssh":                       {Packets: 1500, Bytes: 90000},
-			"block-telnet":              {Packets: 77, Bytes: 4620},
-			"smtp-out":                  {Packets: 0, Bytes: 0},
-			nft.DefaultCounter(in):      {Packets: 9001, Bytes: 540060},
-			nft.DefaultCounter(fwd):     {Packets: 0, Bytes: 0},
-			nft.DefaultCounter(out):     {Packets: 130000, Bytes: 12000000},
-			"counter-of-another-policy": {Packets: 1, Bytes: 1},
+			"edgefw-established-input":      {Packets: 120000, Bytes: 98000000},
+			"edgefw-invalid-input":          {Packets: 3, Bytes: 180},
+			nft.TunnelCounter("wg0"):        {Packets: 800, Bytes: 120000},
+			nft.LimitedCounter("ssh"):       {Packets: 42, Bytes: 2520},
+			"ssh":                           {Packets: 1500, Bytes: 90000},
+			"block-telnet":                  {Packets: 77, Bytes: 4620},
+			"smtp-out":                      {Packets: 0, Bytes: 0},
+			"watch-smb":                     {Packets: 12, Bytes: 720},
+			nft.LimitedCounter("watch-smb"): {Packets: 2, Bytes: 120},
+			nft.DefaultCounter(in):          {Packets: 9001, Bytes: 540060},
+			nft.DefaultCounter(fwd):         {Packets: 0, Bytes: 0},
+			nft.DefaultCounter(out):         {Packets: 130000, Bytes: 12000000},
+			"counter-of-another-policy":     {Packets: 1, Bytes: 1},
 		},
 		tunnels: []wg.TunnelStatus{
 			{
@@ -363,7 +367,7 @@ func TestMetricsHandler(t *testing.T) {
 		{"healthz while not ready", "GET", "/healthz", notReady, 200, "ok\n"},
 		{"readyz ready", "GET", "/readyz", nil, 200, "ok\n"},
 		{"readyz not ready", "GET", "/readyz", notReady, 503, "not ready: first apply has not finished"},
-		{"metrics", "GET", "/metrics", nil, 200, `edgefw_rule_packets_total{action="drop",direction="input",rule="block-telnet"} 77`},
+		{"metrics", "GET", "/metrics", nil, 200, `edgefw_rule_packets_total{action="drop",direction="input",mode="enforce",rule="block-telnet"} 77`},
 		{"metrics while not ready", "GET", "/metrics", notReady, 200, "edgefw_kernel_read_up"},
 		{"healthz rejects POST", "POST", "/healthz", nil, 405, ""},
 		{"unknown path", "GET", "/", nil, 404, ""},

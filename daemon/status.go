@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -95,7 +96,7 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 		for _, r := range cur.rs.Rules {
 			c := counters[r.Name]
 			st.Rules = append(st.Rules, RuleStatus{Name: r.Name, Direction: string(r.Direction), Action: string(r.Action),
-				Kind: r.Kind, Packets: c.Packets, Bytes: c.Bytes})
+				Kind: r.Kind, Mode: ruleMode(r), Packets: c.Packets, Bytes: c.Bytes})
 		}
 	} else {
 		st.Warnings = append(st.Warnings, "no edgefw ruleset is installed")
@@ -117,6 +118,15 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 		st.Warnings = append(st.Warnings, "the last apply failed; the previous ruleset is in force")
 	}
 	return st
+}
+
+// ruleMode is the mode status and metrics show for a counter: audit or
+// enforce (also for a RuleInfo that says none).
+func ruleMode(r nft.RuleInfo) string {
+	if r.Mode == policy.Audit {
+		return string(policy.Audit)
+	}
+	return string(policy.Enforce)
 }
 
 // RulesetText renders the running ruleset.

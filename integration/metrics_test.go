@@ -83,12 +83,12 @@ func TestMetricsEndToEnd(t *testing.T) {
 	scraper := newMetricsScraper(t, host, daemon.DefaultMetricsAddress)
 	scraper.WaitUp(t, p)
 
-	web := `edgefw_rule_packets_total{action="accept",direction="input",rule="web"}`
-	webBytes := `edgefw_rule_bytes_total{action="accept",direction="input",rule="web"}`
-	deny := `edgefw_rule_packets_total{action="drop",direction="input",rule="deny-9100"}`
-	dflt := `edgefw_rule_packets_total{action="drop",direction="input",rule="edgefw-default-input"}`
-	api := `edgefw_rule_packets_total{action="accept",direction="input",rule="api"}`
-	limited := `edgefw_rule_limited_packets_total{rule="api"}`
+	web := `edgefw_rule_packets_total{action="accept",direction="input",mode="enforce",rule="web"}`
+	webBytes := `edgefw_rule_bytes_total{action="accept",direction="input",mode="enforce",rule="web"}`
+	deny := `edgefw_rule_packets_total{action="drop",direction="input",mode="enforce",rule="deny-9100"}`
+	dflt := `edgefw_rule_packets_total{action="drop",direction="input",mode="enforce",rule="edgefw-default-input"}`
+	api := `edgefw_rule_packets_total{action="accept",direction="input",mode="enforce",rule="api"}`
+	limited := `edgefw_rule_limited_packets_total{mode="enforce",rule="api"}`
 	// The default drop is left out of the series that must stay put: it
 	// also sees stray packets (IPv6 multicast listener reports of the new
 	// link), so it is only checked to grow when the test sends to it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/edgefw/edgefw/nft"
@@ -87,6 +88,26 @@ rules:
     action: accept
 `
 
+// auditYAML has web, matching two alternatives in each family, with a
+// limit line (or none), an action and a mode.
+const auditYAML = `
+version: 1
+sets:
+  a: [192.0.2.10/32, "2001:db8::10/128"]
+rules:
+  - name: other
+    direction: input
+    ports: [{protocol: tcp, port: 8080}]
+    action: accept
+  - name: web
+    direction: input
+    from: [{set: a}, {interface: eth9}]
+    ports: [{protocol: tcp, port: 80}]
+    %s
+    action: %s
+    mode: %s
+`
+
 // setYAML has one set, s, with the given elements.
 const setYAML = `
 version: 1
@@ -107,6 +128,7 @@ func planCases() []planCase {
 	cases = append(cases, ruleCases()...)
 	cases = append(cases, setCases()...)
 	cases = append(cases, counterCases()...)
+	cases = append(cases, auditCases()...)
 	cases = append(cases, driftCases()...)
 	cases = append(cases, foreignCases()...)
 	cases = append(cases, limitCases()...)
@@ -184,6 +206,60 @@ func counterCases() []planCase {
 		{want: []string{}},
 		{policy: fmt.Sprintf(countedYAML, "output", "drop"), reset: []string{limited}, kept: []string{"other"}},
 	}}}
+}
+
+// auditCases switch web between enforce and audit mode: its rules are
+// replaced (its kernel rules and its audit chain come and go) in the same
+// transaction, and its counters, which count the same packets under the
+// same direction and action, keep their values. A change of action still
+// resets them.
+func auditCases() []planCase {
+	limited := nft.LimitedCounter("web")
+	seed := map[string]nft.Counter{"web": {Packets: 7, Bytes: 700}, limited: {Packets: 3, Bytes: 300}, "other": {Packets: 5, Bytes: 500}}
+	web := func(limit, action, mode string) string { return fmt.Sprintf(auditYAML, limit, action, mode) }
+	const limit = "limit: {rate: 10/second, perSource: true}"
+	return []planCase{
+		{name: "audit mode on and off keeps the counter", seed: seed, steps: []step{
+			{policy: web("", "drop", "enforce"), kept: []string{"web", "other"}},
+			{policy: web("", "drop", "audit"), kept: []string{"web", "other"}, want: slices.Concat(
+				deleteRules("input", 8, 11), []string{"add chain edgefw-audit-web", `add rule "web" in chain input`},
+				addRules("web", nft.AuditChain("web"), 8))},
+			{want: []string{}},
+			{policy: web("", "drop", "enforce"), kept: []string{"web", "other"}, want: slices.Concat(
+				deleteRules("input", 8, 8), []string{"flush chain edgefw-audit-web", "delete chain edgefw-audit-web"},
+				addRules("web", "input", 4))},
+			{policy: web("", "reject", "audit"), reset: []string{"web"}, kept: []string{"other"}},
+			{policy: web("", "reject", "enforce"), kept: []string{"other"}},
+		}},
+		{name: "audit mode on and off keeps the limited counter", seed: seed, steps: []step{
+			{policy: web(limit, "drop", "enforce"), kept: []string{"web", limited, "other"}},
+			{policy: web(limit, "drop", "audit"), kept: []string{"web", limited, "other"}, want: slices.Concat(
+				deleteRules("input", 8, 15), deleteRules(nft.LimitChain("web"), 0, 1),
+				[]string{"add chain edgefw-audit-web", `add rule "web" in chain input`},
+				addRules("web", nft.AuditChain("web"), 4), addRules(limited, nft.LimitChain("web"), 2), addRules("web", nft.LimitChain("web"), 2))},
+			{want: []string{}},
+			{policy: web(limit, "drop", "enforce"), kept: []string{"web", limited, "other"}, want: slices.Concat(
+				deleteRules("input", 8, 8), deleteRules(nft.LimitChain("web"), 0, 3),
+				[]string{"flush chain edgefw-audit-web", "delete chain edgefw-audit-web"},
+				addRules("web", "input", 8), addRules(limited, nft.LimitChain("web"), 2))},
+			{policy: web("", "drop", "audit"), kept: []string{"web", "other"}},
+			{policy: web(limit, "drop", "audit"), kept: []string{"web", "other"}},
+		}},
+	}
+}
+
+// deleteRules are the changes that delete rules first to last of a chain.
+func deleteRules(chain string, first, last int) []string {
+	var out []string
+	for i := first; i <= last; i++ {
+		out = append(out, fmt.Sprintf("delete rule #%d of chain %s", i, chain))
+	}
+	return out
+}
+
+// addRules are the changes that add n rules of owner to a chain.
+func addRules(owner, chain string, n int) []string {
+	return slices.Repeat([]string{fmt.Sprintf("add rule %q in chain %s", owner, chain)}, n)
 }
 
 // driftCases change the table behind the Applier's back, as

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/edgefw/edgefw/policy"
 )
@@ -55,9 +54,9 @@ var (
 type compiler struct {
 	p  *policy.Policy
 	rs *Ruleset
-	// limitChains are the regular chains of rules' limits, which follow
-	// the base chains.
-	limitChains []*Chain
+	// regular are the regular chains of rules in audit mode and of
+	// rules' limits, which follow the base chains.
+	regular []*Chain
 }
 
 // Compile turns a validated policy into the ruleset of table inet edgefw.
@@ -105,7 +104,7 @@ func Compile(p *policy.Policy) (*Ruleset, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	c.rs.Chains = append(c.rs.Chains, c.limitChains...)
+	c.rs.Chains = append(c.rs.Chains, c.regular...)
 	return c.rs, nil
 }
 
@@ -120,7 +119,7 @@ func (c *compiler) counter(name string, info RuleInfo) {
 
 func (c *compiler) add(ch *Chain, counter string, kind string, action policy.Action, r *Rule) {
 	r.Owner, r.Counter, r.Verdict = counter, counter, action
-	c.counter(counter, RuleInfo{Direction: ch.Hook, Action: action, Kind: kind})
+	c.counter(counter, RuleInfo{Direction: ch.Hook, Action: action, Kind: kind, Mode: policy.Enforce})
 	ch.Rules = append(ch.Rules, r)
 }
 
@@ -224,7 +223,24 @@ func checkRule(r *policy.Rule) error {
 	if r.ConnLimit != nil && r.ConnLimit.Max == 0 {
 		errs = append(errs, errors.New("connLimit: a max of 0 would drop every new connection; it must be at least 1"))
 	}
+	switch r.Mode {
+	case "", policy.Enforce:
+	case policy.Audit:
+		if r.Action == policy.Accept {
+			errs = append(errs, errors.New("mode audit on an accept rule, which denies nothing; audit drop and reject rules"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not one of enforce, audit", r.Mode))
+	}
 	return errors.Join(errs...)
+}
+
+// ruleMode is the mode a rule's counters are in; an empty Mode enforces.
+func ruleMode(r *policy.Rule) policy.Mode {
+	if r.Mode == policy.Audit {
+		return policy.Audit
+	}
+	return policy.Enforce
 }
 
 // rule compiles one policy rule into kernel rules: the product of its from,
@@ -246,7 +262,11 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 	if len(alts) == 0 {
 		// The rule can match no packet (e.g. only an icmp entry in an
 		// IPv6-only rule); it still has its counter so metrics list it.
-		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser})
+		c.counter(r.Name, RuleInfo{Direction: r.Direction, Action: r.Action, Kind: KindUser, Mode: ruleMode(r)})
+		return nil
+	}
+	if ruleMode(r) == policy.Audit {
+		c.auditRule(ch, r, alts)
 		return nil
 	}
 	// A limit is the rule's, not an alternative's: it lives once, in a
@@ -269,123 +289,6 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 		c.add(ch, r.Name, KindUser, r.Action, &Rule{Matches: alt})
 	}
 	return nil
-}
-
-// LimitChain is the name of the regular chain that holds a rule's limit
-// and connLimit.
-func LimitChain(rule string) string { return prefixReserved + "limit-" + rule }
-
-// limitChain builds the chain that drops, and counts apart, the packets of
-// r beyond its limits: first its rate (over all its packets, or per source
-// address in a meter), then its connection limit (over all its new
-// connections, or per source address in a meter). Packets within the
-// limits return to the rule's alternatives.
-func (c *compiler) limitChain(r *policy.Rule, alts [][]Match) *Chain {
-	lc := &Chain{Name: LimitChain(r.Name)}
-	c.limitChains = append(c.limitChains, lc)
-	limited := LimitedCounter(r.Name)
-	c.counter(limited, RuleInfo{Direction: r.Direction, Action: policy.Drop, Kind: KindLimited, Rule: r.Name})
-	add := func(m ...Match) {
-		lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Matches: m})
-	}
-	// Per source, a meter for each family an alternative may match.
-	var families []bool
-	for _, v6 := range []bool{false, true} {
-		for _, alt := range alts {
-			if slices.Contains(matchFamilies(alt), v6) {
-				families = append(families, v6)
-				break
-			}
-		}
-	}
-	if l := r.Limit; l != nil {
-		rate := &RateLimit{Over: true, Rate: l.Rate, Per: l.Per, Burst: l.Burst}
-		if !l.PerSource {
-			lc.Rules = append(lc.Rules, &Rule{Owner: limited, Counter: limited, Verdict: policy.Drop, Limit: rate})
-		} else {
-			for _, v6 := range families {
-				m := c.meter(meterName("meter", r.Name, v6), v6, meterTimeout(l))
-				add(MeterMatch{Set: m.Name, V6: v6, Limit: rate})
-			}
-		}
-	}
-	if cl := r.ConnLimit; cl != nil {
-		isNew := CtStateMatch{States: []string{"new"}}
-		if !cl.PerSource {
-			add(isNew, ConnCountMatch{Max: cl.Max})
-		} else {
-			for _, v6 := range families {
-				// No timeout: a source's entry must live as long as its
-				// connections; the kernel collects it once its count is zero.
-				m := c.meter(meterName("conns", r.Name, v6), v6, 0)
-				add(isNew, MeterMatch{Set: m.Name, V6: v6, ConnMax: cl.Max})
-			}
-		}
-	}
-	return lc
-}
-
-// meterSize bounds the sources a meter tracks (nft's default for meters).
-// Beyond it new sources are not limited individually; they are still
-// subject to the rule itself.
-const meterSize = 65535
-
-func (c *compiler) meter(name string, v6 bool, timeout time.Duration) *Meter {
-	for _, m := range c.rs.Meters {
-		if m.Name == name {
-			return m
-		}
-	}
-	m := &Meter{Name: name, V6: v6, Size: meterSize, Timeout: timeout}
-	c.rs.Meters = append(c.rs.Meters, m)
-	return m
-}
-
-// meterName is the kernel name of the dynamic set holding per-source state
-// of a rule's perSource limit (kind "meter") or connLimit (kind "conns").
-func meterName(kind, rule string, v6 bool) string {
-	return SetName(prefixReserved+kind+"-"+rule, v6)
-}
-
-// meterTimeout is how long a source's token bucket outlives its last
-// packet: the time an empty bucket takes to fill up again (burst packets
-// at the rate), at least one unit of the rate. A source that comes back
-// later finds a full bucket, which it would have had anyway.
-func meterTimeout(l *policy.Limit) time.Duration {
-	unit := rateUnits[l.Per]
-	burst := uint64(l.Burst)
-	if burst == 0 {
-		burst = defaultBurst
-	}
-	rate := max(l.Rate, 1) // checkRule refuses 0; never divide by it
-	units := max(1, burst/rate+min(burst%rate, 1))
-	return time.Duration(units) * unit
-}
-
-// defaultBurst is the kernel's burst for a packet limit given none
-// (NFT_LIMIT_PKT_BURST_DEFAULT).
-const defaultBurst = 5
-
-var rateUnits = map[string]time.Duration{
-	"second": time.Second, "minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour,
-}
-
-// matchFamilies returns the families a meter is needed for: the one the
-// matches restrict the packets to, or both.
-func matchFamilies(ms []Match) []bool {
-	for _, m := range ms {
-		switch m := m.(type) {
-		case NFProtoMatch:
-			return []bool{m.V6}
-		case AddrMatch:
-			return []bool{m.V6}
-		case L4Match:
-			if len(m.Protos) == 1 && (m.Protos[0] == policy.ICMP || m.Protos[0] == policy.ICMPv6) {
-				return []bool{m.Protos[0] == policy.ICMPv6}
-			}
-		}
-	}
-	return []bool{false, true}
 }
 
 type family int

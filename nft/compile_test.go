@@ -39,6 +39,8 @@ func TestCompileFailsClosed(t *testing.T) {
 		{"unknown rate unit", rule(func(r *policy.Rule) { r.Limit = &policy.Limit{Rate: 5, Per: "week", PerSource: true} }),
 			`rule "x": limit: "week" is not a rate unit`},
 		{"connLimit 0", rule(func(r *policy.Rule) { r.ConnLimit = &policy.ConnLimit{Max: 0} }), `rule "x": connLimit: a max of 0`},
+		{"unknown mode", rule(func(r *policy.Rule) { r.Action, r.Mode = policy.Drop, "Audit" }), `rule "x": mode "Audit" is not one of enforce, audit`},
+		{"audit of an accept", rule(func(r *policy.Rule) { r.Mode = policy.Audit }), `rule "x": mode audit on an accept rule`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {
@@ -69,10 +71,22 @@ func TestEncoderFailsClosed(t *testing.T) {
 		return rs
 	}
 	for name, mutate := range map[string]func(rs *Ruleset){
-		"chain policy empty":    func(rs *Ruleset) { rs.Chains[0].Policy = "" },
-		"chain policy reject":   func(rs *Ruleset) { rs.Chains[1].Policy = policy.Reject },
-		"rule without verdict":  func(rs *Ruleset) { rs.Chains[0].Rules[0].Verdict = "" },
-		"rule with odd verdict": func(rs *Ruleset) { rs.Chains[2].Rules[0].Verdict = "continue" },
+		"chain policy empty":     func(rs *Ruleset) { rs.Chains[0].Policy = "" },
+		"chain policy reject":    func(rs *Ruleset) { rs.Chains[1].Policy = policy.Reject },
+		"rule without verdict":   func(rs *Ruleset) { rs.Chains[0].Rules[0].Verdict = "" },
+		"rule with odd verdict":  func(rs *Ruleset) { rs.Chains[2].Rules[0].Verdict = "continue" },
+		"return in a base chain": func(rs *Ruleset) { rs.Chains[0].Rules[0].Verdict = VerdictReturn },
+		"goto from a base chain": func(rs *Ruleset) {
+			rs.Chains = append(rs.Chains, &Chain{Name: "r"})
+			rs.Chains[0].Rules[0].Verdict, rs.Chains[0].Rules[0].Jump, rs.Chains[0].Rules[0].Goto = "", "r", true
+		},
+		"goto without a chain": func(rs *Ruleset) { rs.Chains[0].Rules[0].Goto = true },
+		"jump back to an earlier regular chain": func(rs *Ruleset) {
+			rs.Chains = append(rs.Chains, &Chain{Name: "a"}, &Chain{Name: "b", Rules: []*Rule{{Owner: "x", Jump: "a"}}})
+		},
+		"goto itself": func(rs *Ruleset) {
+			rs.Chains = append(rs.Chains, &Chain{Name: "a", Rules: []*Rule{{Owner: "x", Jump: "a", Goto: true}}})
+		},
 	} {
 		rs := valid()
 		mutate(rs)

@@ -75,10 +75,15 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 // verdictExprs is the rule's jump or verdict; none for a rule that exists
 // for its statement.
 func (r *Rule) verdictExprs() []expr.Any {
+	if r.Jump != "" && r.Goto {
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Jump}}
+	}
 	if r.Jump != "" {
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: r.Jump}}
 	}
 	switch r.Verdict {
+	case VerdictReturn:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
 	case policy.Accept:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 	case policy.Drop:
@@ -107,8 +112,11 @@ func (r *Rule) checkVerdict() error {
 		}
 		return nil
 	}
+	if r.Goto {
+		return errors.New("a goto without a chain to go to")
+	}
 	switch r.Verdict {
-	case policy.Accept, policy.Drop, policy.Reject:
+	case policy.Accept, policy.Drop, policy.Reject, VerdictReturn:
 		return nil
 	case "":
 		if r.Stmt != nil {

@@ -55,6 +55,10 @@ type RuleInfo struct {
 	Kind      string // KindUser, KindImplicit, KindDefault or KindLimited
 	// Rule is the policy rule a KindLimited counter belongs to.
 	Rule string
+	// Mode is policy.Enforce, or policy.Audit for the counters of a rule
+	// in audit mode (its own and its limit's): they count the packets the
+	// rule would drop or reject (Action), which go on to the next rule.
+	Mode policy.Mode
 }
 
 // AddrSet is a named interval set of addresses of one family.
@@ -143,9 +147,17 @@ type Rule struct {
 	// Jump, instead of a Verdict, names a regular chain the rule jumps to;
 	// packets that chain does not decide on come back to the next rule.
 	Jump string
+	// Goto makes the Jump a goto: packets that chain does not decide on
+	// go back to the rule after the jump that led to this rule's chain.
+	Goto bool
 	// Stmts are extra statements rendered before the counter (MSS clamping).
 	Stmt Statement
 }
+
+// VerdictReturn is the verdict of a rule in a regular chain that ends
+// the chain for the packets it matches: they go back to the rule after
+// the jump. Audit-mode rules count with it instead of dropping.
+const VerdictReturn policy.Action = "return"
 
 // RateLimit is an nft "limit rate over" match.
 type RateLimit struct {
@@ -208,6 +220,9 @@ func (r *Rule) body() string {
 func (r *Rule) String() string { return r.body() }
 
 func (r *Rule) verdictText() string {
+	if r.Jump != "" && r.Goto {
+		return "goto " + r.Jump
+	}
 	if r.Jump != "" {
 		return "jump " + r.Jump
 	}

@@ -178,6 +178,10 @@ type Verdict struct {
 	// on the way, which Trace does not simulate: it takes the packet to
 	// be within them.
 	Limits []TraceLimit `json:"limits,omitempty"`
+	// Audited are the rules in audit mode that matched the packet before
+	// the deciding rule: each counted (and logged) what it would have
+	// done, and let the packet go on.
+	Audited []TraceAudit `json:"audited,omitempty"`
 	// Passed are the kernel rules before the deciding one that did not
 	// decide, with why.
 	Passed []TraceStep `json:"passed"`
@@ -195,8 +199,9 @@ type TraceStep struct {
 	// implicit rule).
 	Owner string `json:"owner"`
 	Nft   string `json:"nft"`
-	// Result is "no match", "jump" (to a limit chain, and back) or
-	// "statement" (matched, acted, went on).
+	// Result is "no match", "jump" (to a limit or audit chain, and
+	// back), "statement" (matched, acted, went on) or "return" (matched,
+	// counted, back to the rule after the jump: an audit-mode rule).
 	Result string `json:"result"`
 	Reason string `json:"reason"`
 }
@@ -206,6 +211,7 @@ const (
 	TraceNoMatch   = "no match"
 	TraceJump      = "jump"
 	TraceStatement = "statement"
+	TraceReturn    = "return"
 )
 
 // TraceLimit is a limit a packet is subject to.
@@ -216,10 +222,16 @@ type TraceLimit struct {
 	Counter string `json:"counter"`
 	// Limit is the limit as nft writes it.
 	Limit string `json:"limit"`
+	// Audit is true for the limit of a rule in audit mode, which counts
+	// what is beyond it and lets it go on.
+	Audit bool `json:"audit,omitempty"`
 }
 
 // String renders the note for people.
 func (l TraceLimit) String() string {
+	if l.Audit {
+		return fmt.Sprintf("rule %s is limited (%s) in audit mode: beyond it the packet would be dropped; it is counted in %s and goes on; trace takes it to be within", l.Rule, l.Limit, l.Counter)
+	}
 	return fmt.Sprintf("rule %s is limited (%s): beyond it the packet is dropped and counted in %s; trace takes it to be within", l.Rule, l.Limit, l.Counter)
 }
 
@@ -299,11 +311,22 @@ func (t *tracer) walk(ch *Chain, depth int) bool {
 				t.v.Passed = append(t.v.Passed, step)
 				continue
 			}
-			step.Reason = "to " + r.Jump + "; back when no rule there decides"
+			if r.Goto {
+				step.Reason = "goto " + r.Jump + "; back to the chain this one was jumped to from when no rule there decides"
+			} else {
+				step.Reason = "to " + r.Jump + "; back when no rule there decides"
+			}
 			t.v.Passed = append(t.v.Passed, step)
 			if t.walk(target, depth+1) {
 				return true
 			}
+			if r.Goto {
+				return false
+			}
+		case r.Verdict == VerdictReturn:
+			step.Result, step.Reason = TraceReturn, t.returned(ch, i, r, matched)
+			t.v.Passed = append(t.v.Passed, step)
+			return false
 		case r.Verdict == "":
 			step.Result, step.Reason = TraceStatement, strings.Join(matched, "; ")
 			if r.Stmt != nil {
@@ -410,11 +433,17 @@ func (t *tracer) explain() string {
 		fmt.Fprintf(&b, " (counter %s)", v.Counter)
 	}
 	why := v.Matched
-	if len(why) == 0 && v.Kind == KindDefault {
+	switch {
+	case len(why) == 0 && v.Kind == KindDefault && len(v.Audited) > 0:
+		why = []string{"no enforcing rule matched"}
+	case len(why) == 0 && v.Kind == KindDefault:
 		why = []string{"no rule matched"}
 	}
 	if len(why) > 0 {
 		fmt.Fprintf(&b, ": %s", strings.Join(why, "; "))
+	}
+	for _, a := range v.Audited {
+		fmt.Fprintf(&b, "; audit-mode rule %s would have %s it (counter %s)", a.Rule, traceActionPast(a.Action), a.Counter)
 	}
 	return b.String()
 }

@@ -91,7 +91,7 @@ func (t *tracer) note(n string) {
 func (t *tracer) limitNote(r *Rule, limit string) {
 	n := TraceLimit{Rule: r.Owner, Counter: r.Counter, Limit: limit}
 	if info, ok := t.rs.Rule(r.Counter); ok && info.Kind == KindLimited {
-		n.Rule = info.Rule
+		n.Rule, n.Audit = info.Rule, info.Mode == policy.Audit
 	}
 	if !slices.Contains(t.v.Limits, n) {
 		t.v.Limits = append(t.v.Limits, n)

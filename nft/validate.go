@@ -32,26 +32,25 @@ func (rs *Ruleset) validate() error {
 	}
 	dup("set", sets)
 	dup("chain", chains)
-	regular := map[string]bool{}
-	for _, ch := range rs.Chains {
+	// regular holds each regular chain's place in rs.Chains.
+	regular := map[string]int{}
+	for i, ch := range rs.Chains {
 		switch {
 		case ch.Regular() && ch.Policy != "":
 			errs = append(errs, fmt.Errorf("invalid ruleset: regular chain %s has policy %q", ch.Name, ch.Policy))
 		case ch.Regular():
-			regular[ch.Name] = true
+			regular[ch.Name] = i
 		case !slices.Contains(policy.Directions, ch.Hook):
 			errs = append(errs, fmt.Errorf("invalid ruleset: chain %s has hook %q, not input, forward or output", ch.Name, ch.Hook))
 		case ch.Policy != policy.Accept && ch.Policy != policy.Drop:
 			errs = append(errs, fmt.Errorf("invalid ruleset: chain %s has policy %q, not accept or drop", ch.Name, ch.Policy))
 		}
 	}
-	for _, ch := range rs.Chains {
+	for i, ch := range rs.Chains {
 		for _, r := range ch.Rules {
 			err := r.checkVerdict()
-			if err == nil && r.Jump != "" && (!regular[r.Jump] || ch.Regular()) {
-				// Only base chains jump, and only to our regular chains:
-				// no loop, and nothing the diff does not know.
-				err = fmt.Errorf("jump to %s, which is not a regular chain of the ruleset reached from a base chain", r.Jump)
+			if err == nil {
+				err = checkFlow(r, i, ch.Regular(), regular)
 			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("invalid ruleset: rule %q in chain %s: %w", r.Owner, ch.Name, err))
@@ -59,4 +58,25 @@ func (rs *Ruleset) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkFlow refuses a rule of the chain at place i of the ruleset (regular
+// or not) that would make the chains loop, jump to what the diff does not
+// know, or end a base chain without its policy: jumps go only to our
+// regular chains listed after the jumping chain; only regular chains go
+// to a chain (a goto from a base chain never comes back to it) or return.
+func checkFlow(r *Rule, i int, inRegular bool, regular map[string]int) error {
+	if r.Jump != "" {
+		verb := "jump"
+		if r.Goto {
+			verb = "goto"
+		}
+		if at, ok := regular[r.Jump]; !ok || at <= i || (r.Goto && !inRegular) {
+			return fmt.Errorf("%s to %s, which is not a regular chain of the ruleset listed after this chain (a goto only from a regular chain)", verb, r.Jump)
+		}
+	}
+	if r.Verdict == VerdictReturn && !inRegular {
+		return errors.New("return in a base chain, which would end it with its policy")
+	}
+	return nil
 }

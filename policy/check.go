@@ -21,6 +21,7 @@ import (
 var (
 	verdicts          = []string{string(Accept), string(Drop)}
 	actions           = []string{string(Accept), string(Drop), string(Reject)}
+	modes             = []string{string(Enforce), string(Audit)}
 	directions        = []string{string(Input), string(Output), string(Forward)}
 	families          = []string{string(IPv4), string(IPv6)}
 	backends          = []string{string(BackendAuto), string(BackendKernel), string(BackendUserspace)}
@@ -34,6 +35,21 @@ func checkOneOf(s, what string, valid []string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a valid %s; valid values are %s", s, what, strings.Join(valid, ", "))
+}
+
+// checkMode returns why s cannot be the mode of a rule whose action is
+// action, or nil. Audit mode shows what a rule would deny before it
+// denies it; an accept rule denies nothing, so auditing it would count
+// allowed packets as if they were denied (in metrics, drops and reports)
+// and switching it to enforce would change what it means.
+func checkMode(s string, action Action) error {
+	if err := checkOneOf(s, "mode", modes); err != nil {
+		return err
+	}
+	if Mode(s) == Audit && action == Accept {
+		return errors.New("mode audit counts and logs what a drop or reject rule would deny, and an accept rule denies nothing; use action: drop or reject, or remove mode")
+	}
+	return nil
 }
 
 // checkVersion returns why v is not a supported policy version, or nil.

@@ -15,7 +15,7 @@ var (
 	dropInFields    = []string{"version", "sets", "rules", "tunnels"}
 	defaultsFields  = []string{"input", "forward", "output"}
 	setFileFields   = []string{"file"}
-	ruleFields      = []string{"name", "direction", "from", "to", "ports", "action", "log", "family", "limit", "connLimit"}
+	ruleFields      = []string{"name", "direction", "from", "to", "ports", "action", "mode", "log", "family", "limit", "connLimit"}
 	peerFields      = []string{"cidr", "except", "set", "interface"}
 	portFields      = []string{"protocol", "port", "endPort"}
 	limitFields     = []string{"rate", "burst", "perSource"}
@@ -200,6 +200,13 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 	if v := d.require(m, "action", "valid values are accept, drop, reject"); v != nil {
 		s, _ := d.enum(v, joinPath(path, "action"), "action", actions)
 		r.Action = Action(s)
+	}
+	r.Mode = Enforce
+	if v := m.get("mode"); v != nil {
+		p := joinPath(path, "mode")
+		if s, ok := d.str(v, p); ok && d.check(v, p, checkMode(s, r.Action)) {
+			r.Mode = Mode(s)
+		}
 	}
 
 	var groups [3]famGroup

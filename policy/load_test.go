@@ -87,25 +87,25 @@ func TestSpecExample(t *testing.T) {
 		},
 		Rules: []Rule{
 			{
-				Name: "drop-blocklisted", Direction: Input, Action: Drop, Log: true,
+				Name: "drop-blocklisted", Direction: Input, Action: Drop, Log: true, Mode: Enforce,
 				From: []Peer{{Set: "blocklist"}},
 				Pos:  at(13, 5),
 			},
 			{
-				Name: "ssh-from-mgmt", Direction: Input, Action: Accept,
+				Name: "ssh-from-mgmt", Direction: Input, Action: Accept, Mode: Enforce,
 				From:  []Peer{{Set: "mgmt-nets"}},
 				Ports: []PortRange{{Protocol: TCP, Port: 22, EndPort: 22}},
 				Pos:   at(18, 5),
 			},
 			{
-				Name: "kube-api", Direction: Input, Action: Accept,
+				Name: "kube-api", Direction: Input, Action: Accept, Mode: Enforce,
 				Ports:     []PortRange{{Protocol: TCP, Port: 6443, EndPort: 6443}},
 				Limit:     &Limit{Rate: 100, Per: "minute", Burst: 20, PerSource: true},
 				ConnLimit: &ConnLimit{Max: 10, PerSource: true},
 				Pos:       at(23, 5),
 			},
 			{
-				Name: "nodeports", Direction: Input, Action: Accept,
+				Name: "nodeports", Direction: Input, Action: Accept, Mode: Enforce,
 				From: []Peer{
 					{CIDR: netip.MustParsePrefix("0.0.0.0/0"), Except: prefixes(t, "192.0.2.0/24")},
 					{Interface: "wg0"},
@@ -116,7 +116,7 @@ func TestSpecExample(t *testing.T) {
 				Pos:    at(29, 5),
 			},
 			{
-				Name: "backend-egress", Direction: Output, Action: Accept,
+				Name: "backend-egress", Direction: Output, Action: Accept, Mode: Enforce,
 				To:     []Peer{{CIDR: netip.MustParsePrefix("10.20.0.0/16")}},
 				Ports:  []PortRange{{Protocol: TCP, Port: 3000, EndPort: 3000}},
 				Family: IPv4,
@@ -375,6 +375,38 @@ func TestAccepted(t *testing.T) {
 				}
 				if n := len(p.Tunnels[0].Peers); n != 2 {
 					t.Errorf("got %d peers, want 2", n)
+				}
+			},
+		},
+		{
+			name: "modes",
+			yaml: lines(
+				"version: 1",
+				"rules:",
+				"  - {name: watched-drop, direction: input, action: drop, mode: audit}",
+				"  - {name: watched-reject, direction: output, action: reject, mode: audit, limit: {rate: 1/second}}",
+				"  - {name: enforced-accept, direction: input, action: accept, mode: enforce}",
+				"  - {name: enforced-drop, direction: input, action: drop, mode: enforce}",
+				"  - {name: unmarked, direction: input, action: drop}",
+			),
+			check: func(t *testing.T, p *Policy) {
+				want := map[string]Mode{
+					"watched-drop": Audit, "watched-reject": Audit,
+					"enforced-accept": Enforce, "enforced-drop": Enforce, "unmarked": Enforce,
+				}
+				for _, r := range p.Rules {
+					if r.Mode != want[r.Name] {
+						t.Errorf("rule %s: Mode = %q, want %q", r.Name, r.Mode, want[r.Name])
+					}
+				}
+				if err := Validate(p); err != nil {
+					t.Errorf("Validate: %v", err)
+				}
+				// A Policy built in code, or saved before modes existed,
+				// leaves Mode empty: enforce.
+				p.Rules[3].Mode = ""
+				if err := Validate(p); err != nil {
+					t.Errorf("Validate with an empty mode: %v", err)
 				}
 			},
 		},

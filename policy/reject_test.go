@@ -147,8 +147,8 @@ func rejectionCases() []rejection {
 
 		// rules.
 		{name: "rules not a list", yaml: "version: 1\nrules: {name: r}\n", line: 2, col: 8, path: "rules", msg: "must be a list of rules, not a mapping"},
-		{name: "rule not a mapping", yaml: "version: 1\nrules: [r]\n", line: 2, col: 9, path: "rules[0]", msg: "must be a mapping with fields name, direction, from, to, ports, action, log, family, limit, connLimit, not a string"},
-		{name: "rule unknown field", yaml: withRule("port: 22"), line: 6, col: 5, path: "rules[0].port", msg: `unknown field "port"; valid fields are name, direction, from, to, ports, action, log, family, limit, connLimit`},
+		{name: "rule not a mapping", yaml: "version: 1\nrules: [r]\n", line: 2, col: 9, path: "rules[0]", msg: "must be a mapping with fields name, direction, from, to, ports, action, mode, log, family, limit, connLimit, not a string"},
+		{name: "rule unknown field", yaml: withRule("port: 22"), line: 6, col: 5, path: "rules[0].port", msg: `unknown field "port"; valid fields are name, direction, from, to, ports, action, mode, log, family, limit, connLimit`},
 		{name: "rule duplicate key", yaml: withRule("action: drop"), line: 6, col: 5, path: "rules[0].action", msg: `duplicate key "action"; it is first set at line 5`},
 		{name: "rule name missing", yaml: "version: 1\nrules:\n  - direction: input\n    action: drop\n", line: 3, col: 5, path: "rules[0].name", msg: "required field is missing; name the rule"},
 		{name: "rule name empty", yaml: "version: 1\nrules:\n  - name:\n    direction: input\n    action: drop\n", line: 3, col: 5, path: "rules[0].name", msg: "required field is missing"},
@@ -167,6 +167,10 @@ func rejectionCases() []rejection {
 		{name: "direction invalid", yaml: "version: 1\nrules:\n  - {name: r, direction: in, action: accept}\n", line: 3, col: 26, path: "rules[0].direction", msg: `"in" is not a valid direction; valid values are input, output, forward`},
 		{name: "action missing", yaml: "version: 1\nrules:\n  - {name: r, direction: input}\n", line: 3, col: 5, path: "rules[0].action", msg: "required field is missing; valid values are accept, drop, reject"},
 		{name: "action invalid", yaml: "version: 1\nrules:\n  - {name: r, direction: input, action: allow}\n", line: 3, col: 41, path: "rules[0].action", msg: `"allow" is not a valid action; valid values are accept, drop, reject`},
+		{name: "mode invalid", yaml: withRule("mode: dry-run"), line: 6, col: 11, path: "rules[0].mode", msg: `"dry-run" is not a valid mode; valid values are enforce, audit`},
+		{name: "mode capitalised", yaml: withRule("mode: Audit"), line: 6, col: 11, path: "rules[0].mode", msg: `"Audit" is not a valid mode; valid values are enforce, audit`},
+		{name: "mode not a string", yaml: withRule("mode: true"), line: 6, col: 11, path: "rules[0].mode", msg: "must be a string, not a boolean"},
+		{name: "mode audit on accept", yaml: withRule("mode: audit"), line: 6, col: 11, path: "rules[0].mode", msg: "mode audit counts and logs what a drop or reject rule would deny, and an accept rule denies nothing; use action: drop or reject, or remove mode"},
 		{name: "log not a boolean", yaml: withRule("log: yes"), line: 6, col: 10, path: "rules[0].log", msg: "must be true or false, not a string"},
 		{name: "family invalid", yaml: withRule("family: inet"), line: 6, col: 13, path: "rules[0].family", msg: `"inet" is not a valid family; valid values are ipv4, ipv6`},
 

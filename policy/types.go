@@ -23,6 +23,17 @@ const (
 	Reject Action = "reject"
 )
 
+// Mode says whether a rule enforces its action or only audits it.
+type Mode string
+
+// Modes of a rule. An audit-mode rule counts and logs the packets it would
+// drop or reject and lets them go on to the next rule, so that a new rule
+// can be watched before it is enforced.
+const (
+	Enforce Mode = "enforce"
+	Audit   Mode = "audit"
+)
+
 // Direction names the hook a rule is attached to.
 type Direction string
 
@@ -130,6 +141,11 @@ type Rule struct {
 	Ports     []PortRange
 	Action    Action
 	Log       bool
+	// Mode is Enforce or Audit; the zero value, which Load never
+	// returns, means Enforce. Only drop and reject rules are audited,
+	// and an audited rule is logged whatever Log says: what it would
+	// deny is what it is watched for.
+	Mode Mode
 	// Family is the rule's IP version: the one written in the file or,
 	// when absent, the one its addresses imply (Any if they imply none).
 	Family    Family

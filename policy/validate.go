@@ -14,7 +14,7 @@ import (
 // unknown fields, empty lists) has no counterpart in a Policy. Validate
 // also holds a Policy to what Load guarantees by construction: version 1,
 // the three defaults set, key files named by absolute paths. The zero
-// values of Family (Any) and Backend (auto) are valid.
+// values of Family (Any), Backend (auto) and Mode (enforce) are valid.
 //
 // It returns nil or an ErrorList in the order of the policy's fields, the
 // undefined sets last. Each Error's Path names the field (the index of a
@@ -115,6 +115,9 @@ func (v *validator) rule(r Rule) {
 	}
 	v.check(at.field("direction"), checkOneOf(string(r.Direction), "direction", directions))
 	v.check(at.field("action"), checkOneOf(string(r.Action), "action", actions))
+	if r.Mode != "" {
+		v.check(at.field("mode"), checkMode(string(r.Mode), r.Action))
+	}
 	// The family has no position of its own: messages name it by its path.
 	var familyAt site
 	if r.Family != Any {

@@ -109,6 +109,10 @@ func validateCases() []structRejection {
 		{"direction invalid", func(t *testing.T, p *Policy) { rule(p).Direction = "in" }, `rules[0].direction: "in" is not a valid direction; valid values are input, output, forward`},
 		{"action empty", func(t *testing.T, p *Policy) { rule(p).Action = "" }, `rules[0].action: "" is not a valid action; valid values are accept, drop, reject`},
 		{"action invalid", func(t *testing.T, p *Policy) { rule(p).Action = "allow" }, `rules[0].action: "allow" is not a valid action; valid values are accept, drop, reject`},
+		{"mode invalid", func(t *testing.T, p *Policy) { rule(p).Mode = "dry-run" }, `rules[0].mode: "dry-run" is not a valid mode; valid values are enforce, audit`},
+		{"mode capitalised", func(t *testing.T, p *Policy) { rule(p).Action, rule(p).Mode = Drop, "Audit" }, `rules[0].mode: "Audit" is not a valid mode; valid values are enforce, audit`},
+		{"mode audit on accept", func(t *testing.T, p *Policy) { rule(p).Mode = Audit },
+			"rules[0].mode: mode audit counts and logs what a drop or reject rule would deny, and an accept rule denies nothing; use action: drop or reject, or remove mode"},
 		{"family invalid", func(t *testing.T, p *Policy) { rule(p).Family = "inet" }, `rules[0].family: "inet" is not a valid family; valid values are ipv4, ipv6`},
 
 		// from and to.

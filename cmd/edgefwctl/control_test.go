@@ -47,7 +47,8 @@ func cannedStatus() *daemon.Status {
 		Rules: []daemon.RuleStatus{
 			{Name: "edgefw-established-input", Direction: "input", Action: "accept", Kind: "implicit", Packets: 123456, Bytes: 98765432},
 			{Name: "ssh-from-mgmt", Direction: "input", Action: "accept", Kind: "user", Packets: 12, Bytes: 720},
-			{Name: "kube-api", Direction: "input", Action: "accept", Kind: "user", Packets: 3000, Bytes: 1258291},
+			{Name: "kube-api", Direction: "input", Action: "accept", Kind: "user", Mode: "enforce", Packets: 3000, Bytes: 1258291},
+			{Name: "watch-telnet", Direction: "input", Action: "reject", Kind: "user", Mode: "audit", Packets: 9, Bytes: 540},
 			{Name: "edgefw-default-input", Direction: "input", Action: "drop", Kind: "default", Packets: 7, Bytes: 420},
 		},
 		Tunnels:      cannedTunnels(),
@@ -106,7 +107,7 @@ func TestStatus(t *testing.T) {
 		"last apply:     ok 3m ago (12 ms, trigger file-change)\n",
 		"pending:        /root/candidate.yaml awaits edgefwctl confirm: 1m23s left, then the previous policy is restored (at " + deadline + ")\n",
 		"drift repairs:  2\n",
-		"RULE                      DIRECTION  ACTION  KIND      PACKETS  BYTES\n",
+		"RULE                      DIRECTION  ACTION          KIND      PACKETS  BYTES\n",
 		"INTERFACE  BACKEND  PEER",
 		"denied in the last 24h, heaviest flows of the logged sample:\nRULE                  SOURCE         PROTO  PORT  LOGGED\n",
 		"error: peer wg0/backup-gw: endpoint \"gw2.example:51820\" does not resolve\n",
@@ -120,6 +121,7 @@ func TestStatus(t *testing.T) {
 	rows := map[string][]string{
 		"ssh-from-mgmt":            {"ssh-from-mgmt", "input", "accept", "user", "12", "720", "B"},
 		"kube-api":                 {"kube-api", "input", "accept", "user", "3000", "1.2", "MiB"},
+		"watch-telnet":             {"watch-telnet", "input", "reject", "(audit)", "user", "9", "540", "B"},
 		"edgefw-established-input": {"edgefw-established-input", "input", "accept", "implicit", "123456", "94.2", "MiB"},
 		"drop-blocklisted":         {"drop-blocklisted", "2001:db8::7", "udp", "53", "3"},
 		"deny-old":                 {"deny-old", "192.0.2.9", "tcp", "22", "2"},

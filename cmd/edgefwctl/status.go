@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/daemon"
+	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -19,10 +20,11 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show the daemon's policy, rule counters, tunnels and recent drops",
 		Long: `status shows the running policy and its last apply, any apply awaiting
 confirmation, drift repairs, every rule counter (user rules in policy order,
-implicit rules, default policies), the tunnels and their peers, the heaviest
-flows of denied traffic of the last 24 hours (edgefwctl drops shows more)
-and the warnings an operator should read, such as other tables hooked where
-edgefw is.
+implicit rules, default policies; a rule in audit mode shows its action as
+"drop (audit)": it counts what it would drop and lets it through), the
+tunnels and their peers, the heaviest flows of denied traffic of the last 24
+hours (edgefwctl drops shows more) and the warnings an operator should read,
+such as other tables hooked where edgefw is.
 
 -o json prints the daemon's status document as the control API returns it.`,
 		Example: `  edgefwctl status
@@ -130,9 +132,18 @@ func printRules(w io.Writer, rules []daemon.RuleStatus) {
 	t := newTable(w)
 	fmt.Fprintln(t, "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES")
 	for _, r := range rules {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), orDash(r.Action), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), ruleAction(r.Action, r.Mode), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
 	}
 	t.Flush()
+}
+
+// ruleAction shows a rule's action, and for a rule in audit mode that it
+// only counts what it would do: "drop (audit)".
+func ruleAction(action, mode string) string {
+	if mode == string(policy.Audit) {
+		return orDash(action) + " (audit)"
+	}
+	return orDash(action)
 }
 
 // printTunnels prints one row per peer (one per tunnel without peers),

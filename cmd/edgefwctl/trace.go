@@ -295,6 +295,9 @@ func printTrace(w io.Writer, res *traceResult, verbose bool) {
 	for _, l := range v.Limits {
 		fmt.Fprintf(tw, "  limit:\t%s\n", l)
 	}
+	for _, a := range v.Audited {
+		fmt.Fprintf(tw, "  audit:\t%s\n", a)
+	}
 	for _, n := range v.Notes {
 		fmt.Fprintf(tw, "  note:\t%s\n", n)
 	}

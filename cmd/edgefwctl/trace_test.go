@@ -100,6 +100,26 @@ func TestTraceText(t *testing.T) {
 	}
 }
 
+// TestTraceAuditMode traces past a rule in audit mode: the verdict is the
+// next rule's, and the audit rule is named with what it would have done.
+func TestTraceAuditMode(t *testing.T) {
+	res := run(t, "trace", "--policy", "../../nft/testdata/golden/audit.yaml", "udp", "198.51.100.7", "192.0.2.1:23")
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("code %d, stderr %q", res.code, res.stderr)
+	}
+	for _, want := range []string{
+		"(input, new): dropped by the input default policy (counter edgefw-default-input): no enforcing rule matched; " +
+			"audit-mode rule watch-scanners would have dropped it (counter watch-scanners); " +
+			"audit-mode rule watch-telnet would have rejected it (counter watch-telnet)\n",
+		"  audit:        rule watch-scanners (audit mode) would have dropped it; counted in watch-scanners and logged, and the packet went on\n",
+		"  audit:        rule watch-telnet (audit mode) would have rejected it; counted in watch-telnet and logged, and the packet went on\n",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("trace lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}
+
 func TestTraceVerbose(t *testing.T) {
 	res := run(t, "trace", "--policy", validPolicy, "-v", "tcp", "203.0.113.9", "192.0.2.1:6443", "--iif", "eth0")
 	if res.code != 0 {
