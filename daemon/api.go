@@ -266,6 +266,9 @@ type RuleDrops struct {
 	audit.RuleView
 	Direction string `json:"direction,omitempty"`
 	Action    string `json:"action,omitempty"`
+	// Mode is enforce, or audit for a rule that counts and logs what it
+	// would deny and lets it through.
+	Mode string `json:"mode,omitempty"`
 }
 
 // ErrorResponse is the body of every non-2xx answer.

@@ -123,8 +123,8 @@ func TestDropsAttributesSamplesAndCounts(t *testing.T) {
 		t.Errorf("deny-scan: %d packets, %d bytes, %d sampled, share %v; want 40, 2400, 10, 0.25",
 			scan.Packets, scan.Bytes, scan.Sampled, scan.Share)
 	}
-	if scan.Direction != "input" || scan.Action != "drop" {
-		t.Errorf("deny-scan is %s %s, want input drop", scan.Direction, scan.Action)
+	if scan.Direction != "input" || scan.Action != "drop" || scan.Mode != "enforce" {
+		t.Errorf("deny-scan is %s %s in mode %q, want input drop enforced", scan.Direction, scan.Action, scan.Mode)
 	}
 	var flows []string
 	for _, f := range scan.TopFlows {

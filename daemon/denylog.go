@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
 )
 
-// deniedLogMessage is the message of a minute's line per flow of denied
-// traffic; the line for the other flows says how many sources they are.
-const deniedLogMessage = "denied traffic"
+// Messages of a minute's line per flow: of denied traffic, and of what a
+// rule in audit mode would have denied (it let it through). The line for
+// the other flows says how many sources they are.
+const (
+	deniedLogMessage  = "denied traffic"
+	auditedLogMessage = "traffic a rule in audit mode would deny"
+)
 
 // logDenied logs the minutes of denied traffic, a line per flow listed
 // and one for the rest, with Elastic Common Schema field names (see
@@ -29,10 +34,15 @@ func (d *Daemon) logDenied(minutes []audit.MinuteSummary) {
 	ctx := context.Background()
 	for _, m := range minutes {
 		for _, f := range m.Flows {
-			d.log.LogAttrs(ctx, slog.LevelInfo, deniedLogMessage, deniedFlowAttrs(m, f, rules[f.Rule], d.host)...)
+			msg := deniedLogMessage
+			if rules[f.Rule].Mode == policy.Audit {
+				msg = auditedLogMessage
+			}
+			d.log.LogAttrs(ctx, slog.LevelInfo, msg, deniedFlowAttrs(m, f, rules[f.Rule], d.host)...)
 		}
 		if m.More.Packets > 0 {
-			d.log.LogAttrs(ctx, slog.LevelInfo, moreDeniedMessage(m.More), deniedMoreAttrs(m, d.host)...)
+			audited := !slices.ContainsFunc(m.More.Rules, func(r string) bool { return rules[r].Mode != policy.Audit })
+			d.log.LogAttrs(ctx, slog.LevelInfo, moreDeniedMessage(m.More), deniedMoreAttrs(m, audited, d.host)...)
 		}
 	}
 }
@@ -47,9 +57,12 @@ func (d *Daemon) logDenied(minutes []audit.MinuteSummary) {
 // network.transport, network.type, network.direction (ingress for
 // input, egress for output, unknown for forwarded traffic, which is
 // neither the host's own), network.packets (packets logged: the log is
-// rate-limited, the exact totals are the counters') and host.name.
+// rate-limited, the exact totals are the counters') and host.name; and
+// edgefw.mode, enforce or audit. What a rule in audit mode logs was let
+// through: its event.type is [connection, allowed], and event.action what
+// the rule would have done.
 func deniedFlowAttrs(m audit.MinuteSummary, f audit.MinuteFlow, info nft.RuleInfo, host string) []slog.Attr {
-	attrs := deniedEventAttrs(m)
+	attrs := deniedEventAttrs(m, info.Mode == policy.Audit)
 	if info.Action != "" {
 		attrs = append(attrs, slog.String("event.action", string(info.Action)))
 	}
@@ -70,6 +83,7 @@ func deniedFlowAttrs(m audit.MinuteSummary, f audit.MinuteFlow, info nft.RuleInf
 		slog.String("network.type", network),
 		slog.String("network.direction", ecsDirection(info.Direction)),
 		slog.Uint64("network.packets", f.Packets),
+		slog.String("edgefw.mode", ruleMode(info)),
 		slog.String("host.name", host),
 	)
 }
@@ -78,9 +92,11 @@ func deniedFlowAttrs(m audit.MinuteSummary, f audit.MinuteFlow, info nft.RuleInf
 // those listed: rule.name lists their rules, network.packets sums their
 // packets, and edgefw.more.sources and edgefw.more.flows count them
 // (edgefw.more.untracked_packets are those of flows past the bound the
-// daemon tracks a minute, which are counted but not told apart).
-func deniedMoreAttrs(m audit.MinuteSummary, host string) []slog.Attr {
-	attrs := append(deniedEventAttrs(m),
+// daemon tracks a minute, which are counted but not told apart). Its
+// event.type is [connection, allowed] when all its rules are in audit
+// mode.
+func deniedMoreAttrs(m audit.MinuteSummary, audited bool, host string) []slog.Attr {
+	attrs := append(deniedEventAttrs(m, audited),
 		slog.Any("rule.name", m.More.Rules),
 		slog.Uint64("network.packets", m.More.Packets),
 		slog.Int("edgefw.more.sources", m.More.Sources),
@@ -96,12 +112,17 @@ func moreDeniedMessage(more audit.MoreFlows) string {
 	return fmt.Sprintf("%s: %d more sources", deniedLogMessage, more.Sources)
 }
 
-// deniedEventAttrs are the fields every line of denied traffic carries.
-func deniedEventAttrs(m audit.MinuteSummary) []slog.Attr {
+// deniedEventAttrs are the fields every line of denied traffic carries;
+// audited is traffic let through by rules in audit mode.
+func deniedEventAttrs(m audit.MinuteSummary, audited bool) []slog.Attr {
+	outcome := "denied"
+	if audited {
+		outcome = "allowed"
+	}
 	return []slog.Attr{
 		slog.String("event.kind", "event"),
 		slog.Any("event.category", []string{"network"}),
-		slog.Any("event.type", []string{"connection", "denied"}),
+		slog.Any("event.type", []string{"connection", outcome}),
 		slog.String("event.dataset", "edgefw.denied"),
 		slog.Time("event.start", m.Start.UTC()),
 		slog.Time("event.end", m.End.UTC()),

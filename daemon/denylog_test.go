@@ -65,7 +65,7 @@ func TestDeniedLogLines(t *testing.T) {
 		"rule.name": "deny-scan", "rule.ruleset": "input",
 		"source.ip": "203.0.113.5", "destination.port": float64(9100),
 		"network.transport": "tcp", "network.type": "ipv4", "network.direction": "ingress",
-		"network.packets": float64(30), "host.name": "edge-7",
+		"network.packets": float64(30), "edgefw.mode": "enforce", "host.name": "edge-7",
 	}
 	delete(lines[0], "time")
 	if diff := cmp.Diff(first, lines[0]); diff != "" {
@@ -93,11 +93,16 @@ func TestDeniedLogLines(t *testing.T) {
 }
 
 // TestDeniedLogLinesText checks the same line in --log-format text, as
-// key=value pairs, and the fields of IPv6 and of a protocol without
-// ports.
+// key=value pairs, the fields of IPv6 and of a protocol without ports,
+// and the line of a rule in audit mode, whose traffic was let through.
 func TestDeniedLogLinesText(t *testing.T) {
 	h := newHarness(t)
-	h.write(t, attribPolicy)
+	h.write(t, attribPolicy+`  - name: watch-8080
+    direction: input
+    ports: [{protocol: tcp, port: 8080}]
+    action: drop
+    mode: audit
+`)
 	c := newTestClock()
 	logs := &tunnelLogBuffer{}
 	d := h.attribDaemon(t, c, "boot-a", tunnelTextLogger(logs))
@@ -105,11 +110,13 @@ func TestDeniedLogLinesText(t *testing.T) {
 	icmpv6 := ipv6UDP("2001:db8::9", 0)
 	icmpv6[6] = 58
 	d.recordLogged("edgefw-default-input ", icmpv6)
+	logPackets(d, "watch-8080", "192.0.2.2", 8080, 2)
 	c.add(time.Minute)
 	d.attributionTick(false)
 	for _, want := range []string{
-		`level=INFO msg="denied traffic" event.kind=event event.category=[network] event.type="[connection denied]" event.dataset=edgefw.denied event.start=2026-11-23T08:00:00.000Z event.end=2026-11-23T08:01:00.000Z event.action=drop rule.name=deny-scan rule.ruleset=input source.ip=203.0.113.5 destination.port=9100 network.transport=tcp network.type=ipv4 network.direction=ingress network.packets=3 host.name=edge-7`,
-		`rule.name=edgefw-default-input rule.ruleset=input source.ip=2001:db8::9 network.transport=ipv6-icmp network.type=ipv6 network.direction=ingress network.packets=1 host.name=edge-7`,
+		`level=INFO msg="denied traffic" event.kind=event event.category=[network] event.type="[connection denied]" event.dataset=edgefw.denied event.start=2026-11-23T08:00:00.000Z event.end=2026-11-23T08:01:00.000Z event.action=drop rule.name=deny-scan rule.ruleset=input source.ip=203.0.113.5 destination.port=9100 network.transport=tcp network.type=ipv4 network.direction=ingress network.packets=3 edgefw.mode=enforce host.name=edge-7`,
+		`rule.name=edgefw-default-input rule.ruleset=input source.ip=2001:db8::9 network.transport=ipv6-icmp network.type=ipv6 network.direction=ingress network.packets=1 edgefw.mode=enforce host.name=edge-7`,
+		`level=INFO msg="traffic a rule in audit mode would deny" event.kind=event event.category=[network] event.type="[connection allowed]" event.dataset=edgefw.denied event.start=2026-11-23T08:00:00.000Z event.end=2026-11-23T08:01:00.000Z event.action=drop rule.name=watch-8080 rule.ruleset=input source.ip=192.0.2.2 destination.port=8080 network.transport=tcp network.type=ipv4 network.direction=ingress network.packets=2 edgefw.mode=audit host.name=edge-7`,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks\n%s\nin\n%s", want, logs.String())

@@ -29,7 +29,11 @@ func (d *Daemon) Drops(q audit.Query) DropsView {
 		if len(q.Rules) == 0 && !shownAsDenied(info, known, rv) {
 			continue
 		}
-		out.Rules = append(out.Rules, RuleDrops{RuleView: rv, Direction: string(info.Direction), Action: string(info.Action)})
+		rd := RuleDrops{RuleView: rv}
+		if known {
+			rd.Direction, rd.Action, rd.Mode = string(info.Direction), string(info.Action), ruleMode(info)
+		}
+		out.Rules = append(out.Rules, rd)
 	}
 	return out
 }

@@ -82,11 +82,12 @@ func TestAuditMode(t *testing.T) {
 	if out := p.MustCtl(t, "status"); !strings.Contains(out, "drop (audit)") {
 		t.Errorf("status does not show watch-8080's action as drop (audit):\n%s", out)
 	}
-	// The log reaches the daemon: drops names the rule and the client.
+	// The log reaches the daemon: drops names the rule, in audit mode,
+	// and the client.
 	daemonPoll(t, daemonReadyTimeout, "drops to show watch-8080 and the client", func() (bool, string) {
 		v := dropsView(t, p)
 		r, _ := dropsRule(v, "watch-8080")
-		return slices.ContainsFunc(r.TopSources, func(s audit.SourceCount) bool {
+		return r.Mode == "audit" && slices.ContainsFunc(r.TopSources, func(s audit.SourceCount) bool {
 			return s.Source.String() == "192.0.2.2"
 		}), fmt.Sprintf("%+v", v)
 	})

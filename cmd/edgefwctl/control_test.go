@@ -61,18 +61,18 @@ func cannedStatus() *daemon.Status {
 
 func share(v float64) *float64 { return &v }
 
-// cannedDrops has a rule flooded beyond its log rate, one logged in
-// full, one no longer in the policy and one that does not log.
+// cannedDrops has a rule flooded beyond its log rate, one in audit mode
+// logged in full, one no longer in the policy and one that does not log.
 func cannedDrops() *daemon.DropsView {
 	addr := netip.MustParseAddr
 	return &daemon.DropsView{From: testNow.Add(-24 * time.Hour), To: testNow, Rules: []daemon.RuleDrops{
-		{Direction: "input", Action: "drop", RuleView: audit.RuleView{Rule: "edgefw-default-input", Packets: 400, Bytes: 24000, Sampled: 48, Share: share(0.12),
+		{Direction: "input", Action: "drop", Mode: "enforce", RuleView: audit.RuleView{Rule: "edgefw-default-input", Packets: 400, Bytes: 24000, Sampled: 48, Share: share(0.12),
 			TopSources: []audit.SourceCount{{Source: addr("203.0.113.5"), Count: 40}, {Source: addr("198.51.100.99"), Count: 8, ErrorBound: 3}},
 			TopPorts:   []audit.PortCount{{Protocol: audit.TCP, Port: 23, Count: 40}, {Protocol: audit.ICMP, Count: 8, ErrorBound: 3}},
 			TopFlows: []audit.FlowCount{{Source: addr("203.0.113.5"), Protocol: audit.TCP, Port: 23, Count: 40},
 				{Source: addr("198.51.100.99"), Protocol: audit.ICMP, Count: 8, ErrorBound: 3}}}},
-		{Direction: "input", Action: "reject", RuleView: audit.RuleView{Rule: "deny-quiet", Packets: 12, Bytes: 720, Share: share(0)}},
-		{Direction: "input", Action: "drop", RuleView: audit.RuleView{Rule: "drop-blocklisted", Packets: 3, Bytes: 180, Sampled: 3, Share: share(1),
+		{Direction: "input", Action: "reject", Mode: "enforce", RuleView: audit.RuleView{Rule: "deny-quiet", Packets: 12, Bytes: 720, Share: share(0)}},
+		{Direction: "input", Action: "drop", Mode: "audit", RuleView: audit.RuleView{Rule: "drop-blocklisted", Packets: 3, Bytes: 180, Sampled: 3, Share: share(1),
 			TopFlows: []audit.FlowCount{{Source: addr("2001:db8::7"), Protocol: audit.UDP, Port: 53, Count: 3}}}},
 		{RuleView: audit.RuleView{Rule: "deny-old", Sampled: 2,
 			TopFlows: []audit.FlowCount{{Source: addr("192.0.2.9"), Protocol: audit.TCP, Port: 22, Count: 2}}}},
@@ -248,7 +248,7 @@ edgefw-default-input: input drop, 400 packets (23.4 KiB) counted
 deny-quiet: input reject, 12 packets (720 B) counted
   none logged: only rules with log: true and the default policies are logged
 
-drop-blocklisted: input drop, 3 packets (180 B) counted
+drop-blocklisted: input drop (audit), 3 packets (180 B) counted
   top flows from a 100% sample (3 packets logged)
   SOURCE       PROTO  PORT  LOGGED
   2001:db8::7  udp    53    3
@@ -276,7 +276,7 @@ deny-old: no longer in the policy, 0 packets (0 B) counted
 	if diff := cmp.Diff(f.drops, &got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("drops -o json does not round-trip (-daemon +printed):\n%s", diff)
 	}
-	for _, field := range []string{`"topFlows": [`, `"errorBound": 3`, `"share": null`, `"share": 0.12`, `"direction": "input"`, `"protocol": "icmp"`} {
+	for _, field := range []string{`"topFlows": [`, `"errorBound": 3`, `"share": null`, `"share": 0.12`, `"direction": "input"`, `"protocol": "icmp"`, `"mode": "audit"`} {
 		if !strings.Contains(res.stdout, field) {
 			t.Errorf("drops -o json lacks %s:\n%s", field, res.stdout)
 		}

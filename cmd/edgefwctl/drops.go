@@ -96,13 +96,13 @@ func printDrops(w io.Writer, v *daemon.DropsView) {
 	}
 }
 
-// ruleMeaning says what the rule does: "input drop", or that it is no
-// longer in the running policy.
+// ruleMeaning says what the rule does: "input drop", "input drop
+// (audit)", or that it is no longer in the running policy.
 func ruleMeaning(r daemon.RuleDrops) string {
 	if r.Direction == "" && r.Action == "" {
 		return "no longer in the policy"
 	}
-	return r.Direction + " " + r.Action
+	return r.Direction + " " + ruleAction(r.Action, r.Mode)
 }
 
 // sampleLine says what the flows are drawn from.
