@@ -71,6 +71,15 @@
 // nothing, and ages what it restores with the clock: buckets that ended
 // since close, buckets older than their ring go.
 //
+// # Minutes
+//
+// MinuteSummariser is apart from the Attributor: it sums the same samples
+// per calendar minute by flow (rule, source, protocol, destination port),
+// exactly, for a log that says once a minute who was denied where. It
+// lists a minute's heaviest flows (50 by default) and sums the rest in
+// one figure, so a flood from random sources costs the log one more line,
+// not one per source.
+//
 // # Shares
 //
 // Every view gives the sample's share, sampled ÷ counted packets for the

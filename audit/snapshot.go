@@ -31,7 +31,7 @@ const (
 // (varints, addresses in 4 or 16 bytes, counts as differences) ending in
 // a CRC-32, of bounded size (see the package documentation). The daemon
 // writes it atomically (a temporary file renamed over the old one) every
-// minute and when it stops.
+// 5 minutes and when it stops.
 func (a *Attributor) MarshalBinary() ([]byte, error) {
 	now := a.now()
 	a.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -19,7 +20,7 @@ const (
 	PathPlan     = "/v1/ruleset"  // GET → Ruleset (the running ruleset as nft text)
 	PathDiff     = "/v1/diff"     // POST DiffRequest → Diff (a policy against the table in the kernel)
 	PathPeers    = "/v1/peers"    // GET → []wg.TunnelStatus
-	PathDrops    = "/v1/drops"    // GET → []DropRecord
+	PathDrops    = "/v1/drops"    // GET ?since=&from=&to=&rule=&top= (DropsQuery) → DropsView
 	PathRemove   = "/v1/remove"   // POST RemoveRequest → ApplyResponse
 	// PathJournal answers the audit journal's entries, at or after the
 	// RFC 3339 time of its optional query parameter since.
@@ -264,15 +265,31 @@ type Diff struct {
 	Messages int `json:"messages"`
 }
 
-// DropRecord aggregates logged denied packets by rule, source and port.
-type DropRecord struct {
-	Rule     string    `json:"rule"`
-	Source   string    `json:"source"`
-	Protocol string    `json:"protocol"`
-	Port     uint16    `json:"port"`
-	Packets  uint64    `json:"packets"`
-	First    time.Time `json:"first"`
-	Last     time.Time `json:"last"`
+// DropsView is the denied traffic of a period (GET PathDrops): per rule,
+// the packets the kernel's counter counted, exactly, and the sources and
+// destination ports of the logged sample, with its share. Rules that deny
+// in the running ruleset are shown, and rules no longer in it that have
+// a sample in the period; a rule asked for by name is shown whatever it
+// does.
+type DropsView struct {
+	// From and To are the period covered: the one asked for, rounded out
+	// to the buckets the daemon keeps (10 s, 1 min, 1 h, 1 day).
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Rules are by packets counted, most first, then by name.
+	Rules []RuleDrops `json:"rules"`
+}
+
+// RuleDrops is one rule's denied traffic in a period (see audit.RuleView
+// for the fields it embeds), with what the running ruleset says of the
+// rule: empty for a rule no longer in it.
+type RuleDrops struct {
+	audit.RuleView
+	Direction string `json:"direction,omitempty"`
+	Action    string `json:"action,omitempty"`
+	// Mode is enforce, or audit for a rule that counts and logs what it
+	// would deny and lets it through.
+	Mode string `json:"mode,omitempty"`
 }
 
 // ErrorResponse is the body of every non-2xx answer.

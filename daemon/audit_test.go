@@ -3,10 +3,11 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/edgefw/edgefw/audit"
 )
 
 // ipv4TCP builds a minimal IPv4+TCP header with the given source and port.
@@ -30,51 +31,55 @@ func ipv6UDP(src string, dport uint16) []byte {
 	return b
 }
 
-func TestAuditAggregatesByRuleSourceAndPort(t *testing.T) {
-	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	a := NewAudit(func() time.Time { return now })
-	for range 3 {
-		a.Record("edgefw-default-input ", ipv4TCP("198.51.100.7", 8080))
+// TestParsePacket reads source, protocol and destination port from the
+// packets nflog hands over, from their network header.
+func TestParsePacket(t *testing.T) {
+	icmp := ipv4TCP("192.0.2.1", 0)
+	icmp[9] = 1
+	sctp := ipv4TCP("192.0.2.1", 38412)
+	sctp[9] = 132
+	withOptions := make([]byte, 48) // IHL 6: four bytes of options
+	withOptions[0], withOptions[9] = 0x46, 17
+	copy(withOptions[12:16], []byte{198, 51, 100, 4})
+	binary.BigEndian.PutUint16(withOptions[26:28], 53)
+	icmpv6 := ipv6UDP("2001:db8::1", 0)
+	icmpv6[6] = 58
+	fragment := ipv6UDP("2001:db8::1", 53)
+	fragment[6] = 44 // an extension header, not followed
+	for _, tc := range []struct {
+		name   string
+		packet []byte
+		src    string
+		proto  audit.Protocol
+		port   uint16
+		ok     bool
+	}{
+		{"ipv4 tcp", ipv4TCP("198.51.100.7", 8080), "198.51.100.7", audit.TCP, 8080, true},
+		{"ipv4 options", withOptions, "198.51.100.4", audit.UDP, 53, true},
+		{"ipv4 icmp", icmp, "192.0.2.1", audit.ICMP, 0, true},
+		{"ipv4 sctp", sctp, "192.0.2.1", audit.SCTP, 38412, true},
+		{"ipv6 udp", ipv6UDP("2001:db8::9", 53), "2001:db8::9", audit.UDP, 53, true},
+		{"ipv6 icmpv6", icmpv6, "2001:db8::1", audit.ICMPv6, 0, true},
+		{"ipv6 extension header", fragment, "2001:db8::1", 44, 0, true},
+		{"truncated ipv4", []byte{0x45, 0}, "", 0, 0, false},
+		{"truncated ipv6", make([]byte, 20), "", 0, 0, false},
+		{"empty", nil, "", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "truncated ipv6" {
+				tc.packet[0] = 0x60
+			}
+			src, proto, port, ok := parsePacket(tc.packet)
+			if ok != tc.ok || proto != tc.proto || port != tc.port || ok && src != netip.MustParseAddr(tc.src) {
+				t.Errorf("parsePacket = %v %v %d %v, want %s %v %d %v", src, proto, port, ok, tc.src, tc.proto, tc.port, tc.ok)
+			}
+		})
 	}
-	a.Record("drop-blocklisted ", ipv6UDP("2001:db8::9", 53))
-	a.Record("edgefw-default-input ", ipv4TCP("198.51.100.7", 22))
-	a.Record("", ipv4TCP("198.51.100.7", 22))          // no rule: ignored
-	a.Record("edgefw-default-input ", []byte{0x45, 0}) // truncated: ignored
-
-	got := a.Snapshot()
-	if len(got) != 3 {
-		t.Fatalf("got %d records, want 3: %+v", len(got), got)
+	if _, ok := sampleOf("  ", ipv4TCP("192.0.2.1", 22), time.Now()); ok {
+		t.Error("a packet without a rule name in its prefix was taken")
 	}
-	want := DropRecord{Rule: "edgefw-default-input", Source: "198.51.100.7", Protocol: "tcp", Port: 8080, Packets: 3, First: now, Last: now}
-	if got[0] != want {
-		t.Errorf("top record = %+v, want %+v", got[0], want)
-	}
-	var v6 *DropRecord
-	for i := range got {
-		if got[i].Rule == "drop-blocklisted" {
-			v6 = &got[i]
-		}
-	}
-	if v6 == nil || v6.Source != "2001:db8::9" || v6.Protocol != "udp" || v6.Port != 53 {
-		t.Errorf("IPv6 record = %+v", v6)
-	}
-}
-
-func TestAuditMemoryIsBounded(t *testing.T) {
-	clock := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	a := NewAudit(func() time.Time { clock = clock.Add(time.Millisecond); return clock })
-	for i := range maxDropRecords + 500 {
-		src := fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
-		a.Record("edgefw-default-input", ipv4TCP(src, 22))
-	}
-	got := a.Snapshot()
-	if len(got) != maxDropRecords {
-		t.Fatalf("kept %d records, want the bound %d", len(got), maxDropRecords)
-	}
-	for _, r := range got {
-		if r.Source == "10.0.0.0" {
-			t.Fatalf("the oldest record survived eviction")
-		}
+	if s, ok := sampleOf("edgefw-default-input ", ipv4TCP("192.0.2.1", 22), time.Now()); !ok || s.Rule != "edgefw-default-input" {
+		t.Errorf("prefix with nft's trailing space: %+v %v", s, ok)
 	}
 }
 

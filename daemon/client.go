@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/journal"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -183,13 +184,26 @@ func (c *Client) Peers(ctx context.Context) ([]wg.TunnelStatus, error) {
 	return ts, nil
 }
 
-// Drops returns the aggregated denied packets.
-func (c *Client) Drops(ctx context.Context) ([]DropRecord, error) {
-	var ds []DropRecord
-	if err := c.do(ctx, http.MethodGet, PathDrops, nil, &ds); err != nil {
+// Drops returns the denied traffic of the period q selects. A daemon
+// older than this client answers in its old form, a list of records,
+// which is refused with ErrDaemonOlder.
+func (c *Client) Drops(ctx context.Context, q audit.Query) (*DropsView, error) {
+	path := PathDrops
+	if v := DropsQueryValues(q); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return nil, err
 	}
-	return ds, nil
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		return nil, fmt.Errorf("drops: %w", ErrDaemonOlder)
+	}
+	var v DropsView
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("decode %s response: %w", PathDrops, err)
+	}
+	return &v, nil
 }
 
 // Journal returns the audit journal's entries at or after since (all of
@@ -214,6 +228,10 @@ func (c *Client) VerifyJournal(ctx context.Context) (*journal.Verification, erro
 	}
 	return &v, nil
 }
+
+// ErrDaemonOlder is a daemon answering in the form of an older version,
+// as one that still runs after its package was upgraded.
+var ErrDaemonOlder = errors.New("edgefwd answered in the form of an older version: restart it (systemctl restart edgefwd) to finish its upgrade")
 
 // applyCall posts to an endpoint answering an ApplyResponse. The daemon
 // sends an ApplyResponse with OK false and a non-2xx status when the

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 
@@ -166,14 +169,6 @@ func TestClientRequests(t *testing.T) {
 			path:    PathPeers,
 			respond: []wg.TunnelStatus{{Name: "wg0", Peers: []wg.PeerStatus{{Name: "gw"}}}},
 			want:    []wg.TunnelStatus{{Name: "wg0", Peers: []wg.PeerStatus{{Name: "gw"}}}},
-		},
-		{
-			name:    "drops",
-			call:    func(c *Client) (any, error) { return c.Drops(context.Background()) },
-			method:  http.MethodGet,
-			path:    PathDrops,
-			respond: []DropRecord{{Rule: "edgefw-default-input", Source: "198.51.100.7", Protocol: "tcp", Port: 23, Packets: 9}},
-			want:    []DropRecord{{Rule: "edgefw-default-input", Source: "198.51.100.7", Protocol: "tcp", Port: 23, Packets: 9}},
 		},
 		{
 			name:       "confirm with nothing pending",
@@ -374,5 +369,49 @@ func TestClientSocketErrorMessages(t *testing.T) {
 				t.Errorf("NotRunning() = %v, want %v", got, tt.notRunning)
 			}
 		})
+	}
+}
+
+// TestClientDrops checks that a drops query travels as PathDrops's
+// parameters and its view comes back whole, and that a daemon answering
+// in the form of an older version is named as such.
+func TestClientDrops(t *testing.T) {
+	share := 0.25
+	want := &DropsView{From: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC),
+		Rules: []RuleDrops{{Direction: "input", Action: "drop", RuleView: audit.RuleView{
+			Rule: "deny-scan", Packets: 40, Bytes: 2400, Sampled: 10, Share: &share,
+			TopSources: []audit.SourceCount{{Source: netip.MustParseAddr("203.0.113.5"), Count: 10}},
+			TopPorts:   []audit.PortCount{{Protocol: audit.TCP, Port: 23, Count: 10}},
+			TopFlows:   []audit.FlowCount{{Source: netip.MustParseAddr("203.0.113.5"), Protocol: audit.TCP, Port: 23, Count: 10, ErrorBound: 2}},
+		}}}}
+	var query url.Values
+	var answer any = want
+	sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != PathDrops {
+			answerJSONForClient(w, http.StatusNotFound, ErrorResponse{Error: "no such path"})
+			return
+		}
+		query = r.URL.Query()
+		answerJSONForClient(w, http.StatusOK, answer)
+	}))
+	c := NewClient(sock)
+	got, err := c.Drops(context.Background(), audit.Query{Since: 90 * time.Minute, Rules: []string{"deny-scan", "edgefw-default-input"}, Top: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("view (-want +got):\n%s", diff)
+	}
+	wantQuery := url.Values{"since": {"1h30m0s"}, "rule": {"deny-scan", "edgefw-default-input"}, "top": {"3"}}
+	if diff := cmp.Diff(wantQuery, query); diff != "" {
+		t.Errorf("query (-want +got):\n%s", diff)
+	}
+	if q, err := ParseDropsQuery(query); err != nil || q.Since != 90*time.Minute || q.Top != 3 || len(q.Rules) != 2 {
+		t.Errorf("the daemon reads the query as %+v, %v", q, err)
+	}
+
+	answer = []map[string]any{{"rule": "edgefw-default-input", "source": "203.0.113.5", "packets": 3}}
+	if _, err := c.Drops(context.Background(), audit.Query{}); !errors.Is(err, ErrDaemonOlder) {
+		t.Errorf("an older daemon's list: error %v, want ErrDaemonOlder", err)
 	}
 }

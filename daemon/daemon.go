@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,12 @@ type Config struct {
 	JournalMaxBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// BootID names the host's current boot, which the counters of the
+	// denied-traffic attribution live in; "" reads Linux's.
+	BootID string
+	// Hostname is the host.name of the log lines of denied traffic; ""
+	// asks the kernel.
+	Hostname string
 }
 
 // running is a policy in force and what it compiled to.
@@ -125,10 +132,13 @@ type Daemon struct {
 	foreignCommit chan struct{}
 	// ctx is the context Run was given, for timer callbacks that must
 	// not outlive the loop.
-	ctx   atomic.Pointer[context.Context]
-	audit *Audit
+	ctx atomic.Pointer[context.Context]
 	// jr journals what changes or tests what the host enforces.
 	jr journaling
+	// attrib attributes denied traffic (see attribution); host names the
+	// host in its log lines.
+	attrib *attribution
+	host   string
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -168,12 +178,20 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.PeerCheckInterval == 0 {
 		cfg.PeerCheckInterval = DefaultPeerCheckInterval
 	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	// Restored before anything is logged to it, and every write to the
+	// kernel goes through it.
+	attrib := newAttribution(cfg)
+	cfg.Firewall = attributedFirewall{Firewall: cfg.Firewall, a: attrib}
 	return &Daemon{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		events:        make(chan event),
 		committers:    newCommitterLog(),
 		foreignCommit: make(chan struct{}, 1),
-		audit:         NewAudit(cfg.Now),
+		attrib:        attrib,
+		host:          cfg.Hostname,
 	}, nil
 }
 
@@ -187,7 +205,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.notify("READY=1\nSTATUS=" + d.statusLine())
-	return d.loop(ctx)
+	attributed := make(chan struct{})
+	go func() {
+		defer close(attributed)
+		d.runAttribution(ctx)
+	}()
+	err := d.loop(ctx)
+	<-attributed // its last snapshot is written when Run returns
+	return err
 }
 
 func (d *Daemon) notify(state string) {

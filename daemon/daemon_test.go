@@ -45,7 +45,7 @@ type harness struct {
 	fw                 *nft.Applier
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	k := nfttest.New()
@@ -110,7 +110,7 @@ func (h *harness) flush(t *testing.T) {
 	}
 }
 
-func (h *harness) write(t *testing.T, content string) {
+func (h *harness) write(t testing.TB, content string) {
 	t.Helper()
 	if err := os.WriteFile(h.policy, []byte(content), 0o644); err != nil {
 		t.Fatal(err)

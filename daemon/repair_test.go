@@ -172,6 +172,9 @@ func TestFailingRepairBacksOff(t *testing.T) {
 
 	h.kernel.FailCommits(nil)
 	waitFor(t, "the table to be restored once writes work", func() bool { return h.holds(t, policyA) })
+	// The kernel holds the table as soon as the repair commits; the
+	// daemon counts the repair once its write returns.
+	waitFor(t, "the repair to be counted", func() bool { return d.Status(context.Background()).DriftRepairs > 0 })
 	if d.Status(context.Background()).DriftRepairs != 1 {
 		t.Errorf("driftRepairs = %d, want 1", d.Status(context.Background()).DriftRepairs)
 	}

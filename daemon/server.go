@@ -198,7 +198,12 @@ func (s *ControlServer) routes() http.Handler {
 		writeHTTPJSON(w, http.StatusOK, t)
 	})
 	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
-		writeHTTPJSON(w, http.StatusOK, s.d.Drops())
+		q, err := ParseDropsQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad drops request: "+err.Error())
+			return
+		}
+		writeHTTPJSON(w, http.StatusOK, s.d.Drops(q))
 	})
 	mux.HandleFunc("GET "+PathJournal, s.serveJournal)
 	mux.HandleFunc("GET "+PathJournalVerify, s.serveJournalVerify)

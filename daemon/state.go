@@ -60,13 +60,18 @@ func removePending(dir string) error {
 	return err
 }
 
-// writeJSON replaces path atomically: a crash leaves the old or the new
-// file, never half of one.
+// writeFileJSON replaces path with v in JSON, atomically (writeFileAtomic).
 func writeFileJSON(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
+	return writeFileAtomic(path, data)
+}
+
+// writeFileAtomic replaces path with data atomically: a crash leaves the
+// old or the new file, never half of one.
+func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
 		return err

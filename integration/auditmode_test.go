@@ -1,13 +1,14 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/internal/netnstest"
 )
@@ -81,10 +82,14 @@ func TestAuditMode(t *testing.T) {
 	if out := p.MustCtl(t, "status"); !strings.Contains(out, "drop (audit)") {
 		t.Errorf("status does not show watch-8080's action as drop (audit):\n%s", out)
 	}
-	// The log reaches the daemon: drops names the rule and the client.
+	// The log reaches the daemon: drops names the rule, in audit mode,
+	// and the client.
 	daemonPoll(t, daemonReadyTimeout, "drops to show watch-8080 and the client", func() (bool, string) {
-		out := p.MustCtl(t, "drops", "-o", "json")
-		return dropsShow(t, out, "watch-8080", "192.0.2.2"), out
+		v := dropsView(t, p)
+		r, _ := dropsRule(v, "watch-8080")
+		return r.Mode == "audit" && slices.ContainsFunc(r.TopSources, func(s audit.SourceCount) bool {
+			return s.Source.String() == "192.0.2.2"
+		}), fmt.Sprintf("%+v", v)
 	})
 
 	before := s1.Value(audited)
@@ -131,40 +136,4 @@ func checkRuleMode(t *testing.T, p *edgefwdProcess, rule, mode string) {
 		}
 	}
 	t.Errorf("status has no rule %s", rule)
-}
-
-// dropsShow reports whether `drops -o json` holds a record of rule with a
-// field whose value is source, wherever the document nests its records.
-func dropsShow(t *testing.T, doc, rule, source string) bool {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal([]byte(doc), &v); err != nil {
-		t.Fatalf("drops -o json: %v\n%s", err, doc)
-	}
-	var find func(v any) bool
-	find = func(v any) bool {
-		switch v := v.(type) {
-		case map[string]any:
-			if v["rule"] == rule {
-				for _, f := range v {
-					if f == source {
-						return true
-					}
-				}
-			}
-			for _, f := range v {
-				if find(f) {
-					return true
-				}
-			}
-		case []any:
-			for _, e := range v {
-				if find(e) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return find(v)
 }

@@ -57,6 +57,12 @@ type Result struct {
 	// rewrite it is still what the patch would have changed: what
 	// differed, not everything that was written again.
 	Summary Summary
+	// Zeroed names the counters the apply created or reset, which count
+	// again from zero: every counter of a table created (at boot, after a
+	// drift repair of a deleted table), a new rule's, and one whose rules
+	// now count something else. Whoever keeps counter history tells a
+	// counter's lifetimes apart by it.
+	Zeroed []string
 }
 
 // Changed reports whether anything was written.
@@ -116,6 +122,12 @@ func prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, erro
 	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops)}
 	for _, op := range ops {
 		res.Changes = append(res.Changes, op.Change())
+		switch op := op.(type) {
+		case AddCounter:
+			res.Zeroed = append(res.Zeroed, op.Name)
+		case ResetCounter:
+			res.Zeroed = append(res.Zeroed, op.Name)
+		}
 	}
 	return tx, res, nil
 }

@@ -20,6 +20,7 @@ deps=(
 	"wg wireguard-tools"
 	"socat socat"
 	"tcpdump tcpdump"
+	"hping3 hping3"
 	"ping iputils-ping"
 	"promtool prometheus"
 	"python3 python3"

@@ -72,7 +72,7 @@ type fakeDaemon struct {
 	status   *daemon.Status
 	ruleset  string
 	peers    []wg.TunnelStatus
-	drops    []daemon.DropRecord
+	drops    *daemon.DropsView
 	post     map[string]fakeAnswer // by path; absent means 200 {"ok":true}
 	requests []fakeRequest
 }
@@ -83,8 +83,8 @@ type fakeAnswer struct {
 }
 
 type fakeRequest struct {
-	method, path string
-	body         []byte
+	method, path, query string
+	body                []byte
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
@@ -121,7 +121,7 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, body})
+	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.URL.RawQuery, body})
 	answer := func(code int, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -136,6 +136,10 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		case daemon.PathPeers:
 			answer(http.StatusOK, f.peers)
 		case daemon.PathDrops:
+			if f.drops == nil {
+				answer(http.StatusOK, daemon.DropsView{Rules: []daemon.RuleDrops{}})
+				return
+			}
 			answer(http.StatusOK, f.drops)
 		default:
 			answer(http.StatusNotFound, daemon.ErrorResponse{Error: "no such path"})
@@ -147,6 +151,19 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer(http.StatusOK, daemon.ApplyResponse{OK: true})
+}
+
+// queriesTo returns the query strings of the requests made to path.
+func (f *fakeDaemon) queriesTo(path string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var qs []string
+	for _, r := range f.requests {
+		if r.path == path {
+			qs = append(qs, r.query)
+		}
+	}
+	return qs
 }
 
 // requestsTo returns the bodies of the requests made to path.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -57,11 +59,24 @@ func cannedStatus() *daemon.Status {
 	}
 }
 
-func cannedDrops() []daemon.DropRecord {
-	return []daemon.DropRecord{
-		{Rule: "edgefw-default-input", Source: "203.0.113.5", Protocol: "tcp", Port: 23, Packets: 40, First: testNow.Add(-time.Hour), Last: testNow.Add(-5 * time.Minute)},
-		{Rule: "drop-blocklisted", Source: "198.51.100.99", Protocol: "icmp", Packets: 3, First: testNow.Add(-2 * time.Hour), Last: testNow.Add(-10 * time.Second)},
-	}
+func share(v float64) *float64 { return &v }
+
+// cannedDrops has a rule flooded beyond its log rate, one in audit mode
+// logged in full, one no longer in the policy and one that does not log.
+func cannedDrops() *daemon.DropsView {
+	addr := netip.MustParseAddr
+	return &daemon.DropsView{From: testNow.Add(-24 * time.Hour), To: testNow, Rules: []daemon.RuleDrops{
+		{Direction: "input", Action: "drop", Mode: "enforce", RuleView: audit.RuleView{Rule: "edgefw-default-input", Packets: 400, Bytes: 24000, Sampled: 48, Share: share(0.12),
+			TopSources: []audit.SourceCount{{Source: addr("203.0.113.5"), Count: 40}, {Source: addr("198.51.100.99"), Count: 8, ErrorBound: 3}},
+			TopPorts:   []audit.PortCount{{Protocol: audit.TCP, Port: 23, Count: 40}, {Protocol: audit.ICMP, Count: 8, ErrorBound: 3}},
+			TopFlows: []audit.FlowCount{{Source: addr("203.0.113.5"), Protocol: audit.TCP, Port: 23, Count: 40},
+				{Source: addr("198.51.100.99"), Protocol: audit.ICMP, Count: 8, ErrorBound: 3}}}},
+		{Direction: "input", Action: "reject", Mode: "enforce", RuleView: audit.RuleView{Rule: "deny-quiet", Packets: 12, Bytes: 720, Share: share(0)}},
+		{Direction: "input", Action: "drop", Mode: "audit", RuleView: audit.RuleView{Rule: "drop-blocklisted", Packets: 3, Bytes: 180, Sampled: 3, Share: share(1),
+			TopFlows: []audit.FlowCount{{Source: addr("2001:db8::7"), Protocol: audit.UDP, Port: 53, Count: 3}}}},
+		{RuleView: audit.RuleView{Rule: "deny-old", Sampled: 2,
+			TopFlows: []audit.FlowCount{{Source: addr("192.0.2.9"), Protocol: audit.TCP, Port: 22, Count: 2}}}},
+	}}
 }
 
 // rowFields returns the fields of the table row that starts with first.
@@ -94,7 +109,7 @@ func TestStatus(t *testing.T) {
 		"drift repairs:  2\n",
 		"RULE                      DIRECTION  ACTION          KIND      PACKETS  BYTES\n",
 		"INTERFACE  BACKEND  PEER",
-		"RULE                  SOURCE         PROTO  PORT  PACKETS  LAST\n",
+		"denied in the last 24h, heaviest flows of the logged sample:\nRULE                  SOURCE         PROTO  PORT  LOGGED\n",
 		"error: peer wg0/backup-gw: endpoint \"gw2.example:51820\" does not resolve\n",
 		"error: tunnel wg1: create interface: operation not supported\n",
 		"warning: table ip filter has a base chain \"INPUT\" at hook input (priority 0, policy drop)\n",
@@ -108,16 +123,20 @@ func TestStatus(t *testing.T) {
 		"kube-api":                 {"kube-api", "input", "accept", "user", "3000", "1.2", "MiB"},
 		"watch-telnet":             {"watch-telnet", "input", "reject", "(audit)", "user", "9", "540", "B"},
 		"edgefw-established-input": {"edgefw-established-input", "input", "accept", "implicit", "123456", "94.2", "MiB"},
-		"drop-blocklisted":         {"drop-blocklisted", "198.51.100.99", "icmp", "-", "3", "10s", "ago"},
+		"drop-blocklisted":         {"drop-blocklisted", "2001:db8::7", "udp", "53", "3"},
+		"deny-old":                 {"deny-old", "192.0.2.9", "tcp", "22", "2"},
 	}
 	for first, want := range rows {
 		if diff := cmp.Diff(want, rowFields(t, out, first)); diff != "" {
 			t.Errorf("row %s (-want +got):\n%s", first, diff)
 		}
 	}
-	// The drops table shows the most recent first.
-	if strings.Index(out, "drop-blocklisted") > strings.Index(out, "203.0.113.5") {
-		t.Errorf("drops are not most recent first:\n%s", out)
+	// The heaviest flows across rules, first.
+	if i, j := strings.Index(out, "203.0.113.5"), strings.Index(out, "2001:db8::7"); i < 0 || j < i {
+		t.Errorf("drops are not heaviest first:\n%s", out)
+	}
+	if q := f.queriesTo(daemon.PathDrops); len(q) != 1 || q[0] != "since=24h0m0s&top=5" {
+		t.Errorf("status asked for drops %q, want the last 24 hours' top 5", q)
 	}
 }
 
@@ -212,23 +231,93 @@ func TestPeers(t *testing.T) {
 	}
 }
 
+// TestDrops prints a drops view: per rule its exact total, what its
+// flows are drawn from (share, nothing logged, unknown share) and its
+// flows, a count with an error bound as the range it allows.
 func TestDrops(t *testing.T) {
 	f := newFakeDaemon(t)
 	f.drops = cannedDrops()
 	res := run(t, "--socket", f.socket, "drops")
-	want := "RULE                  SOURCE         PROTO  PORT  PACKETS  LAST\n" +
-		"drop-blocklisted      198.51.100.99  icmp   -     3        10s ago\n" +
-		"edgefw-default-input  203.0.113.5    tcp    23    40       5m ago\n"
+	want := "period: " + localMinute(testNow.Add(-24*time.Hour)) + " to " + localMinute(testNow) + "\n" + `
+edgefw-default-input: input drop, 400 packets (23.4 KiB) counted
+  top flows from a 12% sample (48 packets logged)
+  SOURCE         PROTO  PORT  LOGGED
+  203.0.113.5    tcp    23    40
+  198.51.100.99  icmp   -     5-8
+
+deny-quiet: input reject, 12 packets (720 B) counted
+  none logged: only rules with log: true and the default policies are logged
+
+drop-blocklisted: input drop (audit), 3 packets (180 B) counted
+  top flows from a 100% sample (3 packets logged)
+  SOURCE       PROTO  PORT  LOGGED
+  2001:db8::7  udp    53    3
+
+deny-old: no longer in the policy, 0 packets (0 B) counted
+  top flows of the 2 packets logged (share unknown: no counter reading in the period)
+  SOURCE     PROTO  PORT  LOGGED
+  192.0.2.9  tcp    22    2
+`
 	if res.code != 0 || res.stdout != want {
 		t.Errorf("drops = %d\n%s\nwant\n%s", res.code, res.stdout, want)
 	}
+	if q := f.queriesTo(daemon.PathDrops); len(q) != 1 || q[0] != "since=24h0m0s&top=10" {
+		t.Errorf("drops asked %q, want the last 24 hours' top 10", q)
+	}
 
-	f.drops = nil
-	if res := run(t, "--socket", f.socket, "drops"); res.stdout != "no denied packets logged\n" {
+	res = run(t, "--socket", f.socket, "drops", "--since", "7d", "--rule", "deny-old", "--rule", "drop-blocklisted", "--top", "3", "-o", "json")
+	if q := f.queriesTo(daemon.PathDrops); q[len(q)-1] != "rule=deny-old&rule=drop-blocklisted&since=168h0m0s&top=3" {
+		t.Errorf("drops --since 7d --rule deny-old --rule drop-blocklisted --top 3 asked %q", q[len(q)-1])
+	}
+	var got daemon.DropsView
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if diff := cmp.Diff(f.drops, &got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("drops -o json does not round-trip (-daemon +printed):\n%s", diff)
+	}
+	for _, field := range []string{`"topFlows": [`, `"errorBound": 3`, `"share": null`, `"share": 0.12`, `"direction": "input"`, `"protocol": "icmp"`, `"mode": "audit"`} {
+		if !strings.Contains(res.stdout, field) {
+			t.Errorf("drops -o json lacks %s:\n%s", field, res.stdout)
+		}
+	}
+
+	f.drops = &daemon.DropsView{From: testNow.Add(-time.Hour), To: testNow, Rules: []daemon.RuleDrops{}}
+	if res := run(t, "--socket", f.socket, "drops"); !strings.HasSuffix(res.stdout, "\nno denied traffic in the period\n") {
 		t.Errorf("drops with none = %q", res.stdout)
 	}
-	if res := run(t, "--socket", f.socket, "drops", "-o", "json"); res.stdout != "[]\n" {
+	if res := run(t, "--socket", f.socket, "drops", "-o", "json"); !strings.Contains(res.stdout, `"rules": []`) {
 		t.Errorf("drops -o json with none = %q", res.stdout)
+	}
+}
+
+// TestDropsRefused checks what drops refuses before asking, and an older
+// daemon's answer.
+func TestDropsRefused(t *testing.T) {
+	f := newFakeDaemon(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--since", "soon"}, `edgefwctl: --since "soon": want a duration such as 15m, 24h or 7d (see 'edgefwctl drops --help')` + "\n"},
+		{[]string{"--top", "0"}, "edgefwctl: --top 0: want 1 to 100 (see 'edgefwctl drops --help')\n"},
+	} {
+		res := run(t, append([]string{"--socket", f.socket, "drops"}, tc.args...)...)
+		if res.code != 1 || res.stderr != tc.want {
+			t.Errorf("drops %q: code %d, stderr %q; want 1, %q", tc.args, res.code, res.stderr, tc.want)
+		}
+	}
+	if q := f.queriesTo(daemon.PathDrops); len(q) != 0 {
+		t.Errorf("asked the daemon %q", q)
+	}
+
+	older := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[{"rule":"edgefw-default-input","source":"203.0.113.5","protocol":"tcp","port":23,"packets":40}]`)
+	}))
+	res := run(t, "--socket", older, "drops")
+	if res.code != 1 || !strings.Contains(res.stderr, "restart it (systemctl restart edgefwd)") {
+		t.Errorf("an older daemon: code %d, stderr %q", res.code, res.stderr)
 	}
 }
 
@@ -383,5 +472,28 @@ func TestKeygenPubkey(t *testing.T) {
 	insecure := run(t, "pubkey", key)
 	if insecure.code != 1 || strings.Contains(insecure.stdout+insecure.stderr, secret) {
 		t.Errorf("pubkey of a world-readable key: code %d, stderr %q", insecure.code, insecure.stderr)
+	}
+}
+
+// TestStatusDrops checks status's denied-traffic table: none when nothing
+// was logged, at most five flows, then a pointer to drops.
+func TestStatusDrops(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.status = cannedStatus()
+	if res := run(t, "--socket", f.socket, "status"); strings.Contains(res.stdout, "denied in the last 24h") {
+		t.Errorf("status shows a drops table with nothing logged:\n%s", res.stdout)
+	}
+	v := cannedDrops()
+	for i := range 4 {
+		v.Rules[0].TopFlows = append(v.Rules[0].TopFlows, audit.FlowCount{Source: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), Protocol: audit.TCP, Port: 80, Count: 1})
+	}
+	f.drops = v
+	res := run(t, "--socket", f.socket, "status")
+	table := res.stdout[strings.Index(res.stdout, "denied in the last 24h"):]
+	if rows := strings.Count(table, "\n") - strings.Count(table[strings.Index(table, "… see"):], "\n"); rows != 2+statusDrops {
+		t.Errorf("drops table of %d lines, want a title, a header and %d flows:\n%s", rows, statusDrops, table)
+	}
+	if !strings.Contains(table, "… see edgefwctl drops\n") {
+		t.Errorf("no pointer to edgefwctl drops:\n%s", table)
 	}
 }

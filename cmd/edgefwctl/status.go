@@ -1,22 +1,18 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
-
-// statusDrops is how many drop records status shows; drops shows all.
-const statusDrops = 5
 
 func (a *app) statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -26,9 +22,9 @@ func (a *app) statusCmd() *cobra.Command {
 confirmation, drift repairs, every rule counter (user rules in policy order,
 implicit rules, default policies; a rule in audit mode shows its action as
 "drop (audit)": it counts what it would drop and lets it through), the
-tunnels and their peers, the most
-recent denied packets and the warnings an operator should read, such as
-other tables hooked where edgefw is.
+tunnels and their peers, the heaviest flows of denied traffic of the last 24
+hours (edgefwctl drops shows more) and the warnings an operator should read,
+such as other tables hooked where edgefw is.
 
 -o json prints the daemon's status document as the control API returns it.`,
 		Example: `  edgefwctl status
@@ -45,7 +41,7 @@ other tables hooked where edgefw is.
 		if *out == outputJSON {
 			return writeJSON(a.stdout, st)
 		}
-		drops, dropsErr := c.Drops(cmd.Context())
+		drops, dropsErr := c.Drops(cmd.Context(), audit.Query{Since: defaultDropsSince, Top: statusDrops})
 		now := a.now()
 		w := a.stdout
 		printStatusHeader(w, st, now)
@@ -55,13 +51,9 @@ other tables hooked where edgefw is.
 		printTunnels(w, st.Tunnels, now)
 		if dropsErr != nil {
 			st.Warnings = append(st.Warnings, "cannot read drops: "+dropsErr.Error())
-		} else if len(drops) > 0 {
-			sortDrops(drops)
+		} else if slices.ContainsFunc(drops.Rules, func(r daemon.RuleDrops) bool { return len(r.TopFlows) > 0 }) {
 			fmt.Fprintln(w)
-			printDrops(w, drops[:min(len(drops), statusDrops)], now)
-			if len(drops) > statusDrops {
-				fmt.Fprintf(w, "… %d more; see edgefwctl drops\n", len(drops)-statusDrops)
-			}
+			printStatusDrops(w, drops)
 		}
 		if len(st.Warnings) > 0 {
 			fmt.Fprintln(w)
@@ -143,18 +135,18 @@ func printRules(w io.Writer, rules []daemon.RuleStatus) {
 	t := newTable(w)
 	fmt.Fprintln(t, "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES")
 	for _, r := range rules {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), ruleAction(r), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), ruleAction(r.Action, r.Mode), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
 	}
 	t.Flush()
 }
 
 // ruleAction shows a rule's action, and for a rule in audit mode that it
 // only counts what it would do: "drop (audit)".
-func ruleAction(r daemon.RuleStatus) string {
-	if r.Mode == string(policy.Audit) {
-		return orDash(r.Action) + " (audit)"
+func ruleAction(action, mode string) string {
+	if mode == string(policy.Audit) {
+		return orDash(action) + " (audit)"
 	}
-	return orDash(r.Action)
+	return orDash(action)
 }
 
 // printTunnels prints one row per peer (one per tunnel without peers),
@@ -201,27 +193,6 @@ func peerName(p wg.PeerStatus) string {
 
 func nonNegative(n int64) uint64 { return uint64(max(n, 0)) }
 
-// sortDrops orders drop records most recent first.
-func sortDrops(drops []daemon.DropRecord) {
-	slices.SortStableFunc(drops, func(a, b daemon.DropRecord) int {
-		return cmp.Or(b.Last.Compare(a.Last), cmp.Compare(b.Packets, a.Packets))
-	})
-}
-
-// printDrops prints the denied packets table.
-func printDrops(w io.Writer, drops []daemon.DropRecord, now time.Time) {
-	t := newTable(w)
-	fmt.Fprintln(t, "RULE\tSOURCE\tPROTO\tPORT\tPACKETS\tLAST")
-	for _, d := range drops {
-		port := "-"
-		if d.Port != 0 {
-			port = strconv.Itoa(int(d.Port))
-		}
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", d.Rule, orDash(d.Source), orDash(d.Protocol), port, d.Packets, ago(now, d.Last))
-	}
-	t.Flush()
-}
-
 func (a *app) peersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers",
@@ -246,40 +217,6 @@ bytes received and sent, and whether it is up (a handshake within 180 s).`,
 			return writeJSON(a.stdout, tunnels)
 		}
 		printTunnels(a.stdout, tunnels, a.now())
-		return nil
-	}
-	return cmd
-}
-
-func (a *app) dropsCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "drops",
-		Short: "Show denied packets aggregated by rule, source and port",
-		Long: `drops lists the denied packets that reached the daemon (rules with log: true
-and the default policies), aggregated by rule, source address, protocol and
-destination port, most recent first.`,
-		Example: `  edgefwctl drops
-  edgefwctl drops -o json | jq 'map(select(.rule == "edgefw-default-input"))'`,
-		Args: args(cobra.NoArgs),
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		drops, err := a.client().Drops(cmd.Context())
-		if err != nil {
-			return fmt.Errorf("drops: %w", err)
-		}
-		sortDrops(drops)
-		if *out == outputJSON {
-			if drops == nil {
-				drops = []daemon.DropRecord{}
-			}
-			return writeJSON(a.stdout, drops)
-		}
-		if len(drops) == 0 {
-			fmt.Fprintln(a.stdout, "no denied packets logged")
-			return nil
-		}
-		printDrops(a.stdout, drops, a.now())
 		return nil
 	}
 	return cmd
