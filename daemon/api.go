@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/edgefw/edgefw/audit"
@@ -20,8 +22,11 @@ const (
 	PathPlan     = "/v1/ruleset"  // GET → Ruleset (the running ruleset as nft text)
 	PathDiff     = "/v1/diff"     // POST DiffRequest → Diff (a policy against the table in the kernel)
 	PathPeers    = "/v1/peers"    // GET → []wg.TunnelStatus
-	PathDrops    = "/v1/drops"    // GET ?since=&from=&to=&rule=&top= (DropsQuery) → DropsView
-	PathRemove   = "/v1/remove"   // POST RemoveRequest → ApplyResponse
+	PathDenied   = "/v1/denied"   // GET ?since=&from=&to=&rule=&top= (DropsQuery) → DropsView
+	// PathDrops is the path of edgefwctl 0.x's drops: GET → []DropRecord,
+	// the heaviest flows of the last 24 hours. Kept for older clients.
+	PathDrops  = "/v1/drops"
+	PathRemove = "/v1/remove" // POST RemoveRequest → ApplyResponse
 	// PathJournal answers the audit journal's entries, at or after the
 	// RFC 3339 time of its optional query parameter since.
 	PathJournal       = "/v1/journal"        // GET [?since=TIME] → []journal.Entry
@@ -290,6 +295,33 @@ type RuleDrops struct {
 	// Mode is enforce, or audit for a rule that counts and logs what it
 	// would deny and lets it through.
 	Mode string `json:"mode,omitempty"`
+}
+
+// DropRecord is one flow of denied traffic as PathDrops answers it for
+// older clients: a (rule, source, protocol, port) of the sample with its
+// packets; First and Last are the period the sample covers.
+type DropRecord struct {
+	Rule     string    `json:"rule"`
+	Source   string    `json:"source"`
+	Protocol string    `json:"protocol"`
+	Port     uint16    `json:"port"`
+	Packets  uint64    `json:"packets"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+}
+
+// DropRecords renders a view as PathDrops's records: each rule's
+// heaviest flows, heaviest first.
+func DropRecords(v DropsView) []DropRecord {
+	out := []DropRecord{}
+	for _, r := range v.Rules {
+		for _, f := range r.TopFlows {
+			out = append(out, DropRecord{Rule: r.Rule, Source: f.Source.String(), Protocol: f.Protocol.String(),
+				Port: f.Port, Packets: f.Count, First: v.From, Last: v.To})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b DropRecord) int { return cmp.Compare(b.Packets, a.Packets) })
+	return out
 }
 
 // ErrorResponse is the body of every non-2xx answer.

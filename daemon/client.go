@@ -188,20 +188,17 @@ func (c *Client) Peers(ctx context.Context) ([]wg.TunnelStatus, error) {
 // older than this client answers in its old form, a list of records,
 // which is refused with ErrDaemonOlder.
 func (c *Client) Drops(ctx context.Context, q audit.Query) (*DropsView, error) {
-	path := PathDrops
+	path := PathDenied
 	if v := DropsQueryValues(q); len(v) > 0 {
 		path += "?" + v.Encode()
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
-		return nil, err
-	}
-	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
-		return nil, fmt.Errorf("drops: %w", ErrDaemonOlder)
-	}
 	var v DropsView
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("decode %s response: %w", PathDrops, err)
+	if err := c.do(ctx, http.MethodGet, path, nil, &v); err != nil {
+		// An edgefwd from before PathDenied answers 404.
+		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("drops: %w", ErrDaemonOlder)
+		}
+		return nil, err
 	}
 	return &v, nil
 }

@@ -372,7 +372,7 @@ func TestClientSocketErrorMessages(t *testing.T) {
 	}
 }
 
-// TestClientDrops checks that a drops query travels as PathDrops's
+// TestClientDrops checks that a drops query travels as PathDenied's
 // parameters and its view comes back whole, and that a daemon answering
 // in the form of an older version is named as such.
 func TestClientDrops(t *testing.T) {
@@ -387,7 +387,7 @@ func TestClientDrops(t *testing.T) {
 	var query url.Values
 	var answer any = want
 	sock := serveOnTestSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || r.URL.Path != PathDrops {
+		if r.Method != http.MethodGet || r.URL.Path != PathDenied {
 			answerJSONForClient(w, http.StatusNotFound, ErrorResponse{Error: "no such path"})
 			return
 		}
@@ -410,8 +410,30 @@ func TestClientDrops(t *testing.T) {
 		t.Errorf("the daemon reads the query as %+v, %v", q, err)
 	}
 
-	answer = []map[string]any{{"rule": "edgefw-default-input", "source": "203.0.113.5", "packets": 3}}
-	if _, err := c.Drops(context.Background(), audit.Query{}); !errors.Is(err, ErrDaemonOlder) {
-		t.Errorf("an older daemon's list: error %v, want ErrDaemonOlder", err)
+	// An edgefwd from before PathDenied does not know the path.
+	older := NewClient(serveOnTestSocket(t, http.NotFoundHandler()))
+	if _, err := older.Drops(context.Background(), audit.Query{}); !errors.Is(err, ErrDaemonOlder) {
+		t.Errorf("an older daemon: error %v, want ErrDaemonOlder", err)
+	}
+}
+
+// TestDropRecords: PathDrops answers older clients with each rule's
+// heaviest flows as the records they know, heaviest first.
+func TestDropRecords(t *testing.T) {
+	from, to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	src := netip.MustParseAddr("203.0.113.5")
+	v := DropsView{From: from, To: to, Rules: []RuleDrops{
+		{RuleView: audit.RuleView{Rule: "a", TopFlows: []audit.FlowCount{{Source: src, Protocol: 6, Port: 23, Count: 3}}}},
+		{RuleView: audit.RuleView{Rule: "b", TopFlows: []audit.FlowCount{{Source: src, Protocol: 17, Port: 53, Count: 9}}}},
+	}}
+	want := []DropRecord{
+		{Rule: "b", Source: "203.0.113.5", Protocol: "udp", Port: 53, Packets: 9, First: from, Last: to},
+		{Rule: "a", Source: "203.0.113.5", Protocol: "tcp", Port: 23, Packets: 3, First: from, Last: to},
+	}
+	if diff := cmp.Diff(want, DropRecords(v)); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if got := DropRecords(DropsView{}); got == nil || len(got) != 0 {
+		t.Errorf("no drops: %#v, want an empty list (JSON [])", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -197,13 +198,16 @@ func (s *ControlServer) routes() http.Handler {
 		}
 		writeHTTPJSON(w, http.StatusOK, t)
 	})
-	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+PathDenied, func(w http.ResponseWriter, r *http.Request) {
 		q, err := ParseDropsQuery(r.URL.Query())
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad drops request: "+err.Error())
 			return
 		}
 		writeHTTPJSON(w, http.StatusOK, s.d.Drops(q))
+	})
+	mux.HandleFunc("GET "+PathDrops, func(w http.ResponseWriter, r *http.Request) {
+		writeHTTPJSON(w, http.StatusOK, DropRecords(s.d.Drops(audit.Query{Since: 24 * time.Hour})))
 	})
 	mux.HandleFunc("GET "+PathJournal, s.serveJournal)
 	mux.HandleFunc("GET "+PathJournalVerify, s.serveJournalVerify)

@@ -135,7 +135,7 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 			answer(http.StatusOK, daemon.Ruleset{Text: f.ruleset})
 		case daemon.PathPeers:
 			answer(http.StatusOK, f.peers)
-		case daemon.PathDrops:
+		case daemon.PathDenied:
 			if f.drops == nil {
 				answer(http.StatusOK, daemon.DropsView{Rules: []daemon.RuleDrops{}})
 				return

@@ -135,7 +135,7 @@ func TestStatus(t *testing.T) {
 	if i, j := strings.Index(out, "203.0.113.5"), strings.Index(out, "2001:db8::7"); i < 0 || j < i {
 		t.Errorf("drops are not heaviest first:\n%s", out)
 	}
-	if q := f.queriesTo(daemon.PathDrops); len(q) != 1 || q[0] != "since=24h0m0s&top=5" {
+	if q := f.queriesTo(daemon.PathDenied); len(q) != 1 || q[0] != "since=24h0m0s&top=5" {
 		t.Errorf("status asked for drops %q, want the last 24 hours' top 5", q)
 	}
 }
@@ -261,12 +261,12 @@ deny-old: no longer in the policy, 0 packets (0 B) counted
 	if res.code != 0 || res.stdout != want {
 		t.Errorf("drops = %d\n%s\nwant\n%s", res.code, res.stdout, want)
 	}
-	if q := f.queriesTo(daemon.PathDrops); len(q) != 1 || q[0] != "since=24h0m0s&top=10" {
+	if q := f.queriesTo(daemon.PathDenied); len(q) != 1 || q[0] != "since=24h0m0s&top=10" {
 		t.Errorf("drops asked %q, want the last 24 hours' top 10", q)
 	}
 
 	res = run(t, "--socket", f.socket, "drops", "--since", "7d", "--rule", "deny-old", "--rule", "drop-blocklisted", "--top", "3", "-o", "json")
-	if q := f.queriesTo(daemon.PathDrops); q[len(q)-1] != "rule=deny-old&rule=drop-blocklisted&since=168h0m0s&top=3" {
+	if q := f.queriesTo(daemon.PathDenied); q[len(q)-1] != "rule=deny-old&rule=drop-blocklisted&since=168h0m0s&top=3" {
 		t.Errorf("drops --since 7d --rule deny-old --rule drop-blocklisted --top 3 asked %q", q[len(q)-1])
 	}
 	var got daemon.DropsView
@@ -307,14 +307,12 @@ func TestDropsRefused(t *testing.T) {
 			t.Errorf("drops %q: code %d, stderr %q; want 1, %q", tc.args, res.code, res.stderr, tc.want)
 		}
 	}
-	if q := f.queriesTo(daemon.PathDrops); len(q) != 0 {
+	if q := f.queriesTo(daemon.PathDenied); len(q) != 0 {
 		t.Errorf("asked the daemon %q", q)
 	}
 
-	older := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `[{"rule":"edgefw-default-input","source":"203.0.113.5","protocol":"tcp","port":23,"packets":40}]`)
-	}))
+	// An edgefwd from before /v1/denied does not know the path.
+	older := serveUnix(t, http.NotFoundHandler())
 	res := run(t, "--socket", older, "drops")
 	if res.code != 1 || !strings.Contains(res.stderr, "restart it (systemctl restart edgefwd)") {
 		t.Errorf("an older daemon: code %d, stderr %q", res.code, res.stderr)
