@@ -194,11 +194,17 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 			d.Reload(ctx, "signal")
 		}
 	}()
-	go func() {
-		if err := d.WatchPolicy(ctx); err != nil {
-			log.Warn("policy file watch unavailable; reload with SIGHUP or edgefwctl reload", "error", err)
-		}
-	}()
+	// Watched from now, before READY: a drop-in written as soon as the
+	// daemon is ready must not go unseen.
+	if pw, err := d.OpenPolicyWatch(); err != nil {
+		log.Warn("policy file watch unavailable; reload with SIGHUP or edgefwctl reload", "error", err)
+	} else {
+		go func() {
+			if err := pw.Run(ctx); err != nil {
+				log.Warn("policy file watch ended; reload with SIGHUP or edgefwctl reload", "error", err)
+			}
+		}()
+	}
 	go func() {
 		if err := d.ListenAudit(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("audit log unavailable: denied packets are counted but not itemised", "error", err)
