@@ -58,7 +58,9 @@ const (
 // smallInput is a small host: one input rule of each kind, a set, a
 // tunnel, three days of traffic, a handful of journal entries.
 func smallInput() Input {
-	at := func(day, hour int) time.Time { return fixtureFrom.Add(time.Duration(day)*24*time.Hour + time.Duration(hour)*time.Hour) }
+	at := func(day, hour int) time.Time {
+		return fixtureFrom.Add(time.Duration(day)*24*time.Hour + time.Duration(hour)*time.Hour)
+	}
 	return Input{
 		Host: "edge-1", Version: "1.4.0", From: fixtureFrom, To: fixtureTo, Now: fixtureNow,
 		Policy: PolicyRef{Path: "/etc/edgefw/policy.yaml", Hash: hashB},
