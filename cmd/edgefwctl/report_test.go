@@ -73,7 +73,7 @@ func cannedReport(verified bool) *report.Report {
 			{Name: "edgefw-default-input", Direction: "input", Action: "drop", Kind: "default", Mode: "enforce"}},
 		Peers: []report.PeerRef{{Interface: "wg0", Peer: "gw"}},
 		Traffic: dayTraffic{
-			"kube-api": {{Date: "2026-05-03", Packets: 10, Bytes: 600}, {Date: "2026-05-04", Packets: 12, Bytes: 720}, {Date: "2026-05-05", Packets: 90, Bytes: 5400}},
+			"kube-api":             {{Date: "2026-05-03", Packets: 10, Bytes: 600}, {Date: "2026-05-04", Packets: 12, Bytes: 720}, {Date: "2026-05-05", Packets: 90, Bytes: 5400}},
 			"edgefw-default-input": {{Date: "2026-05-04", Packets: 5, Bytes: 300}},
 		},
 	}
