@@ -31,9 +31,10 @@ func Markdown(w io.Writer, r *Report) error {
 const (
 	deniedIntro = "Per rule that drops or rejects, per UTC day: the packets and bytes its kernel counter counted, exactly, " +
 		"and the top sources and destination ports of the packets the daemon logged (a sample, whose share is given; " +
-		"a count shown as 37-40 is a range). Days without traffic are left out."
+		"a count shown as 37-40 is a range). Days without traffic are left out. " + surgeNote
 	wouldDenyIntro = "Rules in audit mode count and log what they would drop or reject, and let it through."
-	allowedIntro   = "Per rule that accepts, per UTC day. A surge is a day over 3 times the rule's median day " +
+	allowedIntro   = "Per rule that accepts, per UTC day. " + surgeNote
+	surgeNote      = "A surge is a day over 3 times the rule's median day in the period " +
 		"(in packets or bytes; with a median of zero, any day with traffic)."
 	retiredIntro = "Rules that counted in the period but are not in the running ruleset (removed or renamed since)."
 )
