@@ -31,6 +31,11 @@ const (
 	// RFC 3339 time of its optional query parameter since.
 	PathJournal       = "/v1/journal"        // GET [?since=TIME] → []journal.Entry
 	PathJournalVerify = "/v1/journal/verify" // GET → journal.Verification
+	// PathReport answers the audit report of the period of its query
+	// parameters: since (a duration back from now), or from and to (a
+	// date or an RFC 3339 time), as PathDenied reads them; none is the
+	// last DefaultReportPeriod.
+	PathReport = "/v1/report" // GET ?since=|from=&to= → report.Report
 )
 
 // Status is the daemon's state as `edgefwctl status` shows it.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgefw/edgefw/audit"
 	"github.com/edgefw/edgefw/journal"
+	"github.com/edgefw/edgefw/report"
 	"github.com/edgefw/edgefw/wg"
 )
 
@@ -224,6 +225,24 @@ func (c *Client) VerifyJournal(ctx context.Context) (*journal.Verification, erro
 		return nil, err
 	}
 	return &v, nil
+}
+
+// Report returns the audit report of the period q selects (Since, or From
+// and To; see Daemon.Report). A daemon older than the report answers 404,
+// which is refused with ErrDaemonOlder.
+func (c *Client) Report(ctx context.Context, q audit.Query) (*report.Report, error) {
+	path := PathReport
+	if v := DropsQueryValues(q); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var r report.Report
+	if err := c.do(ctx, http.MethodGet, path, nil, &r); err != nil {
+		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("report: %w", ErrDaemonOlder)
+		}
+		return nil, err
+	}
+	return &r, nil
 }
 
 // ErrDaemonOlder is a daemon answering in the form of an older version,

@@ -211,6 +211,7 @@ func (s *ControlServer) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+PathJournal, s.serveJournal)
 	mux.HandleFunc("GET "+PathJournalVerify, s.serveJournalVerify)
+	mux.HandleFunc("GET "+PathReport, s.serveReport)
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, r *http.Request) {
 		// The body is optional: older clients send none.
 		var req ReloadRequest

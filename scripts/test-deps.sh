@@ -2,7 +2,8 @@
 # Brings what `make test` needs that a fresh machine lacks: the tools the
 # tests observe the kernel with (nft, ip, wg, tcpdump), make traffic with
 # (socat, ping), check metrics and packages with (promtool, lintian, rpm,
-# dpkg-dev) and boot the systemd lab with (systemd, unshare, nsenter).
+# dpkg-dev), render the HTML report with (chromium) and boot the systemd
+# lab with (systemd, unshare, nsenter).
 #
 #   test-deps.sh           install what is missing (as root on Debian or
 #                          Ubuntu); elsewhere print the command and fail
@@ -21,6 +22,7 @@ deps=(
 	"socat socat"
 	"tcpdump tcpdump"
 	"hping3 hping3"
+	"chromium chromium"
 	"ping iputils-ping"
 	"promtool prometheus"
 	"python3 python3"
@@ -72,7 +74,7 @@ case ${1:-} in
 	;;
 --check | "") ;;
 *)
-	sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac

@@ -84,7 +84,7 @@ Exit status: 0 on success, 1 on failure or invalid input.`,
 	root.AddCommand(
 		a.validateCmd(), a.planCmd(), a.diffCmd(), a.applyCmd(),
 		a.confirmCmd(), a.rollbackCmd(), a.reloadCmd(), a.removeCmd(),
-		a.statusCmd(), a.peersCmd(), a.dropsCmd(), a.traceCmd(), a.journalCmd(),
+		a.statusCmd(), a.peersCmd(), a.dropsCmd(), a.traceCmd(), a.journalCmd(), a.reportCmd(),
 		a.keygenCmd(), a.pubkeyCmd(),
 		a.versionCmd(), a.completionCmd(), a.genManCmd(root),
 	)
