@@ -63,6 +63,10 @@ type Result struct {
 	// now count something else. Whoever keeps counter history tells a
 	// counter's lifetimes apart by it.
 	Zeroed []string
+	// Mark proves later that the table still holds the ruleset (see
+	// Applier.Unchanged); nil when the apply cannot tell its generation
+	// from another commit's, such as one that came during the read.
+	Mark *Mark
 }
 
 // Changed reports whether anything was written.
@@ -77,16 +81,27 @@ func (r Result) Changed() bool { return r.Messages > 0 }
 func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Read before the table, for the Mark: no generation, no Mark.
+	before, genErr := a.kernel.Generation()
 	ks, err := a.kernel.ReadTable()
 	if err != nil {
 		return Result{}, err
 	}
 	tx, res, err := prepare(ks, rs, false)
-	if err != nil || tx == nil {
+	if err != nil {
 		return Result{}, err
+	}
+	if tx == nil {
+		if genErr == nil {
+			res.Mark = a.mark(rs, before, 0)
+		}
+		return res, nil
 	}
 	err = a.kernel.Commit(tx)
 	if err == nil {
+		if genErr == nil {
+			res.Mark = a.mark(rs, before, 1)
+		}
 		return res, nil
 	}
 	var ke *KernelError
@@ -105,6 +120,11 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 		}
 	}
 	fres.Full, fres.Summary = true, res.Summary
+	if genErr == nil && ftx != nil {
+		// The refused patch committed nothing; if its refusal moved the
+		// generation all the same, there is no Mark.
+		fres.Mark = a.mark(rs, before, 1)
+	}
 	return fres, nil
 }
 

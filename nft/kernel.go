@@ -25,6 +25,8 @@ type Kernel interface {
 	// Generation returns the nftables ruleset generation, which moves on
 	// every commit by anyone.
 	Generation() (uint32, error)
+	// Namespace identifies the network namespace the Kernel works in.
+	Namespace() (Namespace, error)
 	// Counters returns the values of the table's named counters;
 	// ErrNoTable when there is no table.
 	Counters() (map[string]Counter, error)

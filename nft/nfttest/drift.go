@@ -180,3 +180,12 @@ func (k *Kernel) FlushSet(setName string) error {
 		return w.t.flushSet(setName)
 	})
 }
+
+// CommitElsewhere commits a transaction of another tool to a table of its
+// own, as `nft add table ip other`: the generation moves, table inet
+// edgefw stays as it is, and no change of it is reported.
+func (k *Kernel) CommitElsewhere() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.gen++
+}

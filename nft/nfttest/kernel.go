@@ -63,12 +63,19 @@ type Kernel struct {
 	// commits are notified as.
 	subs    []*subscriber
 	drifter committer
+	// ns is the namespace the fake says it is.
+	ns nft.Namespace
 }
 
 var _ nft.Kernel = (*Kernel)(nil)
 
 // New returns a fake kernel without table inet edgefw, at generation 1.
-func New() *Kernel { return &Kernel{gen: 1, drifter: committer{pid: 4242, by: "nft[4242]"}} }
+func New() *Kernel {
+	return &Kernel{gen: 1, drifter: committer{pid: 4242, by: "nft[4242]"}, ns: DefaultNamespace}
+}
+
+// DefaultNamespace is the namespace a new fake says it is.
+var DefaultNamespace = nft.Namespace{Boot: "3f1c2a9e-0000-4000-8000-00000000f4ce", Cookie: 1, Dev: 4, Inode: 4026531840}
 
 // ReadTable returns what the table holds, as the netlink Kernel reads it:
 // set contents as ranges in order, each as it was added; meters without
@@ -124,6 +131,24 @@ func (k *Kernel) Generation() (uint32, error) {
 	return k.gen, nil
 }
 
+// Namespace returns what SetNamespace gave, DefaultNamespace at first.
+func (k *Kernel) Namespace() (nft.Namespace, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failReads != nil {
+		return nft.Namespace{}, k.failReads
+	}
+	return k.ns, nil
+}
+
+// SetNamespace makes the fake another namespace, or the same one after a
+// reboot: what it holds stays.
+func (k *Kernel) SetNamespace(ns nft.Namespace) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ns = ns
+}
+
 // Counters returns the values of the table's named counters, or
 // nft.ErrNoTable.
 func (k *Kernel) Counters() (map[string]nft.Counter, error) {
@@ -159,8 +184,8 @@ func (k *Kernel) SetOtherHooked(tables []nft.HookedTable) {
 	k.others = slices.Clone(tables)
 }
 
-// FailReads makes every read (ReadTable, Generation, Counters,
-// OtherHooked) fail with err, until FailReads(nil).
+// FailReads makes every read (ReadTable, Generation, Namespace,
+// Counters, OtherHooked) fail with err, until FailReads(nil).
 func (k *Kernel) FailReads(err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
