@@ -62,6 +62,7 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 		return err
 	}
 	d.noteGeneration()
+	d.recordMark(res.Mark)
 	after := &running{pol: pol, rs: rs, source: src}
 	d.mu.Lock()
 	before := d.cur

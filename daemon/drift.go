@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+
+	"github.com/edgefw/edgefw/nft"
 )
 
 // noteGeneration remembers the ruleset generation our write produced, so
@@ -51,6 +53,7 @@ func (d *Daemon) checkDrift(full bool) driftCheck {
 	}
 	c.messages, c.result = res.Messages, res
 	d.noteGeneration()
+	d.recordMark(res.Mark)
 	d.mu.Lock()
 	d.drift++
 	d.mu.Unlock()
@@ -58,4 +61,14 @@ func (d *Daemon) checkDrift(full bool) driftCheck {
 		d.cfg.Metrics.DriftRepaired()
 	}
 	return c
+}
+
+// recordMark keeps the Mark of the daemon's last apply or repair in the
+// state directory, which edgefwd --once shares: a --once that finds the
+// generation still there skips reading the table back. Without a Mark
+// the record goes.
+func (d *Daemon) recordMark(m *nft.Mark) {
+	if err := SaveMark(d.cfg.StateDir, m); err != nil {
+		d.log.Warn("could not record the generation of the commit", "error", err)
+	}
 }

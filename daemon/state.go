@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
 )
 
@@ -14,6 +16,10 @@ import (
 const (
 	lastGoodFile = "last-good.json"
 	pendingFile  = "pending-confirm.json"
+	// markFile records the last commit of edgefwd (daemon or --once),
+	// for --once to skip reading the table back when nothing committed
+	// since (see nft.Mark).
+	markFile = "last-commit.json"
 )
 
 // savedPolicy is a policy as persisted: parsed and validated, so it can be
@@ -127,4 +133,73 @@ func LastGoodTunnels(dir string) []string {
 		names = append(names, t.Name)
 	}
 	return names
+}
+
+// markFormat is the format of markFile. A record of any other format is
+// no record: bump it whenever what a record means changes.
+const markFormat = 1
+
+// savedMark is an nft.Mark as markFile holds it.
+type savedMark struct {
+	Format      int    `json:"format"`
+	Boot        string `json:"boot"`
+	NetNSCookie uint64 `json:"netns_cookie"`
+	NetNSDev    uint64 `json:"netns_dev"`
+	NetNSInode  uint64 `json:"netns_inode"`
+	Generation  uint32 `json:"generation"`
+	Ruleset     string `json:"ruleset"`
+}
+
+// SaveMark records the Mark of a commit in dir (created if need be),
+// atomically and readable by root alone. A nil Mark removes the record:
+// a commit whose generation is not known leaves none. A record that is
+// out of date is harmless (its generation has passed, so it matches
+// nothing), but one less to read.
+func SaveMark(dir string, m *nft.Mark) error {
+	path := filepath.Join(dir, markFile)
+	if m == nil {
+		err := os.Remove(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	data, err := json.Marshal(savedMark{Format: markFormat, Boot: m.Namespace.Boot, NetNSCookie: m.Namespace.Cookie,
+		NetNSDev: m.Namespace.Dev, NetNSInode: m.Namespace.Inode, Generation: m.Generation, Ruleset: m.Ruleset})
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		// An apply that changed nothing: no need to write to the disk.
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+// LoadMark returns the Mark recorded in dir, or nil when there is none or
+// it cannot be used: unreadable, truncated, of another format, or lacking
+// any part. Without a record --once reads the table, so doubt costs time,
+// never a check.
+func LoadMark(dir string) *nft.Mark {
+	data, err := os.ReadFile(filepath.Join(dir, markFile))
+	if err != nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s savedMark
+	if err := dec.Decode(&s); err != nil || dec.More() {
+		return nil
+	}
+	if s.Format != markFormat || s.Boot == "" || s.NetNSCookie == 0 || s.NetNSInode == 0 || s.Generation == 0 || s.Ruleset == "" {
+		return nil
+	}
+	return &nft.Mark{
+		Namespace:  nft.Namespace{Boot: s.Boot, Cookie: s.NetNSCookie, Dev: s.NetNSDev, Inode: s.NetNSInode},
+		Generation: s.Generation,
+		Ruleset:    s.Ruleset,
+	}
 }
