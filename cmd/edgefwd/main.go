@@ -119,19 +119,54 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
 		return 1
 	}
-	res, err := nft.NewApplier().Apply(rs)
+	if len(pol.Tunnels) > 0 {
+		log.Warn("--once configures the firewall only; tunnels are managed by the running daemon", "tunnels", len(pol.Tunnels))
+	}
+	fw := nft.NewApplier()
+	if gen, ok := unchangedSinceLastCommit(fw, rs, stateDir, log); ok {
+		saveLastGood(stateDir, policyPath, pol, log)
+		log.Info("policy applied: unchanged since our last commit", "policy", policyPath, "generation", gen,
+			"messages", 0, "duration", time.Since(start))
+		return 0
+	}
+	res, err := fw.Apply(rs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "edgefwd: apply failed, the previous ruleset is unchanged: %v\n", err)
 		return 1
 	}
-	if len(pol.Tunnels) > 0 {
-		log.Warn("--once configures the firewall only; tunnels are managed by the running daemon", "tunnels", len(pol.Tunnels))
-	}
-	if err := daemon.SaveLastGood(stateDir, policyPath, pol); err != nil {
-		log.Warn("could not persist the last good ruleset", "error", err)
+	saveLastGood(stateDir, policyPath, pol, log)
+	if err := daemon.SaveMark(stateDir, res.Mark); err != nil {
+		log.Warn("could not record the generation of the commit", "error", err)
 	}
 	log.Info("policy applied", "policy", policyPath, "messages", res.Messages, "changes", len(res.Changes), "duration", time.Since(start))
 	return 0
+}
+
+// unchangedSinceLastCommit reports whether the state directory's record
+// of the last commit (by --once or the daemon) proves that the kernel
+// still holds rs, and the generation it names: then nothing needs reading
+// back. Anything else, a doubt included, means a full apply, which reads
+// the table and compares.
+func unchangedSinceLastCommit(fw *nft.Applier, rs *nft.Ruleset, stateDir string, log *slog.Logger) (uint32, bool) {
+	m := daemon.LoadMark(stateDir)
+	if m == nil {
+		log.Debug("no record of the last commit: reading the table")
+		return 0, false
+	}
+	ok, err := fw.Unchanged(rs, *m)
+	switch {
+	case err != nil:
+		log.Debug("cannot compare with the last commit: reading the table", "error", err)
+	case !ok:
+		log.Debug("committed to since our last commit, or another ruleset: reading the table", "generation", m.Generation)
+	}
+	return m.Generation, ok
+}
+
+func saveLastGood(stateDir, policyPath string, pol *policy.Policy, log *slog.Logger) {
+	if err := daemon.SaveLastGood(stateDir, policyPath, pol); err != nil {
+		log.Warn("could not persist the last good ruleset", "error", err)
+	}
 }
 
 // serveOptions are serve's settings beyond the paths.
