@@ -76,8 +76,12 @@ func writeFileJSON(path string, v any) error {
 }
 
 // writeFileAtomic replaces path with data atomically: a crash leaves the
-// old or the new file, never half of one.
+// old or the new file, never half of one. A file that holds data already
+// is left alone: a no-op edgefwd --once writes nothing to the disk.
 func writeFileAtomic(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
 		return err
@@ -168,10 +172,6 @@ func SaveMark(dir string, m *nft.Mark) error {
 		NetNSDev: m.Namespace.Dev, NetNSInode: m.Namespace.Inode, Generation: m.Generation, Ruleset: m.Ruleset})
 	if err != nil {
 		return err
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		// An apply that changed nothing: no need to write to the disk.
-		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
