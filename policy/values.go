@@ -183,17 +183,20 @@ func setFileEntries(data []byte) iter.Seq[setFileEntry] {
 			if i := bytes.IndexByte(text, '#'); i >= 0 {
 				text = text[:i]
 			}
-			start := len(text) - len(bytes.TrimLeftFunc(text, unicode.IsSpace))
-			fields := strings.Fields(string(text))
-			if len(fields) == 0 {
+			field := bytes.TrimSpace(text)
+			if len(field) == 0 {
 				continue
 			}
+			start := len(text) - len(bytes.TrimLeftFunc(text, unicode.IsSpace))
 			e := setFileEntry{line: line, col: utf8.RuneCount(text[:start]) + 1}
-			if len(fields) > 1 {
+			if bytes.IndexFunc(field, unicode.IsSpace) >= 0 {
+				fields := strings.Fields(string(field))
 				second := bytes.Index(text[start+len(fields[0]):], []byte(fields[1])) + start + len(fields[0])
 				e.col = utf8.RuneCount(text[:second]) + 1
 				e.err = fmt.Errorf("%q follows %q on the same line; write one CIDR a line", fields[1], fields[0])
-			} else if e.prefix, e.err = parseCIDR(fields[0]); e.err == nil {
+			} else if e.prefix, e.err = parseCIDR(string(field)); e.err == nil {
+				// Not split into fields: that allocated twice a line of
+				// a list of millions.
 				e.err = checkNetwork(e.prefix)
 			}
 			if !yield(e) {
