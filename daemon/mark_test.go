@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,19 +31,46 @@ func TestMarkRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := nfttest.DefaultNamespace
+	// Each bad record is the good one with one part changed.
+	with := func(key string, value any) string {
+		var fields map[string]any
+		if err := json.Unmarshal(good, &fields); err != nil {
+			t.Fatal(err)
+		}
+		if value == nil {
+			delete(fields, key)
+		} else {
+			fields[key] = value
+		}
+		data, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	if err := os.WriteFile(path, []byte(with("format", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := LoadMark(dir); got == nil || *got != *m {
+		t.Fatalf("the record rewritten with its own parts reads back as %+v, want %+v", got, m)
+	}
 	bad := map[string]string{
-		"empty":        "",
-		"truncated":    string(good[:len(good)/2]),
-		"garbage":      "generation 41\n",
-		"two records":  string(good) + string(good),
-		"older format": `{"boot":"` + ns.Boot + `","netns_inode":4026531840,"generation":41,"ruleset":"5e1f"}`,
-		"format 0":     `{"format":0,"boot":"` + ns.Boot + `","netns_cookie":1,"netns_dev":4,"netns_inode":4026531840,"generation":41,"ruleset":"5e1f"}`,
-		"newer format": `{"format":2,"boot":"` + ns.Boot + `","netns_cookie":1,"netns_dev":4,"netns_inode":4026531840,"generation":41,"ruleset":"5e1f"}`,
-		"no cookie":    `{"format":1,"boot":"` + ns.Boot + `","netns_dev":4,"netns_inode":4026531840,"generation":41,"ruleset":"5e1f"}`,
-		"no ruleset":   `{"format":1,"boot":"` + ns.Boot + `","netns_cookie":1,"netns_dev":4,"netns_inode":4026531840,"generation":41}`,
-		"no boot":      `{"format":1,"netns_cookie":1,"netns_dev":4,"netns_inode":4026531840,"generation":41,"ruleset":"5e1f"}`,
-		"unknown part": `{"format":1,"boot":"` + ns.Boot + `","netns_cookie":1,"netns_dev":4,"netns_inode":4026531840,"generation":41,"ruleset":"5e1f","tables":2}`,
+		"empty":          "",
+		"truncated":      string(good[:len(good)/2]),
+		"garbage":        "generation 41\n",
+		"two records":    string(good) + string(good),
+		"older format":   with("format", nil),
+		"format 0":       with("format", 0),
+		"newer format":   with("format", 2),
+		"another build":  with("build", "abc/def"),
+		"no build":       with("build", nil),
+		"no cookie":      with("netns_cookie", nil),
+		"no inode":       with("netns_inode", nil),
+		"no generation":  with("generation", nil),
+		"no ruleset":     with("ruleset", nil),
+		"no boot":        with("boot", nil),
+		"unknown part":   with("tables", 2),
+		"negative value": with("generation", -1),
 	}
 	for name, content := range bad {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,9 +144,13 @@ func LastGoodTunnels(dir string) []string {
 // no record: bump it whenever what a record means changes.
 const markFormat = 1
 
-// savedMark is an nft.Mark as markFile holds it.
+// savedMark is an nft.Mark as markFile holds it, with the build of the
+// edgefwd that wrote it: another build may write the same ruleset as
+// another table (a set's flags, the rules' encoding), so its record
+// proves nothing to this one.
 type savedMark struct {
 	Format      int    `json:"format"`
+	Build       string `json:"build"`
 	Boot        string `json:"boot"`
 	NetNSCookie uint64 `json:"netns_cookie"`
 	NetNSDev    uint64 `json:"netns_dev"`
@@ -168,7 +173,11 @@ func SaveMark(dir string, m *nft.Mark) error {
 		}
 		return err
 	}
-	data, err := json.Marshal(savedMark{Format: markFormat, Boot: m.Namespace.Boot, NetNSCookie: m.Namespace.Cookie,
+	build := buildID()
+	if build == "" {
+		return SaveMark(dir, nil)
+	}
+	data, err := json.Marshal(savedMark{Format: markFormat, Build: build, Boot: m.Namespace.Boot, NetNSCookie: m.Namespace.Cookie,
 		NetNSDev: m.Namespace.Dev, NetNSInode: m.Namespace.Inode, Generation: m.Generation, Ruleset: m.Ruleset})
 	if err != nil {
 		return err
@@ -194,7 +203,7 @@ func LoadMark(dir string) *nft.Mark {
 	if err := dec.Decode(&s); err != nil || dec.More() {
 		return nil
 	}
-	if s.Format != markFormat || s.Boot == "" || s.NetNSCookie == 0 || s.NetNSInode == 0 || s.Generation == 0 || s.Ruleset == "" {
+	if s.Format != markFormat || s.Build == "" || s.Build != buildID() || s.Boot == "" || s.NetNSCookie == 0 || s.NetNSInode == 0 || s.Generation == 0 || s.Ruleset == "" {
 		return nil
 	}
 	return &nft.Mark{
@@ -202,4 +211,31 @@ func LoadMark(dir string) *nft.Mark {
 		Generation: s.Generation,
 		Ruleset:    s.Ruleset,
 	}
+}
+
+// buildID returns the Go build ID of the running program (the
+// .note.go.buildid of its ELF file, which `go tool buildid` prints): it
+// differs between any two builds of different code. "" when it cannot be
+// read; then no record is kept.
+func buildID() string {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
+		return ""
+	}
+	note, err := sec.Data()
+	// An ELF note: name size, description size, type (4 bytes each), the
+	// name "Go\x00\x00", then the description, the ID.
+	if err != nil || len(note) < 16 || f.ByteOrder.Uint32(note[0:4]) != 4 || string(note[12:16]) != "Go\x00\x00" {
+		return ""
+	}
+	size := f.ByteOrder.Uint32(note[4:8])
+	if uint64(len(note)) < 16+uint64(size) {
+		return ""
+	}
+	return string(note[16 : 16+size])
 }

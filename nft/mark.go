@@ -55,7 +55,9 @@ func Fingerprint(rs *Ruleset) string {
 	bare := *rs
 	bare.Sets = make([]*AddrSet, len(rs.Sets))
 	for i, s := range rs.Sets {
-		bare.Sets[i] = &AddrSet{Name: s.Name, V6: s.V6}
+		c := *s
+		c.Ranges = nil
+		bare.Sets[i] = &c
 	}
 	h.Write([]byte(bare.String()))
 	fmt.Fprintf(h, "%v\n", rs.Rules)
