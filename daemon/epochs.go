@@ -5,14 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/edgefw/edgefw/internal/bootid"
 )
 
 // counterEpochsFile keeps the counters' epochs across daemon restarts.
 const counterEpochsFile = "counter-epochs.json"
-
-// bootIDPath is where Linux names the current boot.
-const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // counterEpochs names each counter's lifetime for the attribution
 // (audit.Reading.Epoch): the host's boot, and the serial of the apply that
@@ -82,9 +80,9 @@ func (e *counterEpochs) retain(present func(string) bool) bool {
 // readBootID returns the current boot's ID, or "" when Linux does not
 // say: then only a counter lower than its last reading tells a reboot.
 func readBootID() string {
-	b, err := os.ReadFile(bootIDPath)
+	id, err := bootid.Read()
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	return id
 }

@@ -308,6 +308,27 @@ func systemdTestEdgefwd(t *testing.T, lab *systemdLab, bin string) {
 		}
 	})
 
+	t.Run("commit recorded inside the sandbox", func(t *testing.T) {
+		// ProcSubset=pid hides /proc/sys/kernel/random/boot_id from the
+		// daemon; the unit hands it systemd's %b, so the record that lets
+		// edgefwd --once skip reading the table back is still written.
+		var rec struct {
+			Boot       string `json:"boot"`
+			Generation uint32 `json:"generation"`
+		}
+		out := lab.MustExec(t, "cat", "/var/lib/edgefw/last-commit.json")
+		if err := json.Unmarshal([]byte(out), &rec); err != nil {
+			t.Fatalf("last-commit.json: %v\n%s", err, out)
+		}
+		boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Boot != strings.TrimSpace(string(boot)) || rec.Generation == 0 {
+			t.Errorf("last-commit.json: boot %q generation %d, want this boot %q and a generation", rec.Boot, rec.Generation, strings.TrimSpace(string(boot)))
+		}
+	})
+
 	t.Run("tunnel inside the sandbox", func(t *testing.T) {
 		// The key was generated in the one writable /etc directory.
 		out := lab.MustExec(t, "stat", "-c", "%U %a", "/etc/edgefw/keys/edgefwlab0.key")

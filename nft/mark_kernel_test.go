@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/edgefw/edgefw/internal/bootid"
 	"github.com/edgefw/edgefw/internal/netnstest"
 )
 
@@ -35,7 +36,7 @@ func TestMarkOnKernel(t *testing.T) {
 	if err := syscall.Stat("/run/netns/"+ns.Name, &st); err != nil {
 		t.Fatal(err)
 	}
-	boot, _ := os.ReadFile(bootIDPath)
+	boot, _ := os.ReadFile(bootid.Path)
 	if m.Namespace.Inode != st.Ino || m.Namespace.Dev != st.Dev || m.Namespace.Cookie == 0 || m.Namespace.Boot == "" ||
 		m.Namespace.Boot+"\n" != string(boot) {
 		t.Errorf("Mark's namespace %+v; the test's namespace has inode %d on device %d", m.Namespace, st.Ino, st.Dev)

@@ -2,26 +2,22 @@ package nft
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
+	"github.com/edgefw/edgefw/internal/bootid"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// bootIDPath is where Linux names the current boot.
-const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // Namespace identifies the network namespace this Kernel talks to, as a
 // netfilter socket opened there sees it: its cookie, and the inode of the
 // namespace the socket belongs to (SIOCGSKNS), which is the namespace
 // whose generation Generation reads.
 func (k *netlinkKernel) Namespace() (Namespace, error) {
-	boot, err := os.ReadFile(bootIDPath)
+	boot, err := bootid.Read()
 	if err != nil {
 		return Namespace{}, err
 	}
-	ns := Namespace{Boot: strings.TrimSpace(string(boot))}
+	ns := Namespace{Boot: boot}
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: k.netns})
 	if err != nil {
 		return Namespace{}, fmt.Errorf("dial netfilter netlink: %w", err)
