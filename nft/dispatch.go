@@ -39,6 +39,15 @@ import (
 // on the walk grows with the rules and the lookup does not.
 const dispatchMinRules = 8
 
+// maxKeysPerMap bounds a verdict map's keys. Its elements go to the
+// kernel in one netlink attribute whose length is 16 bits (LAB.md: past
+// 64 KiB it silently wraps), and a key takes up to about 150 bytes: a
+// start element with a jump to a chain name of up to 81 bytes, and an
+// end element. A run with more keys gets several maps, each with its
+// share of the keys: the keys are disjoint, so a packet finds its chain
+// in at most one of them and goes past the others.
+const maxKeysPerMap = 400
+
 // compileOptions are how Compile lays rules out; the zero value is what the
 // daemon applies.
 type compileOptions struct {
@@ -122,6 +131,7 @@ type portKey struct {
 // ruleUnit is one policy rule compiled: its kernel rules for the base
 // chain, and when it can be dispatched, the ports each of them needs.
 type ruleUnit struct {
+	name  string // the policy rule's
 	rules []*Rule
 	// keys are the ports of each kernel rule; nil when the rule cannot
 	// be dispatched.
@@ -135,7 +145,7 @@ func (u *ruleUnit) dispatchable() bool { return u.keys != nil || len(u.rules) ==
 func (c *compiler) unit(ch *Chain, r *policy.Rule) (ruleUnit, error) {
 	start := len(ch.Rules)
 	err := c.rule(ch, r)
-	u := ruleUnit{rules: slices.Clone(ch.Rules[start:])}
+	u := ruleUnit{name: r.Name, rules: slices.Clone(ch.Rules[start:])}
 	ch.Rules = ch.Rules[:start]
 	if err != nil || len(u.rules) == 0 {
 		return u, err
@@ -180,7 +190,6 @@ func altPortKey(ms []Match) (portKey, bool) {
 // layout puts a direction's compiled rules into its base chain: inline,
 // or runs of port rules through verdict maps.
 func (c *compiler) layout(ch *Chain, units []ruleUnit) {
-	run := 0
 	for i := 0; i < len(units); {
 		if !units[i].dispatchable() {
 			ch.Rules = append(ch.Rules, units[i].rules...)
@@ -198,16 +207,18 @@ func (c *compiler) layout(ch *Chain, units []ruleUnit) {
 				ch.Rules = append(ch.Rules, u.rules...)
 			}
 		} else {
-			run++
-			c.dispatch(ch, units[i:j], run)
+			c.dispatch(ch, units[i:j])
 		}
 		i = j
 	}
 }
 
 // dispatch compiles one run of port rules into a verdict map per
-// protocol and the chains its keys jump to.
-func (c *compiler) dispatch(ch *Chain, units []ruleUnit, run int) {
+// protocol and the chains its keys jump to. A key's chain is named after
+// the run's first rule and the key's first ports, so that a change in
+// one run or one key leaves the names of the others as they were.
+func (c *compiler) dispatch(ch *Chain, units []ruleUnit) {
+	first := units[slices.IndexFunc(units, func(u ruleUnit) bool { return len(u.rules) > 0 })].name
 	type entry struct {
 		rule  *Rule
 		ports []PortSpan
@@ -231,7 +242,7 @@ func (c *compiler) dispatch(ch *Chain, units []ruleUnit, run int) {
 			key := fmt.Sprint(iv.members)
 			dc, ok := chains[key]
 			if !ok {
-				dc = &Chain{Name: fmt.Sprintf("%sdispatch-%s-%d-%s-%s", prefixReserved, ch.Hook, run, proto, portsName(iv.span))}
+				dc = &Chain{Name: DispatchChain(first, proto, iv.span)}
 				for _, m := range iv.members {
 					dc.Rules = append(dc.Rules, entries[m].rule)
 				}
@@ -240,8 +251,17 @@ func (c *compiler) dispatch(ch *Chain, units []ruleUnit, run int) {
 			}
 			d.Elements = append(d.Elements, DispatchElement{Ports: iv.span, Chain: dc.Name})
 		}
-		ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: d})
+		for keys := range slices.Chunk(d.Elements, maxKeysPerMap) {
+			ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: &PortDispatch{Proto: proto, Elements: keys}})
+		}
 	}
+}
+
+// DispatchChain is the name of the chain a verdict map's key jumps to:
+// the first rule of the run of port rules the map dispatches, and the
+// key's first ports.
+func DispatchChain(firstRule string, proto policy.Protocol, ports PortSpan) string {
+	return fmt.Sprintf("%sdispatch-%s-%s-%s", prefixReserved, firstRule, proto, portsName(ports))
 }
 
 func portsName(p PortSpan) string {

@@ -265,11 +265,11 @@ func TestDisjointIntervals(t *testing.T) {
 func TestTraceFollowsDispatch(t *testing.T) {
 	rs := compileFile(t, "testdata/golden/dispatch.yaml")
 	v := Trace(rs, tracePacket(t, "input tcp 10.10.0.5 10.0.0.1 6443"))
-	if v.Rule != "api" || v.Chain != "edgefw-dispatch-input-1-tcp-6443" || v.Position != 2 || len(v.Limits) == 0 {
-		t.Fatalf("decided by %s at %s:%d, want api at edgefw-dispatch-input-1-tcp-6443:2 after its limits\n%s", v.Rule, v.Chain, v.Position, v.Explanation)
+	if v.Rule != "api" || v.Chain != "edgefw-dispatch-ssh-mgmt-tcp-6443" || v.Position != 2 || len(v.Limits) == 0 {
+		t.Fatalf("decided by %s at %s:%d, want api at edgefw-dispatch-ssh-mgmt-tcp-6443:2 after its limits\n%s", v.Rule, v.Chain, v.Position, v.Explanation)
 	}
 	if !slices.ContainsFunc(v.Passed, func(s TraceStep) bool {
-		return s.Chain == "input" && s.Result == TraceJump && strings.Contains(s.Reason, "to edgefw-dispatch-input-1-tcp-6443")
+		return s.Chain == "input" && s.Result == TraceJump && strings.Contains(s.Reason, "to edgefw-dispatch-ssh-mgmt-tcp-6443")
 	}) {
 		t.Errorf("no jump through the input chain's map in %+v", v.Passed)
 	}
