@@ -95,6 +95,9 @@ func TestDispatchAppliesIncrementally(t *testing.T) {
 		t.Logf("%s: %d changes, %d messages, %v", st.name, len(res.Changes), res.Messages, time.Since(start))
 		if st.touched != nil {
 			checkOnlyRulesOf(t, res.Changes, st.touched...)
+			if d := cmp.Diff(st.touched, res.Summary.RulesChanged); d != "" {
+				t.Errorf("%s: rules the summary says changed (-want +got):\n%s", st.name, d)
+			}
 		}
 		if d := cmp.Diff(chainBlocks(rs.String()), chainBlocks(listTable(t, ns))); d != "" {
 			t.Fatalf("%s: the kernel holds another table than the rendered one (-rendered +kernel):\n%s", st.name, d)
