@@ -57,12 +57,18 @@ type compiler struct {
 	// regular are the regular chains of rules in audit mode and of
 	// rules' limits, which follow the base chains.
 	regular []*Chain
+	// dispatched are the chains of verdict maps' keys, which come
+	// before the regular chains their rules jump to.
+	dispatched []*Chain
+	opts       compileOptions
 }
 
 // Compile turns a validated policy into the ruleset of table inet edgefw.
 // It is pure: the same policy always gives the same ruleset.
-func Compile(p *policy.Policy) (*Ruleset, error) {
-	c := &compiler{p: p, rs: &Ruleset{}}
+func Compile(p *policy.Policy) (*Ruleset, error) { return compile(p, compileOptions{}) }
+
+func compile(p *policy.Policy, opts compileOptions) (*Ruleset, error) {
+	c := &compiler{p: p, rs: &Ruleset{}, opts: opts}
 	for _, s := range p.Sets {
 		v4, v6 := splitFamilies(s.Prefixes)
 		c.rs.Sets = append(c.rs.Sets,
@@ -90,21 +96,25 @@ func Compile(p *policy.Policy) (*Ruleset, error) {
 		ch := &Chain{Name: string(dir), Hook: dir, Policy: p.Defaults.For(dir)}
 		c.rs.Chains = append(c.rs.Chains, ch)
 		c.implicit(ch)
+		var units []ruleUnit
 		for i := range p.Rules {
 			r := &p.Rules[i]
 			if r.Direction != dir {
 				continue
 			}
-			if err := c.rule(ch, r); err != nil {
+			u, err := c.unit(ch, r)
+			if err != nil {
 				errs = append(errs, fmt.Errorf("rule %q: %w", r.Name, err))
 			}
+			units = append(units, u)
 		}
+		c.layout(ch, units)
 		c.defaultRule(ch)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	c.rs.Chains = append(c.rs.Chains, c.regular...)
+	c.rs.Chains = slices.Concat(c.rs.Chains, c.dispatched, c.regular)
 	return c.rs, nil
 }
 
@@ -243,9 +253,10 @@ func ruleMode(r *policy.Rule) policy.Mode {
 	return policy.Enforce
 }
 
-// rule compiles one policy rule into kernel rules: the product of its from,
-// to and ports alternatives, per address family when addresses are named.
-func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
+// alternatives are the match lists of a policy rule: the product of its
+// from, to and ports alternatives, per address family when addresses are
+// named.
+func (c *compiler) alternatives(r *policy.Rule) [][]Match {
 	var alts [][]Match
 	for _, fam := range c.families(r) {
 		froms := c.peerAlternatives(r.From, false, fam)
@@ -259,6 +270,13 @@ func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
 			}
 		}
 	}
+	return alts
+}
+
+// rule compiles one policy rule into kernel rules, one or more for each
+// of its alternatives.
+func (c *compiler) rule(ch *Chain, r *policy.Rule) error {
+	alts := c.alternatives(r)
 	if len(alts) == 0 {
 		// The rule can match no packet (e.g. only an icmp entry in an
 		// IPv6-only rule); it still has its counter so metrics list it.

@@ -152,6 +152,12 @@ type exposer struct {
 func (x *exposer) walk(ch *Chain) {
 	for _, r := range ch.Rules {
 		switch {
+		case r.Dispatch != nil:
+			// The chains of the map's keys hold the rules of a run of
+			// port rules, each as it would be in the base chain.
+			for _, name := range r.Dispatch.chains() {
+				x.walk(x.chain(name))
+			}
 		case r.Jump == AuditChain(r.Owner):
 			for _, ar := range x.chain(r.Jump).Rules {
 				// Alternatives go to the limit chain (goto), or count
@@ -360,10 +366,16 @@ func (g *altGather) family() policy.Family {
 	return policy.Any
 }
 
+// services are the services gathered, in protocol number order as nft
+// lists protocols: the kernel keeps no order of the protocols of one
+// rule once its port rules are dispatched by protocol (see dispatch.go).
 func (g *altGather) services() []Service {
 	if g.anyService {
 		return nil
 	}
+	slices.SortStableFunc(g.svc, func(a, b Service) int {
+		return int(protoNumber(a.Protocol)) - int(protoNumber(b.Protocol))
+	})
 	return g.svc
 }
 

@@ -56,6 +56,13 @@ func (b *exprBuilder) ruleExprs(r *Rule) ([]expr.Any, error) {
 			return nil, fmt.Errorf("unknown statement %T", r.Stmt)
 		}
 	}
+	if r.Dispatch != nil {
+		e, err := b.dispatchExprs(r.Dispatch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e...)
+	}
 	if r.Counter != "" {
 		out = append(out, &expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: r.Counter})
 	}
@@ -106,6 +113,12 @@ func (r *Rule) verdictExprs() []expr.Any {
 // exists for its statement (MSS clamping) may have none: it goes on to
 // the next rule, as the statement needs.
 func (r *Rule) checkVerdict() error {
+	if r.Dispatch != nil {
+		if r.Jump != "" || r.Verdict != "" {
+			return fmt.Errorf("both a dispatch by port and a jump or verdict")
+		}
+		return nil
+	}
 	if r.Jump != "" {
 		if r.Verdict != "" {
 			return fmt.Errorf("both a jump to %s and verdict %q", r.Jump, r.Verdict)

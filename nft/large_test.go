@@ -180,7 +180,8 @@ func manyRulesPolicy(n, changed int) *policy.Policy {
 	return p
 }
 
-// TestManyRules applies a chain of 10,000 rules, 20,000 messages with
+// TestManyRules applies a chain of 10,000 rules, laid out linearly (see
+// TestManyRulesDispatched for the verdict map), 20,000 messages with
 // their counters: the transaction's replies must not overflow (they did,
 // with ENOBUFS after a successful commit), and re-applying or changing
 // one rule in the middle must neither rewrite the chain nor need memory
@@ -190,7 +191,7 @@ func TestManyRules(t *testing.T) {
 	fw := NewApplier(WithNetNS(ns.FD))
 	const n = 10_000
 	compile := func(changed int) *Ruleset {
-		rs, err := Compile(manyRulesPolicy(n, changed))
+		rs, err := compile(manyRulesPolicy(n, changed), compileOptions{linear: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -152,6 +152,10 @@ type Rule struct {
 	Goto bool
 	// Stmts are extra statements rendered before the counter (MSS clamping).
 	Stmt Statement
+	// Dispatch, instead of a Verdict or Jump, jumps by destination port
+	// to the chain of the rules of that port (see dispatch.go); packets
+	// of no key, or that chain does not decide on, go on to the next rule.
+	Dispatch *PortDispatch
 }
 
 // VerdictReturn is the verdict of a rule in a regular chain that ends
@@ -203,6 +207,9 @@ func (r *Rule) body() string {
 	}
 	if r.Stmt != nil {
 		parts = append(parts, r.Stmt.String())
+	}
+	if r.Dispatch != nil {
+		parts = append(parts, r.Dispatch.String())
 	}
 	if r.Counter != "" {
 		parts = append(parts, fmt.Sprintf("counter name %q", r.Counter))

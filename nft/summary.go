@@ -38,11 +38,14 @@ func summarize(ks *TableState, rs *Ruleset, ops []Op) Summary {
 		after[ruleOfCounter(name)] = true
 	}
 	touched := map[string]bool{}
+	copied := copiedRules(ks, ops)
 	var s Summary
 	for _, op := range ops {
 		switch op := op.(type) {
 		case AddRule:
-			touched[ruleOfCounter(cmp.Or(op.Rule.Owner, op.Rule.Counter))] = true
+			if !copied(op) {
+				touched[ruleOfCounter(cmp.Or(op.Rule.Owner, op.Rule.Counter))] = true
+			}
 		case DeleteRule:
 			for _, name := range countersOf(ks, op.Chain, op.Handle) {
 				touched[ruleOfCounter(name)] = true
@@ -86,6 +89,26 @@ func summarize(ks *TableState, rs *Ruleset, ops []Op) Summary {
 		}
 	}
 	return s
+}
+
+// copiedRules returns whether an AddRule puts a rule the kernel holds
+// unchanged into a chain the plan adds: the chain of a verdict map's key
+// whose rules changed also holds the unchanged rules of its ports (see
+// dispatch.go), which changes nothing of those rules.
+func copiedRules(ks *TableState, ops []Op) func(AddRule) bool {
+	added := map[string]bool{}
+	for _, op := range ops {
+		if op, ok := op.(AddChain); ok {
+			added[op.Chain.Name] = true
+		}
+	}
+	held := map[string]bool{}
+	for _, ch := range ks.Chains {
+		for _, r := range ch.Rules {
+			held[r.Hash] = true
+		}
+	}
+	return func(op AddRule) bool { return added[op.Chain] && held[op.Rule.Hash()] }
 }
 
 // ruleOfCounter names the rule a counter belongs to: a limited counter

@@ -296,6 +296,12 @@ func (t *tracer) inferLoopback() {
 func (t *tracer) walk(ch *Chain, depth int) bool {
 	for i, r := range ch.Rules {
 		step := TraceStep{Chain: ch.Name, Position: i + 1, Owner: r.Owner, Nft: r.String()}
+		if r.Dispatch != nil {
+			if t.dispatch(ch, r, step, depth) {
+				return true
+			}
+			continue
+		}
 		matched, ok, reason := t.rule(r)
 		if !ok {
 			step.Result, step.Reason = TraceNoMatch, reason

@@ -66,13 +66,13 @@ func (rs *Ruleset) validate() error {
 // regular chains listed after the jumping chain; only regular chains go
 // to a chain (a goto from a base chain never comes back to it) or return.
 func checkFlow(r *Rule, i int, inRegular bool, regular map[string]int) error {
-	if r.Jump != "" {
-		verb := "jump"
-		if r.Goto {
-			verb = "goto"
-		}
-		if at, ok := regular[r.Jump]; !ok || at <= i || (r.Goto && !inRegular) {
-			return fmt.Errorf("%s to %s, which is not a regular chain of the ruleset listed after this chain (a goto only from a regular chain)", verb, r.Jump)
+	verb := "jump"
+	if r.Goto {
+		verb = "goto"
+	}
+	for _, target := range r.Targets() {
+		if at, ok := regular[target]; !ok || at <= i || (r.Goto && !inRegular) {
+			return fmt.Errorf("%s to %s, which is not a regular chain of the ruleset listed after this chain (a goto only from a regular chain)", verb, target)
 		}
 	}
 	if r.Verdict == VerdictReturn && !inRegular {

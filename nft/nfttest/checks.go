@@ -221,7 +221,7 @@ func (t *table) addRule(chainName string, before uint64, r *ruleSpec) error {
 
 // checkRule checks what a rule refers to and what its chain allows.
 func (t *table) checkRule(ch *chain, r *ruleSpec) error {
-	if err := checkName(slices.Concat(r.sets, r.counters, []string{r.jump})...); err != nil {
+	if err := checkName(slices.Concat(r.sets, r.counters, r.jumps)...); err != nil {
 		return err
 	}
 	for _, name := range r.sets {
@@ -237,8 +237,8 @@ func (t *table) checkRule(ch *chain, r *ruleSpec) error {
 			return refuse(syscall.ENOENT)
 		}
 	}
-	if r.jump != "" {
-		target, ok := t.chains[r.jump]
+	for _, name := range r.jumps {
+		target, ok := t.chains[name]
 		switch {
 		case !ok:
 			return refuse(syscall.ENOENT)
@@ -351,7 +351,7 @@ type ruleSpec struct {
 // expressions it is encoded in.
 func ruleOf(op nft.AddRule) *ruleSpec {
 	r := op.Rule
-	s := &ruleSpec{rule: rule{hash: r.Hash(), counted: op.Counted, exprs: op.Expressions(), jump: r.Jump}}
+	s := &ruleSpec{rule: rule{hash: r.Hash(), counted: op.Counted, exprs: op.Expressions(), jumps: r.Targets()}}
 	for _, m := range r.Matches {
 		switch m := m.(type) {
 		case nft.AddrMatch:

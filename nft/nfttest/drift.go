@@ -110,7 +110,10 @@ type Rule struct {
 
 // AddRule adds a rule that edgefw did not write, and returns its handle.
 func (k *Kernel) AddRule(chainName string, r Rule) (uint64, error) {
-	spec := &ruleSpec{rule: rule{exprs: r.Exprs, counters: slices.Clone(r.Counters), sets: slices.Clone(r.Sets), jump: r.Jump}}
+	spec := &ruleSpec{rule: rule{exprs: r.Exprs, counters: slices.Clone(r.Counters), sets: slices.Clone(r.Sets)}}
+	if r.Jump != "" {
+		spec.jumps = []string{r.Jump}
+	}
 	err := k.change("add rule in chain "+chainName, func(w *work) error {
 		if w.t == nil {
 			return refuse(syscall.ENOENT)

@@ -32,7 +32,7 @@ type rule struct {
 	exprs         int
 	counters      []string // named counters it counts into
 	sets          []string // named sets and meters it looks up or updates
-	jump          string   // the chain it jumps to; "" for none
+	jumps         []string // the chains it jumps or goes to, itself or through its verdict map
 }
 
 type set struct {
@@ -120,7 +120,7 @@ func (t *table) chainUsed(name string) bool {
 			return true
 		}
 	}
-	return t.anyRule(func(ch *chain, r *rule) bool { return ch.name != name && r.jump == name })
+	return t.anyRule(func(ch *chain, r *rule) bool { return ch.name != name && slices.Contains(r.jumps, name) })
 }
 
 func (t *table) anyRule(f func(ch *chain, r *rule) bool) bool {

@@ -1,0 +1,350 @@
+package nft
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/edgefw/edgefw/policy"
+)
+
+// Dispatch: new connections find the rules of their destination port
+// through a verdict map instead of walking the port rules one by one, as
+// kube-proxy's nftables mode does.
+//
+// A direction's policy rules are cut into runs of consecutive rules that
+// each match on a transport protocol and destination ports (every one of
+// their alternatives does). A run of at least dispatchMinRules rules
+// compiles into one rule per protocol, `tcp dport vmap { 22 : jump C, ...
+// }`, whose keys are the disjoint port intervals the run's rules use.
+// Each key jumps to a regular chain holding, in declared order and
+// unchanged, exactly the run's kernel rules whose ports include the key's
+// ports. A rule left out of a key's chain cannot match the key's packets,
+// so a packet meets the same rules in the same order as in the base chain
+// and first match still wins; a packet no chain decides comes back to
+// the rule after the map, the next rule in declared order. Counters stay
+// one named counter per rule, shared by every chain the rule is in.
+//
+// A rule that cannot be dispatched (no ports, every port of a protocol,
+// ICMP) ends a run and stays in the base chain, in its place.
+
+// dispatchMinRules is the shortest run of port rules that is dispatched.
+// A map lookup and a jump cost about what walking a few port comparisons
+// does, and below that the base chain reads better as it is; from there
+// on the walk grows with the rules and the lookup does not.
+const dispatchMinRules = 8
+
+// maxKeysPerMap bounds a verdict map's keys. Its elements go to the
+// kernel in one netlink attribute whose length is 16 bits (LAB.md: past
+// 64 KiB it silently wraps), and a key takes up to about 150 bytes: a
+// start element with a jump to a chain name of up to 81 bytes, and an
+// end element. A run with more keys gets several maps, each with its
+// share of the keys: the keys are disjoint, so a packet finds its chain
+// in at most one of them and goes past the others.
+const maxKeysPerMap = 400
+
+// compileOptions are how Compile lays rules out; the zero value is what the
+// daemon applies.
+type compileOptions struct {
+	// linear keeps every rule in its base chain, walked one by one: the
+	// reference the dispatched layout is tested against.
+	linear bool
+}
+
+// PortDispatch is a verdict map on the destination port of one transport
+// protocol: a packet of the protocol whose port is in an element's
+// interval jumps to the element's chain.
+type PortDispatch struct {
+	Proto    policy.Protocol
+	Elements []DispatchElement // disjoint, in port order
+}
+
+// DispatchElement is one key of a PortDispatch and the chain it jumps to.
+type DispatchElement struct {
+	Ports PortSpan
+	Chain string
+}
+
+// String renders the map as nft lists it.
+func (d *PortDispatch) String() string {
+	items := make([]string, len(d.Elements))
+	for i, e := range d.Elements {
+		items[i] = renderPorts([]PortSpan{e.Ports}) + " : jump " + e.Chain
+	}
+	return fmt.Sprintf("%s dport vmap { %s }", d.Proto, strings.Join(items, ", "))
+}
+
+// chainFor returns the chain a packet of proto to port jumps to, or false.
+func (d *PortDispatch) chainFor(proto policy.Protocol, port uint16) (DispatchElement, bool) {
+	if proto != d.Proto {
+		return DispatchElement{}, false
+	}
+	i, found := slices.BinarySearchFunc(d.Elements, port, func(e DispatchElement, p uint16) int {
+		switch {
+		case e.Ports.To < p:
+			return -1
+		case e.Ports.From > p:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return DispatchElement{}, false
+	}
+	return d.Elements[i], true
+}
+
+// chains returns the chains the map jumps to, each once, in key order.
+func (d *PortDispatch) chains() []string {
+	var out []string
+	for _, e := range d.Elements {
+		if !slices.Contains(out, e.Chain) {
+			out = append(out, e.Chain)
+		}
+	}
+	return out
+}
+
+// Targets returns the chains the rule jumps or goes to: its Jump, or the
+// chains of its Dispatch.
+func (r *Rule) Targets() []string {
+	if r.Dispatch != nil {
+		return r.Dispatch.chains()
+	}
+	if r.Jump != "" {
+		return []string{r.Jump}
+	}
+	return nil
+}
+
+// portKey is a protocol and the destination ports a kernel rule needs.
+type portKey struct {
+	proto policy.Protocol
+	ports []PortSpan
+}
+
+// ruleUnit is one policy rule compiled: its kernel rules for the base
+// chain, and when it can be dispatched, the ports each of them needs.
+type ruleUnit struct {
+	name  string // the policy rule's
+	rules []*Rule
+	// keys are the ports of each kernel rule; nil when the rule cannot
+	// be dispatched.
+	keys [][]portKey
+}
+
+func (u *ruleUnit) dispatchable() bool { return u.keys != nil || len(u.rules) == 0 }
+
+// unit compiles a policy rule as rule does, and works out whether and
+// how it can be dispatched.
+func (c *compiler) unit(ch *Chain, r *policy.Rule) (ruleUnit, error) {
+	start := len(ch.Rules)
+	err := c.rule(ch, r)
+	u := ruleUnit{name: r.Name, rules: slices.Clone(ch.Rules[start:])}
+	ch.Rules = ch.Rules[:start]
+	if err != nil || len(u.rules) == 0 {
+		return u, err
+	}
+	// all are the ports of every alternative, once per protocol.
+	var all []portKey
+	for _, alt := range c.alternatives(r) {
+		k, ok := altPortKey(alt)
+		if !ok {
+			return u, nil
+		}
+		i := slices.IndexFunc(all, func(a portKey) bool { return a.proto == k.proto })
+		if i < 0 {
+			all = append(all, k)
+			continue
+		}
+		all[i].ports = mergePorts(slices.Concat(all[i].ports, k.ports))
+	}
+	u.keys = make([][]portKey, len(u.rules))
+	for i, kr := range u.rules {
+		if k, ok := altPortKey(kr.Matches); ok {
+			u.keys[i] = []portKey{k}
+		} else {
+			// The jump to an audit chain, which matches the
+			// alternatives there.
+			u.keys[i] = all
+		}
+	}
+	return u, nil
+}
+
+// altPortKey returns the protocol and ports an alternative matches on.
+func altPortKey(ms []Match) (portKey, bool) {
+	for _, m := range ms {
+		if l, ok := m.(L4Match); ok && len(l.Ports) > 0 {
+			return portKey{proto: l.Protos[0], ports: l.Ports}, true
+		}
+	}
+	return portKey{}, false
+}
+
+// layout puts a direction's compiled rules into its base chain: inline,
+// or runs of port rules through verdict maps.
+func (c *compiler) layout(ch *Chain, units []ruleUnit) {
+	for i := 0; i < len(units); {
+		if !units[i].dispatchable() {
+			ch.Rules = append(ch.Rules, units[i].rules...)
+			i++
+			continue
+		}
+		j, n := i, 0
+		for ; j < len(units) && units[j].dispatchable(); j++ {
+			if len(units[j].rules) > 0 {
+				n++
+			}
+		}
+		if c.opts.linear || n < dispatchMinRules {
+			for _, u := range units[i:j] {
+				ch.Rules = append(ch.Rules, u.rules...)
+			}
+		} else {
+			c.dispatch(ch, units[i:j])
+		}
+		i = j
+	}
+}
+
+// dispatch compiles one run of port rules into a verdict map per
+// protocol and the chains its keys jump to. A key's chain is named after
+// the run's first rule and the key's first ports, so that a change in
+// one run or one key leaves the names of the others as they were.
+func (c *compiler) dispatch(ch *Chain, units []ruleUnit) {
+	first := units[slices.IndexFunc(units, func(u ruleUnit) bool { return len(u.rules) > 0 })].name
+	type entry struct {
+		rule  *Rule
+		ports []PortSpan
+	}
+	byProto := map[policy.Protocol][]entry{}
+	for _, u := range units {
+		for i, kr := range u.rules {
+			for _, k := range u.keys[i] {
+				byProto[k.proto] = append(byProto[k.proto], entry{kr, k.ports})
+			}
+		}
+	}
+	protos := slices.SortedFunc(maps.Keys(byProto), func(a, b policy.Protocol) int {
+		return cmp.Compare(protoNumber(a), protoNumber(b))
+	})
+	for _, proto := range protos {
+		entries := byProto[proto]
+		d := &PortDispatch{Proto: proto}
+		chains := map[string]*Chain{} // by the indexes of their entries
+		for _, iv := range disjointIntervals(len(entries), func(i int) []PortSpan { return entries[i].ports }) {
+			key := fmt.Sprint(iv.members)
+			dc, ok := chains[key]
+			if !ok {
+				dc = &Chain{Name: DispatchChain(first, proto, iv.span)}
+				for _, m := range iv.members {
+					dc.Rules = append(dc.Rules, entries[m].rule)
+				}
+				chains[key] = dc
+				c.dispatched = append(c.dispatched, dc)
+			}
+			d.Elements = append(d.Elements, DispatchElement{Ports: iv.span, Chain: dc.Name})
+		}
+		for keys := range slices.Chunk(d.Elements, maxKeysPerMap) {
+			ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: &PortDispatch{Proto: proto, Elements: keys}})
+		}
+	}
+}
+
+// DispatchChain is the name of the chain a verdict map's key jumps to:
+// the first rule of the run of port rules the map dispatches, and the
+// key's first ports.
+func DispatchChain(firstRule string, proto policy.Protocol, ports PortSpan) string {
+	return fmt.Sprintf("%sdispatch-%s-%s-%s", prefixReserved, firstRule, proto, portsName(ports))
+}
+
+func portsName(p PortSpan) string {
+	if p.From == p.To {
+		return fmt.Sprint(p.From)
+	}
+	return fmt.Sprintf("%d-%d", p.From, p.To)
+}
+
+// interval is a span of ports and the entries (by index, ascending) whose
+// ports hold all of it.
+type interval struct {
+	span    PortSpan
+	members []int
+}
+
+// disjointIntervals cuts the ports of n entries into disjoint intervals,
+// each with the entries that hold it; adjacent intervals with the same
+// entries are one, and ports no entry holds are left out.
+func disjointIntervals(n int, ports func(int) []PortSpan) []interval {
+	var cuts []uint32
+	for i := range n {
+		for _, p := range ports(i) {
+			cuts = append(cuts, uint32(p.From), uint32(p.To)+1)
+		}
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	// members[k] are the entries that hold cuts[k] to cuts[k+1]-1.
+	members := make([][]int, len(cuts))
+	for i := range n {
+		for _, p := range ports(i) {
+			first, _ := slices.BinarySearch(cuts, uint32(p.From))
+			for k := first; cuts[k] <= uint32(p.To); k++ {
+				if l := len(members[k]); l == 0 || members[k][l-1] != i {
+					members[k] = append(members[k], i)
+				}
+			}
+		}
+	}
+	var out []interval
+	for k := 0; k+1 < len(cuts); k++ {
+		from, to := cuts[k], cuts[k+1]-1
+		if len(members[k]) == 0 {
+			continue
+		}
+		if l := len(out); l > 0 && uint32(out[l-1].span.To)+1 == from && slices.Equal(out[l-1].members, members[k]) {
+			out[l-1].span.To = uint16(to)
+			continue
+		}
+		out = append(out, interval{span: PortSpan{From: uint16(from), To: uint16(to)}, members: members[k]})
+	}
+	return out
+}
+
+// dispatchExprs loads the destination port of packets of the map's
+// protocol and jumps through an anonymous verdict map, as nft compiles
+// `tcp dport vmap { ... }`.
+func (b *exprBuilder) dispatchExprs(d *PortDispatch) ([]expr.Any, error) {
+	s := &nftables.Set{Table: b.table, Anonymous: true, Constant: true, Interval: true, IsMap: true,
+		KeyType: nftables.TypeInetService, DataType: nftables.TypeVerdict}
+	if err := b.addSet(s, dispatchElements(d.Elements)); err != nil {
+		return nil, err
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmpEq([]byte{protoNumber(d.Proto)}),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, IsDestRegSet: true, DestRegister: 0},
+	}, nil
+}
+
+// dispatchElements encodes a map's keys as interval elements: a start
+// element carrying the jump, and an end element one past it unless the
+// next key starts there, as nft encodes adjacent intervals.
+func dispatchElements(es []DispatchElement) []nftables.SetElement {
+	var out []nftables.SetElement
+	for i, e := range es {
+		out = append(out, nftables.SetElement{Key: be16(e.Ports.From),
+			VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain}})
+		adjacent := i+1 < len(es) && uint32(es[i+1].Ports.From) == uint32(e.Ports.To)+1
+		if e.Ports.To < 0xffff && !adjacent {
+			out = append(out, nftables.SetElement{Key: be16(e.Ports.To + 1), IntervalEnd: true})
+		}
+	}
+	return out
+}
