@@ -81,9 +81,7 @@ type RuleState struct {
 	Counted string
 	// Counters are the named counters the rule counts into.
 	Counters []string
-	// Exprs is the number of the rule's expressions that google/nftables
-	// v0.3.0 decodes: it reads rules back without the expressions it does
-	// not know, such as rt and byteorder (MSS clamping).
+	// Exprs is the number of the rule's expressions.
 	Exprs int
 }
 

@@ -35,11 +35,16 @@ type lastRead struct {
 
 func newNetlinkKernel(netns int) *netlinkKernel { return &netlinkKernel{netns: netns} }
 
+// conn opens a connection to nf_tables in the Kernel's namespace. It keeps
+// one socket for all its requests for all its requests (a read of a
+// dispatched ruleset asks for the rules of 10,000 chains one by one, and a
+// socket each cost more than the reading); the caller closes it with
+// CloseLasting.
 func (k *netlinkKernel) conn() (*nftables.Conn, error) {
 	if k.netns != 0 {
-		return nftables.New(nftables.WithNetNSFd(k.netns))
+		return nftables.New(nftables.WithNetNSFd(k.netns), nftables.AsLasting())
 	}
-	return nftables.New()
+	return nftables.New(nftables.AsLasting())
 }
 
 // Commit sends the transaction and waits for the kernel's answer.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 )
 
 // An Op is one step of a plan: one change to table inet edgefw, which
@@ -171,15 +170,5 @@ func (op AddRule) Expressions() int {
 	if err != nil {
 		return 0
 	}
-	n := 0
-	for _, e := range exprs {
-		switch e.(type) {
-		case *expr.Rt, *expr.Byteorder:
-			// google/nftables v0.3.0 does not decode these: rules are
-			// read back without them.
-		default:
-			n++
-		}
-	}
-	return n
+	return len(exprs)
 }

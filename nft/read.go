@@ -7,8 +7,6 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +27,7 @@ func (k *netlinkKernel) Counters() (map[string]Counter, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.CloseLasting()
 	objs, err := c.GetObjects(table)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
@@ -98,6 +97,7 @@ func (k *netlinkKernel) OtherHooked() ([]HookedTable, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.CloseLasting()
 	chains, err := c.ListChains()
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
@@ -192,6 +192,7 @@ func (k *netlinkKernel) readOnce() (*TableState, map[string][]AddrRange, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	defer c.CloseLasting()
 	ks := &TableState{Counters: map[string]Counter{}, Sets: map[string]*SetState{}, Chains: map[string]*ChainState{}}
 	elems := map[string][]AddrRange{}
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
@@ -224,19 +225,15 @@ func (k *netlinkKernel) readChains(c *nftables.Conn, ks *TableState) error {
 	if err != nil {
 		return fmt.Errorf("list chains: %w", err)
 	}
+	rules, err := dumpRules(k.netns)
+	if err != nil {
+		return err
+	}
 	for _, ch := range chains {
 		if ch.Table.Name != TableName {
 			continue
 		}
-		rules, err := c.GetRules(table, ch)
-		if err != nil {
-			return fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
-		}
-		cs := &ChainState{Name: ch.Name, Base: baseChain(ch), Rules: make([]RuleState, len(rules))}
-		for i, r := range rules {
-			cs.Rules[i] = ruleState(r)
-		}
-		ks.Chains[ch.Name] = cs
+		ks.Chains[ch.Name] = &ChainState{Name: ch.Name, Base: baseChain(ch), Rules: rules[ch.Name]}
 	}
 	return nil
 }
@@ -278,17 +275,6 @@ func baseChain(ch *nftables.Chain) *BaseChain {
 	}
 	prio, policy := basePriorityPolicy(ch)
 	return &BaseChain{Type: string(ch.Type), Hook: inetHookName(*ch.Hooknum), Priority: prio, Policy: policy}
-}
-
-func ruleState(r *nftables.Rule) RuleState {
-	rs := RuleState{Handle: r.Handle, Exprs: len(r.Exprs),
-		Hash: string(userdata.Get(r.UserData, udataHash)), Counted: string(userdata.Get(r.UserData, udataCounted))}
-	for _, e := range r.Exprs {
-		if o, ok := e.(*expr.Objref); ok && o.Type == unix.NFT_OBJECT_COUNTER {
-			rs.Counters = append(rs.Counters, o.Name)
-		}
-	}
-	return rs
 }
 
 func setState(s *nftables.Set) *SetState {

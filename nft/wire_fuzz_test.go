@@ -29,6 +29,7 @@ func FuzzDecode(f *testing.F) {
 			_, _ = decodeGen(m.Data)
 			_, _, _, _ = decodeObjectTable(m.Data)
 			_, _ = decodeSetElems(nil, m.Data, "trusted")
+			_, _, _ = decodeRule(m.Data)
 		}
 		if total > len(b) || err == nil && total != len(b) {
 			t.Fatalf("%d bytes split into messages of %d bytes (error %v)", len(b), total, err)
@@ -37,6 +38,7 @@ func FuzzDecode(f *testing.F) {
 		bt, bySeq, last := testBatch()
 		_ = bt.awaitOutcome(&fakeSocket{reads: []fakeRead{{data: b}}}, bySeq, last)
 		_, _ = readSetElements(&fakeSocket{reads: []fakeRead{{data: b}}}, 5, "trusted")
+		_, _ = readRules(&fakeSocket{reads: []fakeRead{{data: b}}}, 9)
 		w := &tableWatch{src: &fakeSocket{reads: []fakeRead{{data: b}}}, buf: make([]byte, len(b)), generation: generations(4),
 			process: func(tid uint32) int { return int(tid) }, changed: func(TableChange) {}}
 		if err := w.start(); err != nil {
@@ -48,7 +50,7 @@ func FuzzDecode(f *testing.F) {
 
 // fuzzSeeds are datagrams as the kernel sends them: replies to a batch
 // (with sequence numbers of testBatch), an element dump (sequence 5, set
-// trusted) and notifications.
+// trusted), a rule dump (sequence 9) and notifications.
 func fuzzSeeds() map[string][]byte {
 	part := elemsMsg(5, TableName, "trusted", elemAttr(addr1, false), elemAttr(addr2, true))
 	part.Header.Flags = netlink.Multi | netlink.DumpInterrupted
@@ -57,6 +59,8 @@ func fuzzSeeds() map[string][]byte {
 		"error-extack-capped": datagram(ackFor(request(12), ackOpts{errno: unix.ENOENT, capped: true, msg: "Unknown chain", offs: 36}), ackFor(request(13), ackOpts{capped: true})),
 		"error-extack-quoted": datagram(ackFor(request(11), ackOpts{errno: unix.EEXIST, msg: "Set exists", offs: 20})),
 		"dump": datagram(part, netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 5},
+			Data: make([]byte, 4)}),
+		"rules": datagram(ruleMsg(9, TableName, "input", 4, "ssh"), netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 9},
 			Data: make([]byte, 4)}),
 		"dump-failed": datagram(netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 5}, Data: errnoBytes(unix.EINTR)}),
 		"notifications": datagram(append(commit(5, 1, ourElement, ourChain),
