@@ -36,7 +36,7 @@ type Side struct {
 
 // Add records one process run, its wall time in seconds as the sample.
 func (s *Side) Add(u Usage) {
-	s.AddScaled(u, 1)
+	s.AddScaled(u, time.Second)
 }
 
 // AddScaled records one process run with its wall time divided by unit

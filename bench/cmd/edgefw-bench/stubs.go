@@ -1,0 +1,16 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/edgefw/edgefw/bench"
+)
+
+var errNotYet = errors.New("not implemented yet")
+
+func runDaemonChange(*env) ([]bench.Row, error) { return nil, errNotYet }
+func runScrape(*env) ([]bench.Row, error)       { return nil, errNotYet }
+func runPeers(*env) ([]bench.Row, error)        { return nil, errNotYet }
+func runFootprint(*env) ([]bench.Row, error)    { return nil, errNotYet }
+func runDatapath(*env) ([]bench.Row, error)     { return nil, errNotYet }
+func serveWG(string) int                        { return 1 }
