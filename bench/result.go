@@ -48,6 +48,12 @@ func (s *Side) AddScaled(u Usage, unit time.Duration) {
 	s.MaxRSS = append(s.MaxRSS, u.MaxRSS)
 }
 
+// AddWall records only a run's wall time divided by unit: for a client
+// whose own CPU and memory say nothing (the work is in a daemon).
+func (s *Side) AddWall(u Usage, unit time.Duration) {
+	s.Samples = append(s.Samples, float64(u.Wall)/float64(unit))
+}
+
 // Median is the median sample, NaN without samples.
 func (s Side) Median() float64 { return Median(s.Samples) }
 

@@ -242,8 +242,9 @@ func charsToString(cs []int8) string {
 func notes() []string {
 	return []string{
 		"Processes are timed whole: fork/exec to wait4, which also gives user and system CPU and peak RSS. Each is started from a thread inside the scenario's namespace.",
-		"Bulk apply: each sample is a fresh namespace; edgefw is `edgefwd --once --policy P --state-dir D`, the reference `nft -f` of what `edgefwctl plan P` prints. After each edgefw run the set is read back over netlink and every range counted; a run that lost elements fails the row.",
+		"Bulk apply: each sample is a fresh namespace; edgefw is `edgefwd --once --policy P --state-dir D`, the reference `nft -f` of what `edgefwctl plan P` prints. After each edgefw run every element of the set is looked up in the kernel over netlink (NFT_MSG_GETSETELEM by key, outside the timing); a run that lost elements fails the row.",
 		"No-op: the reference is `nft -f` of the same file into the namespace that already holds it (nft re-adds the elements and appends the rules again).",
+		"Running daemon rows time the client (`edgefwctl reload`, an HTTP GET of /metrics) from start to answer; their CPU and memory columns are left empty (the work is in the daemon).",
 		"After deleting a namespace that held a set, the bench waits until the kernel's threads are quiet (the set is freed asynchronously), up to -settle-max.",
 		"The machine is shared and noisy: compare minimums as well as medians.",
 	}

@@ -8,9 +8,6 @@ import (
 
 var errNotYet = errors.New("not implemented yet")
 
-func runDaemonChange(*env) ([]bench.Row, error) { return nil, errNotYet }
-func runScrape(*env) ([]bench.Row, error)       { return nil, errNotYet }
-func runPeers(*env) ([]bench.Row, error)        { return nil, errNotYet }
-func runFootprint(*env) ([]bench.Row, error)    { return nil, errNotYet }
-func runDatapath(*env) ([]bench.Row, error)     { return nil, errNotYet }
-func serveWG(string) int                        { return 1 }
+func runPeers(*env) ([]bench.Row, error)    { return nil, errNotYet }
+func runDatapath(*env) ([]bench.Row, error) { return nil, errNotYet }
+func serveWG(string) int                    { return 1 }
