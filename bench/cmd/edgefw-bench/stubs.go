@@ -8,6 +8,4 @@ import (
 
 var errNotYet = errors.New("not implemented yet")
 
-func runPeers(*env) ([]bench.Row, error)    { return nil, errNotYet }
 func runDatapath(*env) ([]bench.Row, error) { return nil, errNotYet }
-func serveWG(string) int                    { return 1 }
