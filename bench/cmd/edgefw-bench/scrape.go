@@ -34,10 +34,10 @@ type scrapeConfig struct {
 // list counters` in the same namespace.
 func runScrape(e *env) ([]bench.Row, error) {
 	configs := []scrapeConfig{
-		{"1k rules", 1000, 0, 0, 100, 10, false},
-		{"10k rules", 10_000, 0, 0, 100, 5, false},
-		{"1k rules + 100 peers + 100k set", 1000, 100, 100_000, 100, 3, true},
-		{"1k rules + 1000 peers + 100k set", 1000, 1000, 100_000, 100, 3, false},
+		{"1k rules", 1000, 0, 0, 60, 6, false},
+		{"10k rules", 10_000, 0, 0, 60, 4, false},
+		{"1k rules + 100 peers + 100k set", 1000, 100, 100_000, 60, 3, true},
+		{"1k rules + 1000 peers + 100k set", 1000, 1000, 100_000, 60, 3, false},
 	}
 	var rows []bench.Row
 	for _, c := range configs {
