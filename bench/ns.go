@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -24,7 +25,13 @@ type Lab struct {
 
 	mu       sync.Mutex
 	cleanups []func()
+
+	launcher string
 }
+
+// SetLauncher makes Measure start commands through path, a binary that
+// runs Launch when given LaunchArg first (the bench's own).
+func (l *Lab) SetLauncher(path string) { l.launcher = path }
 
 // NewLab returns an empty lab whose names start with prefix.
 func NewLab(prefix string) *Lab {
@@ -183,10 +190,23 @@ func (ns *NS) Start(cmd *exec.Cmd) error {
 
 // Measure runs a command inside the namespace and returns what it cost:
 // wall time from start to exit, and the rusage of the exited process.
-// stdin, when not nil, is its standard input. A non-zero exit is an error
-// carrying the end of its output.
+// With a launcher (SetLauncher) the command is started and measured by
+// it, so its peak RSS is its own. stdin, when not nil, is its standard
+// input. A non-zero exit is an error carrying the end of its output.
 func (ns *NS) Measure(stdin []byte, name string, args ...string) (Usage, string, error) {
 	cmd := exec.Command(name, args...)
+	var report *os.File
+	if l := ns.lab.launcher; l != "" {
+		cmd = exec.Command(l, append([]string{LaunchArg, name}, args...)...)
+		r, w, err := os.Pipe()
+		if err != nil {
+			return Usage{}, "", err
+		}
+		defer r.Close()
+		defer w.Close()
+		cmd.ExtraFiles = []*os.File{w}
+		report = r
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if stdin != nil {
@@ -196,8 +216,27 @@ func (ns *NS) Measure(stdin []byte, name string, args ...string) (Usage, string,
 	if err := ns.Do(cmd.Start); err != nil {
 		return Usage{}, "", err
 	}
+	var reportData []byte
+	reportDone := make(chan struct{})
+	if report != nil {
+		cmd.ExtraFiles[0].Close()
+		go func() {
+			defer close(reportDone)
+			reportData, _ = io.ReadAll(report)
+		}()
+	} else {
+		close(reportDone)
+	}
 	err := cmd.Wait()
 	u := usageOf(cmd.ProcessState, time.Since(start))
+	<-reportDone
+	if report != nil {
+		lu, _, lerr := launched(reportData)
+		u = lu
+		if err == nil {
+			err = lerr
+		}
+	}
 	if err != nil {
 		return u, out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(tail(out.String(), 2000)))
 	}
