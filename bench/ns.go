@@ -26,12 +26,14 @@ type Lab struct {
 	mu       sync.Mutex
 	cleanups []func()
 
-	launcher string
+	launcher     string
+	launcherArgs []string
 }
 
-// SetLauncher makes Measure start commands through path, a binary that
-// runs Launch when given LaunchArg first (the bench's own).
-func (l *Lab) SetLauncher(path string) { l.launcher = path }
+// SetLauncher makes Measure start commands through path with args before
+// the command's own: a binary that runs Launch on them (edgefw-launch, or
+// the bench's own binary with LaunchArg).
+func (l *Lab) SetLauncher(path string, args ...string) { l.launcher, l.launcherArgs = path, args }
 
 // NewLab returns an empty lab whose names start with prefix.
 func NewLab(prefix string) *Lab {
@@ -197,7 +199,7 @@ func (ns *NS) Measure(stdin []byte, name string, args ...string) (Usage, string,
 	cmd := exec.Command(name, args...)
 	var report *os.File
 	if l := ns.lab.launcher; l != "" {
-		cmd = exec.Command(l, append([]string{LaunchArg, name}, args...)...)
+		cmd = exec.Command(l, append(append(append([]string(nil), ns.lab.launcherArgs...), name), args...)...)
 		r, w, err := os.Pipe()
 		if err != nil {
 			return Usage{}, "", err

@@ -144,7 +144,8 @@ func run() int {
 	}
 
 	e.lab = bench.NewLab("efb")
-	e.lab.SetLauncher(e.self)
+	defer e.lab.Close()
+	floor := e.setLauncher()
 	e.ctx = context.Background()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -154,7 +155,6 @@ func run() int {
 		e.lab.Close()
 		os.Exit(130)
 	}()
-	defer e.lab.Close()
 
 	report := &bench.Report{Machine: machine(), Flags: strings.Join(os.Args[1:], " ")}
 	e.settle()
@@ -182,7 +182,7 @@ func run() int {
 		e.logf("scenario %s took %.1fs", s.name, st.Seconds)
 		// Partial results survive a later failure or interrupt.
 		report.Seconds = time.Since(e.start).Seconds()
-		report.Notes = notes()
+		report.Notes = append(notes(), floor)
 		if err := report.WriteFiles(*out); err != nil {
 			fmt.Fprintln(os.Stderr, "edgefw-bench:", err)
 			return 1
@@ -252,4 +252,34 @@ func notes() []string {
 		"After deleting a namespace that held a set, the bench waits until the kernel's threads are quiet (the set is freed asynchronously), up to -settle-max. Measured here: freeing a deleted namespace's 1M-element set took 0.24 s of kernel-thread CPU, done within the first half second.",
 		"The machine is shared and noisy: compare minimums as well as medians.",
 	}
+}
+
+// setLauncher builds the small launcher that starts measured commands
+// (from the module, as make bench runs it); without a Go toolchain the
+// bench's own binary serves. It returns a note on the launcher's own
+// peak RSS, the floor under every peak RSS measured.
+func (e *env) setLauncher() string {
+	how := "edgefw-launch"
+	dir, err := e.lab.TempDir("launch")
+	if err == nil {
+		path := filepath.Join(dir, "edgefw-launch")
+		if _, err = runOut("go", "build", "-o", path, "./bench/cmd/edgefw-launch"); err == nil {
+			e.lab.SetLauncher(path)
+		}
+	}
+	if err != nil {
+		e.logf("could not build edgefw-launch (%v); the bench's own binary launches, with a higher RSS floor", err)
+		e.lab.SetLauncher(e.self, bench.LaunchArg)
+		how = "the bench binary"
+	}
+	ns, err := e.lab.NewNS("f")
+	if err != nil {
+		return "peak RSS floor unknown: " + err.Error()
+	}
+	defer ns.Delete()
+	u, _, err := ns.Measure(nil, "true")
+	if err != nil {
+		return "peak RSS floor unknown: " + err.Error()
+	}
+	return fmt.Sprintf("Commands are started by %s; its own resident memory when it starts a command, %.1f MiB (true(1) measured through it), is the floor under every peak RSS in the table.", how, float64(u.MaxRSS)/(1<<20))
 }
