@@ -14,7 +14,7 @@ import (
 // until it returns (the daemon has applied the change), against `nft add
 // element` of one CIDR into a namespace holding the same ruleset.
 func runDaemonChange(e *env) ([]bench.Row, error) {
-	plan := [][2]int{{10_000, 5}, {100_000, 5}}
+	plan := [][2]int{{10_000, 3}, {100_000, 5}}
 	if e.quick {
 		plan = [][2]int{{10_000, 2}, {100_000, 2}}
 	}

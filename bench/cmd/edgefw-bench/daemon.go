@@ -156,21 +156,26 @@ func (p *edgefwdProc) status() (*daemon.Status, error) {
 	return daemon.NewClient(p.socket).Status(ctx)
 }
 
-// waitQuiet waits until the daemon has made no new apply for a second
+// waitQuiet waits until the daemon has made no new apply for 600 ms
 // (the policy watch reloads too, 300 ms after a file changes), at most
 // a minute.
 func (p *edgefwdProc) waitQuiet() {
+	time.Sleep(700 * time.Millisecond)
 	deadline := time.Now().Add(time.Minute)
 	var last time.Time
+	same := 0
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Second)
 		st, err := p.status()
-		if err != nil || st.LastApply == nil {
-			continue
+		if err == nil && st.LastApply != nil {
+			if st.LastApply.Time.Equal(last) {
+				same++
+				if same >= 2 {
+					return
+				}
+			} else {
+				last, same = st.LastApply.Time, 0
+			}
 		}
-		if st.LastApply.Time.Equal(last) {
-			return
-		}
-		last = st.LastApply.Time
+		time.Sleep(300 * time.Millisecond)
 	}
 }

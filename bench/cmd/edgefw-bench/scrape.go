@@ -171,7 +171,10 @@ func (e *env) tunnelSpec(dir string, n int) (*bench.TunnelSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bench.TunnelSpec{Name: e.lab.Name("w"), KeyFile: keyFile, ListenPort: 51820, Address: "10.127.0.1/16", Peers: peers}, nil
+	name := e.lab.Name("w")
+	// A daemon killed outright leaves its control socket behind.
+	e.lab.Defer(func() { _ = os.Remove(filepath.Join(wgSocketDir, name+".sock")) })
+	return &bench.TunnelSpec{Name: name, KeyFile: keyFile, ListenPort: 51820, Address: "10.127.0.1/16", Peers: peers}, nil
 }
 
 // genPeers makes n peers with fresh public keys and one /32 each.

@@ -23,7 +23,7 @@ func (e *env) setPlan() []setReps {
 		return []setReps{{10_000, 2, 2, 2}, {100_000, 1, 1, 1}}
 	}
 	// 1M: edgefw takes ~35 s and its no-op ~73 s; two bulk applies each.
-	return []setReps{{10_000, 4, 3, 3}, {100_000, 3, 2, 2}, {1_000_000, 2, 0, 0}}
+	return []setReps{{10_000, 3, 2, 2}, {100_000, 3, 1, 1}, {1_000_000, 2, 0, 0}}
 }
 
 // sizeLabel prints 10000 as 10k and 1000000 as 1M.
