@@ -245,7 +245,7 @@ func charsToString(cs []int8) string {
 // notes explain how the rows were measured.
 func notes() []string {
 	return []string{
-		"Processes are timed whole: fork/exec to wait4, which also gives user and system CPU and peak RSS. Each is started inside the scenario's namespace through a small launcher (the bench binary itself), which times it and reports its rusage: a child started straight from the bench would count the bench's own memory in its peak RSS (vfork shares it until exec).",
+		"Processes are timed whole: fork/exec to wait4, which also gives user and system CPU and peak RSS. Each is started inside the scenario's namespace through a small launcher (edgefw-launch, built by the bench), which times it and reports its rusage: a child started straight from the bench would count the bench's own memory in its peak RSS (vfork shares it until exec).",
 		"Bulk apply: each sample is a fresh namespace; edgefw is `edgefwd --once --policy P --state-dir D`, the reference `nft -f` of what `edgefwctl plan P` prints. After each edgefw run every element of the set is looked up in the kernel over netlink (NFT_MSG_GETSETELEM by key, outside the timing); a run that lost elements fails the row.",
 		"No-op: the reference is `nft -f` of the same file into the namespace that already holds it (nft re-adds the elements and appends the rules again).",
 		"Running daemon rows time the client (`edgefwctl reload`, an HTTP GET of /metrics) from start to answer; their CPU and memory columns are left empty (the work is in the daemon).",
