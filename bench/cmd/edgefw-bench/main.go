@@ -16,7 +16,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -51,7 +50,6 @@ func scenarios() []scenario {
 
 // env is what scenarios share: the lab, the binaries and the settings.
 type env struct {
-	ctx       context.Context
 	lab       *bench.Lab
 	edgefwd   string
 	edgefwctl string
@@ -91,7 +89,67 @@ func main() {
 }
 
 func run() int {
-	out := flag.String("out", "bench/results", "directory for latest.md and latest.json")
+	e, selected, out, ok := parseFlags()
+	if !ok {
+		return 1
+	}
+	e.lab = bench.NewLab("efb")
+	defer e.lab.Close()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "edgefw-bench: %v; removing the lab\n", sig)
+		e.lab.Close()
+		os.Exit(130)
+	}()
+	floor := e.setLauncher()
+	report := &bench.Report{Machine: machine(), Flags: strings.Join(os.Args[1:], " ")}
+	e.settle()
+	for _, s := range scenarios() {
+		if len(selected) > 0 && !selected[s.name] {
+			continue
+		}
+		e.runScenario(s, report)
+		// Partial results survive a later failure or interrupt.
+		report.Seconds = time.Since(e.start).Seconds()
+		report.Notes = append(notes(), floor)
+		if err := report.WriteFiles(out); err != nil {
+			fmt.Fprintln(os.Stderr, "edgefw-bench:", err)
+			return 1
+		}
+	}
+	e.logf("done: %s/latest.md", out)
+	return 0
+}
+
+// runScenario runs one scenario and adds its rows and time to report; a
+// failed scenario adds its error and the run goes on.
+func (e *env) runScenario(s scenario, report *bench.Report) {
+	e.logf("scenario %s", s.name)
+	start := time.Now()
+	rows, err := s.run(e)
+	st := bench.ScenarioTime{Name: s.name, Seconds: time.Since(start).Seconds()}
+	if err != nil {
+		st.Error = err.Error()
+		e.logf("scenario %s failed: %v", s.name, err)
+		if len(rows) == 0 {
+			rows = []bench.Row{{Scenario: s.name, Error: err.Error()}}
+		}
+	}
+	for _, r := range rows {
+		e.logf("  %s %s: edgefw %.4g %s, reference %.4g %s, ratio %.3g %s", r.Scenario, r.Size,
+			r.Edgefw.Median(), r.Unit, r.Reference.Median(), r.Unit, r.Ratio(), r.Error)
+	}
+	report.Rows = append(report.Rows, rows...)
+	report.Scenarios = append(report.Scenarios, st)
+	e.logf("scenario %s took %.1fs", s.name, st.Seconds)
+}
+
+// parseFlags reads the command line into an env (without its lab), the
+// selected scenarios and the output directory.
+func parseFlags() (e *env, selected map[string]bool, out string, ok bool) {
+	outDir := flag.String("out", "bench/results", "directory for latest.md and latest.json")
 	bin := flag.String("bin", "bin", "directory holding edgefwd and edgefwctl (make build)")
 	only := flag.String("only", "", "comma-separated scenarios to run: "+names())
 	quick := flag.Bool("quick", false, "fewer repetitions and no 1M sizes, for development")
@@ -100,9 +158,9 @@ func run() int {
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "edgefw-bench: needs root (it creates network namespaces)")
-		return 1
+		return nil, nil, "", false
 	}
-	e := &env{quick: *quick, settleMax: *settleMax, start: time.Now(), idle: 20 * time.Second}
+	e = &env{quick: *quick, settleMax: *settleMax, start: time.Now(), idle: 20 * time.Second}
 	if e.quick {
 		e.idle = 5 * time.Second
 	}
@@ -110,7 +168,7 @@ func run() int {
 		var n int
 		if _, err := fmt.Sscan(s, &n); err != nil {
 			fmt.Fprintf(os.Stderr, "edgefw-bench: -sizes: %q is not a number\n", s)
-			return 1
+			return nil, nil, "", false
 		}
 		if e.sizes == nil {
 			e.sizes = map[int]bool{}
@@ -127,69 +185,22 @@ func run() int {
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "edgefw-bench: %v (run make build first)\n", err)
-			return 1
+			return nil, nil, "", false
 		}
 	}
 	if e.self, err = os.Executable(); err != nil {
 		fmt.Fprintln(os.Stderr, "edgefw-bench:", err)
-		return 1
+		return nil, nil, "", false
 	}
-	selected := map[string]bool{}
+	selected = map[string]bool{}
 	for _, s := range splitList(*only) {
 		if !strings.Contains(","+names()+",", ","+s+",") {
 			fmt.Fprintf(os.Stderr, "edgefw-bench: -only: no scenario %q (have %s)\n", s, names())
-			return 1
+			return nil, nil, "", false
 		}
 		selected[s] = true
 	}
-
-	e.lab = bench.NewLab("efb")
-	defer e.lab.Close()
-	floor := e.setLauncher()
-	e.ctx = context.Background()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		sig := <-sigs
-		fmt.Fprintf(os.Stderr, "edgefw-bench: %v; removing the lab\n", sig)
-		e.lab.Close()
-		os.Exit(130)
-	}()
-
-	report := &bench.Report{Machine: machine(), Flags: strings.Join(os.Args[1:], " ")}
-	e.settle()
-	for _, s := range scenarios() {
-		if len(selected) > 0 && !selected[s.name] {
-			continue
-		}
-		e.logf("scenario %s", s.name)
-		start := time.Now()
-		rows, err := s.run(e)
-		st := bench.ScenarioTime{Name: s.name, Seconds: time.Since(start).Seconds()}
-		if err != nil {
-			st.Error = err.Error()
-			e.logf("scenario %s failed: %v", s.name, err)
-			if len(rows) == 0 {
-				rows = []bench.Row{{Scenario: s.name, Error: err.Error()}}
-			}
-		}
-		for _, r := range rows {
-			e.logf("  %s %s: edgefw %.4g %s, reference %.4g %s, ratio %.3g %s", r.Scenario, r.Size,
-				r.Edgefw.Median(), r.Unit, r.Reference.Median(), r.Unit, r.Ratio(), r.Error)
-		}
-		report.Rows = append(report.Rows, rows...)
-		report.Scenarios = append(report.Scenarios, st)
-		e.logf("scenario %s took %.1fs", s.name, st.Seconds)
-		// Partial results survive a later failure or interrupt.
-		report.Seconds = time.Since(e.start).Seconds()
-		report.Notes = append(notes(), floor)
-		if err := report.WriteFiles(*out); err != nil {
-			fmt.Fprintln(os.Stderr, "edgefw-bench:", err)
-			return 1
-		}
-	}
-	e.logf("done: %s/latest.md", *out)
-	return 0
+	return e, selected, *outDir, true
 }
 
 func names() string {

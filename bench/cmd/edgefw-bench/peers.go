@@ -155,143 +155,173 @@ func runPeers(e *env) ([]bench.Row, error) {
 	return rows, nil
 }
 
-func (e *env) peers(reps map[int]int, addReps int, rows []bench.Row) error {
-	dir, err := e.lab.TempDir("peers")
-	if err != nil {
-		return err
-	}
-	all, err := genPeers(10_001)
-	if err != nil {
-		return err
-	}
-	tunnel, err := e.tunnelSpec(dir, 1)
-	if err != nil {
-		return err
-	}
-	policyOf := func(n int) []byte {
-		t := *tunnel
-		t.Peers = all[:n]
-		return bench.Policy(bench.PolicySpec{Tunnel: &t})
-	}
-	ens, err := e.lab.NewNS("p")
-	if err != nil {
-		return err
-	}
-	defer ens.Delete()
-	rns, err := e.lab.NewNS("q")
-	if err != nil {
-		return err
-	}
-	defer rns.Delete()
-	d, err := e.startDaemon(ens, dir, policyOf(1), "")
-	if err != nil {
-		return err
-	}
-	defer d.stop()
-	refName := e.lab.Name("r")
-	stopRef, err := e.startRefDevice(rns, refName)
-	if err != nil {
-		return err
-	}
-	defer stopRef()
-	refKey, err := wgtypes.GeneratePrivateKey()
-	if err != nil {
-		return err
-	}
-	confs := map[int]string{}
-	for _, n := range []int{1, 1000, 10_000} {
-		confs[n] = filepath.Join(dir, fmt.Sprintf("wg-%d.conf", n))
-		if err := os.WriteFile(confs[n], setconf(refKey, all[:n]), 0o600); err != nil {
-			return err
-		}
-	}
+// peerLab is the scenario's two devices: edgefwd's tunnel in one
+// namespace, the reference wireguard-go device in another.
+type peerLab struct {
+	e        *env
+	all      []bench.Peer
+	tunnel   *bench.TunnelSpec
+	d        *edgefwdProc
+	ens, rns *bench.NS
+	refName  string
+	confs    map[int]string
+}
 
-	// edgefwTo reloads the daemon with the first n peers; it returns the
-	// reload's wall time.
-	edgefwTo := func(n int) (bench.Usage, error) {
-		if err := os.WriteFile(d.policy+".tmp", policyOf(n), 0o644); err != nil {
-			return bench.Usage{}, err
-		}
-		if err := os.Rename(d.policy+".tmp", d.policy); err != nil {
-			return bench.Usage{}, err
-		}
-		u, resp, err := e.reload(d)
-		if err == nil && (!resp.OK || resp.Apply == nil || !resp.Apply.OK) {
-			err = fmt.Errorf("reload to %d peers: %s %s", n, resp.Error, resp.Message)
-		}
-		d.waitQuiet()
-		if err == nil {
-			err = wantPeers(ens, tunnel.Name, n)
-		}
-		return u, err
-	}
-	refTo := func(n int) (bench.Usage, error) {
-		u, _, err := rns.Measure(nil, "wg", "setconf", refName, confs[n])
-		if err == nil {
-			err = wantPeers(rns, refName, n)
-		}
-		return u, err
+func (e *env) peers(reps map[int]int, addReps int, rows []bench.Row) error {
+	l, err := e.newPeerLab()
+	if err != nil {
+		return err
 	}
 	for i, n := range []int{1000, 10_000} {
-		row := &rows[i]
-		for rep := range reps[n] {
-			sides := []func() error{
-				func() error {
-					u, err := edgefwTo(n)
-					if err != nil {
-						return err
-					}
-					row.Edgefw.AddWall(u, time.Second)
-					_, err = edgefwTo(1)
-					return err
-				},
-				func() error {
-					u, err := refTo(n)
-					if err != nil {
-						return err
-					}
-					row.Reference.Add(u)
-					_, err = refTo(1)
-					return err
-				},
-			}
-			if rep%2 == 1 {
-				slices.Reverse(sides)
-			}
-			for _, side := range sides {
-				if err := side(); err != nil {
+		if err := l.configureN(n, reps[n], &rows[i]); err != nil {
+			return err
+		}
+	}
+	return l.addOne(addReps, &rows[2])
+}
+
+// newPeerLab starts both devices with one peer. The lab removes them.
+func (e *env) newPeerLab() (*peerLab, error) {
+	dir, err := e.lab.TempDir("peers")
+	if err != nil {
+		return nil, err
+	}
+	l := &peerLab{e: e, confs: map[int]string{}}
+	if l.all, err = genPeers(10_001); err != nil {
+		return nil, err
+	}
+	if l.tunnel, err = e.tunnelSpec(dir, 1); err != nil {
+		return nil, err
+	}
+	if l.ens, err = e.lab.NewNS("p"); err != nil {
+		return nil, err
+	}
+	if l.rns, err = e.lab.NewNS("q"); err != nil {
+		return nil, err
+	}
+	if l.d, err = e.startDaemon(l.ens, dir, l.policy(1), ""); err != nil {
+		return nil, err
+	}
+	l.refName = e.lab.Name("r")
+	stopRef, err := e.startRefDevice(l.rns, l.refName)
+	if err != nil {
+		return nil, err
+	}
+	e.lab.Defer(stopRef)
+	refKey, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range []int{1, 1000, 10_000} {
+		l.confs[n] = filepath.Join(dir, fmt.Sprintf("wg-%d.conf", n))
+		if err := os.WriteFile(l.confs[n], setconf(refKey, l.all[:n]), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// policy is the daemon's policy with the first n peers.
+func (l *peerLab) policy(n int) []byte {
+	t := *l.tunnel
+	t.Peers = l.all[:n]
+	return bench.Policy(bench.PolicySpec{Tunnel: &t})
+}
+
+// edgefwTo reloads the daemon with the first n peers, timing the reload.
+func (l *peerLab) edgefwTo(n int) (bench.Usage, error) {
+	d := l.d
+	if err := os.WriteFile(d.policy+".tmp", l.policy(n), 0o644); err != nil {
+		return bench.Usage{}, err
+	}
+	if err := os.Rename(d.policy+".tmp", d.policy); err != nil {
+		return bench.Usage{}, err
+	}
+	u, resp, err := l.e.reload(d)
+	if err == nil && (!resp.OK || resp.Apply == nil || !resp.Apply.OK) {
+		err = fmt.Errorf("reload to %d peers: %s %s", n, resp.Error, resp.Message)
+	}
+	d.waitQuiet()
+	if err == nil {
+		err = wantPeers(l.ens, l.tunnel.Name, n)
+	}
+	return u, err
+}
+
+// refTo sets the reference device's peers to the first n with wg setconf.
+func (l *peerLab) refTo(n int) (bench.Usage, error) {
+	u, _, err := l.rns.Measure(nil, "wg", "setconf", l.refName, l.confs[n])
+	if err == nil {
+		err = wantPeers(l.rns, l.refName, n)
+	}
+	return u, err
+}
+
+// configureN takes both devices from 1 to n peers and back, reps times,
+// alternating which goes first.
+func (l *peerLab) configureN(n, reps int, row *bench.Row) error {
+	for rep := range reps {
+		sides := []func() error{
+			func() error {
+				u, err := l.edgefwTo(n)
+				if err != nil {
 					return err
 				}
+				row.Edgefw.AddWall(u, time.Second)
+				_, err = l.edgefwTo(1)
+				return err
+			},
+			func() error {
+				u, err := l.refTo(n)
+				if err != nil {
+					return err
+				}
+				row.Reference.Add(u)
+				_, err = l.refTo(1)
+				return err
+			},
+		}
+		if rep%2 == 1 {
+			slices.Reverse(sides)
+		}
+		for _, side := range sides {
+			if err := side(); err != nil {
+				return err
 			}
-			e.logf("peers %s: rep %d: edgefw %.3fs, wg setconf %.3fs", row.Size, rep+1, last(row.Edgefw.Samples), last(row.Reference.Samples))
 		}
+		l.e.logf("peers %s: rep %d: edgefw %.3fs, wg setconf %.3fs", row.Size, rep+1, last(row.Edgefw.Samples), last(row.Reference.Samples))
 	}
-	// One more peer on 10k.
-	if _, err := edgefwTo(10_000); err != nil {
+	return nil
+}
+
+// addOne adds a 10,001st peer to both devices (and removes it again),
+// reps times.
+func (l *peerLab) addOne(reps int, row *bench.Row) error {
+	if _, err := l.edgefwTo(10_000); err != nil {
 		return err
 	}
-	if _, err := refTo(10_000); err != nil {
+	if _, err := l.refTo(10_000); err != nil {
 		return err
 	}
-	extra := all[10_000]
-	for range addReps {
-		u, err := edgefwTo(10_001)
+	extra := l.all[10_000]
+	for range reps {
+		u, err := l.edgefwTo(10_001)
 		if err != nil {
 			return err
 		}
-		rows[2].Edgefw.AddWall(u, time.Millisecond)
-		if _, err := edgefwTo(10_000); err != nil {
+		row.Edgefw.AddWall(u, time.Millisecond)
+		if _, err := l.edgefwTo(10_000); err != nil {
 			return err
 		}
-		u, _, err = rns.Measure(nil, "wg", "set", refName, "peer", extra.PublicKey, "allowed-ips", extra.AllowedIP.String())
+		u, _, err = l.rns.Measure(nil, "wg", "set", l.refName, "peer", extra.PublicKey, "allowed-ips", extra.AllowedIP.String())
 		if err != nil {
 			return err
 		}
-		rows[2].Reference.AddScaled(u, time.Millisecond)
-		if err := wantPeers(rns, refName, 10_001); err != nil {
+		row.Reference.AddScaled(u, time.Millisecond)
+		if err := wantPeers(l.rns, l.refName, 10_001); err != nil {
 			return err
 		}
-		if _, _, err := rns.Measure(nil, "wg", "set", refName, "peer", extra.PublicKey, "remove"); err != nil {
+		if _, _, err := l.rns.Measure(nil, "wg", "set", l.refName, "peer", extra.PublicKey, "remove"); err != nil {
 			return err
 		}
 	}
