@@ -8,7 +8,7 @@ BIN       := bin
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test deps unit lint bench monitoring-check clean
+.PHONY: all build test deps unit lint bench bench-deps bench-go monitoring-check clean
 
 all: build
 
@@ -47,8 +47,22 @@ lint:
 	@command -v staticcheck >/dev/null 2>&1 || test -x $(GOBIN)/staticcheck || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$(GOBIN):$$PATH" staticcheck ./...
 
-# Benchmarks side by side with the reference tool (nft -f) in the same run.
-bench:
+# Benchmarks side by side with the reference tools (nft -f, nft add
+# element, nft list counters, iptables, wg setconf) in the same run, as
+# root, in network namespaces of its own (issue 13): writes
+# bench/results/latest.md and latest.json. BENCH_FLAGS=-quick for a short
+# run; -only and -sizes pick scenarios and set sizes (see -help). The
+# in-process benchmarks stay with go test -bench (make bench-go).
+BENCH_FLAGS ?=
+bench: bench-deps build
+	$(GO) run ./bench/cmd/edgefw-bench -out bench/results $(BENCH_FLAGS)
+
+# The tools the bench measures against, installed when missing (root,
+# Debian or Ubuntu).
+bench-deps:
+	scripts/bench-deps.sh
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./nft/ ./policy/
 
 monitoring-check:
