@@ -124,6 +124,10 @@ type Daemon struct {
 	ready       bool
 	ourGen      uint32
 	genKnown    bool
+	// verifiedGen is the generation at which the table was last written
+	// by us or compared equal to the running ruleset (if verified).
+	verifiedGen uint32
+	verified    bool
 
 	pendingTimer *time.Timer
 	committers   *committerLog
@@ -267,7 +271,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-poll:
 			repair.request(false)
 		case <-full.C:
-			repair.request(true)
+			// With notifications, a commit to our table by anyone else is
+			// heard and forces a comparison, so an unchanged generation
+			// proves the table as last verified. Without them, compare.
+			if !watching || !d.generationVerified() {
+				repair.request(true)
+			}
 		case <-repair.C():
 			// A check the limiter deferred, or a burst's summary.
 			repair.wake()
