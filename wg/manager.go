@@ -168,7 +168,7 @@ func (p *peerState) target(dns map[string]resolution) (netip.AddrPort, bool) {
 func New(opts ...Option) (*Manager, error) {
 	m := &Manager{
 		deviceLog:    slog.New(slog.DiscardHandler),
-		links:        netlinkLinks{},
+		links:        &netlinkLinks{},
 		resolver:     net.DefaultResolver,
 		userspace:    goUserspace{},
 		kernelModule: kernelModuleAvailable,
@@ -316,6 +316,9 @@ func (m *Manager) Close() error {
 			}
 			st.dev = nil
 		}
+	}
+	if nl, ok := m.links.(*netlinkLinks); ok {
+		_ = nl.Close()
 	}
 	if m.ownsClient {
 		if err := m.client.Close(); err != nil {
