@@ -200,9 +200,17 @@ func (h *fakeHost) Routes(name string) ([]netip.Prefix, error) {
 	return slices.Clone(l.routes), nil
 }
 
-func (h *fakeHost) AddRoute(name string, dst netip.Prefix) error {
+func (h *fakeHost) AddRoutes(name string, dsts []netip.Prefix) []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	errs := make([]error, len(dsts))
+	for i, dst := range dsts {
+		errs[i] = h.addRouteLocked(name, dst)
+	}
+	return errs
+}
+
+func (h *fakeHost) addRouteLocked(name string, dst netip.Prefix) error {
 	l, ok := h.links[name]
 	switch {
 	case !ok:
@@ -224,9 +232,17 @@ func (h *fakeHost) AddRoute(name string, dst netip.Prefix) error {
 	return nil
 }
 
-func (h *fakeHost) DelRoute(name string, dst netip.Prefix) error {
+func (h *fakeHost) DelRoutes(name string, dsts []netip.Prefix) []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	errs := make([]error, len(dsts))
+	for i, dst := range dsts {
+		errs[i] = h.delRouteLocked(name, dst)
+	}
+	return errs
+}
+
+func (h *fakeHost) delRouteLocked(name string, dst netip.Prefix) error {
 	l, ok := h.links[name]
 	if !ok {
 		return errNoLink(name)

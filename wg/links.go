@@ -39,11 +39,13 @@ type Links interface {
 	// Routes lists the destinations of the main-table routes through the
 	// link that carry RouteProtocol.
 	Routes(name string) ([]netip.Prefix, error)
-	// AddRoute adds a main-table route to dst through the link, marked with
-	// RouteProtocol.
-	AddRoute(name string, dst netip.Prefix) error
-	// DelRoute deletes a route AddRoute added.
-	DelRoute(name string, dst netip.Prefix) error
+	// AddRoutes adds a main-table route to each of dsts through the link,
+	// marked with RouteProtocol. It returns one error per destination, nil
+	// where the route was added.
+	AddRoutes(name string, dsts []netip.Prefix) []error
+	// DelRoutes deletes routes AddRoutes added, with one error per
+	// destination.
+	DelRoutes(name string, dsts []netip.Prefix) []error
 }
 
 // LinkInfo is what the Manager needs to know about an existing link.
@@ -249,48 +251,41 @@ func (n *netlinkLinks) Routes(name string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// route builds the route to dst through the tunnel. There is no gateway: the
-// tunnel is point-to-point and WireGuard picks the peer by allowed IPs.
-func (n *netlinkLinks) route(name string, dst netip.Prefix) (*netlink.Route, error) {
+// AddRoutes implements Links with batched rtnetlink requests
+// (changeRoutes). There is no gateway: the tunnel is point-to-point and
+// WireGuard picks the peer by allowed IPs.
+func (n *netlinkLinks) AddRoutes(name string, dsts []netip.Prefix) []error {
+	return n.changeRoutes(name, true, dsts)
+}
+
+// DelRoutes implements Links with batched rtnetlink requests.
+func (n *netlinkLinks) DelRoutes(name string, dsts []netip.Prefix) []error {
+	return n.changeRoutes(name, false, dsts)
+}
+
+func (n *netlinkLinks) changeRoutes(name string, add bool, dsts []netip.Prefix) []error {
+	errs := make([]error, len(dsts))
+	if len(dsts) == 0 {
+		return errs
+	}
+	verb := "delete"
+	if add {
+		verb = "add"
+	}
 	l, err := n.link(name)
-	if err != nil {
-		return nil, err
+	var answers []error
+	if err == nil {
+		answers, err = changeRoutes(l.Attrs().Index, add, dsts)
 	}
-	r := &netlink.Route{
-		LinkIndex: l.Attrs().Index,
-		Dst:       ipNetFromPrefix(dst),
-		Table:     unix.RT_TABLE_MAIN,
-		Protocol:  RouteProtocol,
+	for i, dst := range dsts {
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("%s route %s dev %s: %w", verb, dst, name, err)
+		case answers[i] != nil:
+			errs[i] = fmt.Errorf("%s route %s dev %s: %w", verb, dst, name, answers[i])
+		}
 	}
-	if dst.Addr().Is4() {
-		// What `ip route add PREFIX dev wg0` chooses for a device route.
-		r.Scope = netlink.SCOPE_LINK
-	}
-	return r, nil
-}
-
-// AddRoute implements Links with netlink.
-func (n *netlinkLinks) AddRoute(name string, dst netip.Prefix) error {
-	r, err := n.route(name, dst)
-	if err != nil {
-		return err
-	}
-	if err := n.h.RouteAdd(r); err != nil {
-		return fmt.Errorf("add route %s dev %s: %w", dst, name, err)
-	}
-	return nil
-}
-
-// DelRoute implements Links with netlink.
-func (n *netlinkLinks) DelRoute(name string, dst netip.Prefix) error {
-	r, err := n.route(name, dst)
-	if err != nil {
-		return err
-	}
-	if err := n.h.RouteDel(r); err != nil {
-		return fmt.Errorf("delete route %s dev %s: %w", dst, name, err)
-	}
-	return nil
+	return errs
 }
 
 // prefixFromIPNet converts a netlink address or route destination. masked
