@@ -73,7 +73,10 @@ type Config struct {
 	DriftInterval time.Duration
 	// FullCheckInterval is how often the table is compared in full, a
 	// backstop for what notifications and the generation cannot tell (a
-	// failed repair must be retried).
+	// failed repair must be retried). While notifications are followed,
+	// the comparison is skipped when the generation has not moved since
+	// the table was last written by the daemon or compared equal: reading
+	// a 100k set back costs about a second of CPU.
 	FullCheckInterval time.Duration
 	// RefreshInterval is how often tunnel endpoints are re-resolved.
 	RefreshInterval time.Duration
