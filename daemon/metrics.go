@@ -212,6 +212,8 @@ type kernelCollector struct {
 	rulePackets, ruleBytes, limitedPackets, countersMissing *prometheus.Desc
 	peerHandshake, peerReceive, peerTransmit, peerUp        *prometheus.Desc
 	readUp, readDuration                                    *prometheus.Desc
+
+	cache seriesCache
 }
 
 // Describe implements prometheus.Collector.
@@ -258,25 +260,19 @@ func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
 	// applied) kernel: every counter of the running ruleset is missing, and
 	// drift repair, not the reader, is what must act.
 	missing := 0
-	seen := make(map[string]bool, len(rules))
-	for _, r := range rules {
-		if seen[r.Name] {
-			continue
-		}
-		seen[r.Name] = true
-		v, found := counters[r.Name]
+	built := c.ruleSeries(rules)
+	for i := range built {
+		rs := &built[i]
+		v, found := counters[rs.counter]
 		if !found {
 			missing++
-			c.log.Debug("metrics: counter missing from the kernel", "rule", r.Name)
+			c.log.Debug("metrics: counter missing from the kernel", "rule", rs.counter)
 			continue
 		}
-		mode := ruleMode(r)
-		if r.Kind == nft.KindLimited {
-			c.emit(ch, c.limitedPackets, prometheus.CounterValue, float64(v.Packets), r.Rule, mode)
-			continue
+		ch <- rs.packets.metric(true, float64(v.Packets))
+		if !rs.limited {
+			ch <- rs.bytes.metric(true, float64(v.Bytes))
 		}
-		c.emit(ch, c.rulePackets, prometheus.CounterValue, float64(v.Packets), r.Name, string(r.Direction), string(r.Action), mode)
-		c.emit(ch, c.ruleBytes, prometheus.CounterValue, float64(v.Bytes), r.Name, string(r.Direction), string(r.Action), mode)
 	}
 	c.emit(ch, c.countersMissing, prometheus.GaugeValue, float64(missing))
 	return true
@@ -293,6 +289,8 @@ func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
 		return false
 	}
 	ok := true
+	var ids []peerID
+	var peers []*wg.PeerStatus
 	for _, t := range tunnels {
 		// A tunnel whose interface exists (a backend) but has no public
 		// key is one whose WireGuard device could not be read: its peers
@@ -302,22 +300,27 @@ func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
 			ok = false
 			continue
 		}
-		for _, p := range t.Peers {
-			if p.Name == "" {
+		for i := range t.Peers {
+			if t.Peers[i].Name == "" {
 				continue // not declared: the next reconcile removes it
 			}
-			// Up is wg's verdict at the read: a handshake within
-			// RejectAfterTime (whitepaper §6.1), so it matches edgefwctl
-			// peers exactly.
-			up := 0.0
-			if p.Up {
-				up = 1
-			}
-			c.emit(ch, c.peerHandshake, prometheus.GaugeValue, unixSeconds(p.LastHandshake), t.Name, p.Name)
-			c.emit(ch, c.peerReceive, prometheus.CounterValue, float64(p.ReceiveBytes), t.Name, p.Name)
-			c.emit(ch, c.peerTransmit, prometheus.CounterValue, float64(p.TransmitBytes), t.Name, p.Name)
-			c.emit(ch, c.peerUp, prometheus.GaugeValue, up, t.Name, p.Name)
+			ids = append(ids, peerID{iface: t.Name, peer: t.Peers[i].Name})
+			peers = append(peers, &t.Peers[i])
 		}
+	}
+	for i, ps := range c.peerSeries(ids) {
+		p := peers[i]
+		// Up is wg's verdict at the read: a handshake within
+		// RejectAfterTime (whitepaper §6.1), so it matches edgefwctl
+		// peers exactly.
+		up := 0.0
+		if p.Up {
+			up = 1
+		}
+		ch <- ps.handshake.metric(false, unixSeconds(p.LastHandshake))
+		ch <- ps.receive.metric(true, float64(p.ReceiveBytes))
+		ch <- ps.transmit.metric(true, float64(p.TransmitBytes))
+		ch <- ps.up.metric(false, up)
 	}
 	return ok
 }

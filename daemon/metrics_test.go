@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -430,5 +431,54 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	cmd.Stdin = rec.Body
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestCollectorCacheFollowsChanges scrapes one collector while rules and
+// peers come and go, and compares each scrape with that of a collector
+// that never scraped before: the series cached from earlier scrapes must
+// be exactly those a fresh build reports.
+func TestCollectorCacheFollowsChanges(t *testing.T) {
+	k := hostKernel()
+	cached := prometheus.NewPedanticRegistry()
+	cached.MustRegister(NewCollector(k, nil, fixedClock))
+	steps := []struct {
+		name   string
+		change func(k *fakeKernel)
+	}{
+		{"as applied", func(*fakeKernel) {}},
+		{"rule added", func(k *fakeKernel) {
+			k.rules = append(k.rules, nft.RuleInfo{Name: "new-rule", Direction: policy.Forward, Action: policy.Accept, Kind: nft.KindUser})
+			k.counters["new-rule"] = nft.Counter{Packets: 5, Bytes: 500}
+		}},
+		{"rule removed", func(k *fakeKernel) {
+			k.rules = slices.DeleteFunc(slices.Clone(k.rules), func(r nft.RuleInfo) bool { return r.Name == "block-telnet" })
+		}},
+		{"rule changed action and mode", func(k *fakeKernel) {
+			k.rules = slices.Clone(k.rules)
+			for i := range k.rules {
+				if k.rules[i].Name == "ssh" {
+					k.rules[i].Action, k.rules[i].Mode = policy.Drop, policy.Audit
+				}
+			}
+		}},
+		{"counters moved", func(k *fakeKernel) { k.counters["ssh"] = nft.Counter{Packets: 1501, Bytes: 90060} }},
+		{"peer added", func(k *fakeKernel) {
+			k.tunnels[1].Peers = append(k.tunnels[1].Peers, wg.PeerStatus{Name: "depot", PublicKey: "k6", Up: true, LastHandshake: scrapeTime})
+		}},
+		{"peer removed", func(k *fakeKernel) { k.tunnels[0].Peers = k.tunnels[0].Peers[1:] }},
+		{"tunnel removed", func(k *fakeKernel) { k.tunnels = k.tunnels[1:] }},
+		{"nothing applied", func(k *fakeKernel) { k.rules, k.tunnels = nil, nil }},
+		{"applied again", func(k *fakeKernel) { *k = *hostKernel() }},
+	}
+	for _, s := range steps {
+		s.change(k)
+		fresh := prometheus.NewPedanticRegistry()
+		fresh.MustRegister(NewCollector(k, nil, fixedClock))
+		rec := httptest.NewRecorder()
+		NewMetricsHandler(fresh, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if err := testutil.GatherAndCompare(cached, rec.Body); err != nil {
+			t.Errorf("%s: the cached collector differs from a fresh one: %v", s.name, err)
+		}
 	}
 }

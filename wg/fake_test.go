@@ -28,6 +28,7 @@ type fakeHost struct {
 	configureCalls []fakeConfigureCall
 	linkChanges    []string // "add-address wg0 10.0.0.1/24", …
 	started        []string // userspace devices started
+	deviceReads    int      // Device calls since resetCalls
 	// failConfigure, if set, may reject a ConfigureDevice call as a whole.
 	failConfigure func(name string, cfg wgtypes.Config) error
 }
@@ -51,7 +52,7 @@ func newFakeHost() *fakeHost {
 func (h *fakeHost) resetCalls() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.configureCalls, h.linkChanges, h.started = nil, nil, nil
+	h.configureCalls, h.linkChanges, h.started, h.deviceReads = nil, nil, nil, 0
 }
 
 // addForeignLink adds a link the Manager did not create.
@@ -200,9 +201,17 @@ func (h *fakeHost) Routes(name string) ([]netip.Prefix, error) {
 	return slices.Clone(l.routes), nil
 }
 
-func (h *fakeHost) AddRoute(name string, dst netip.Prefix) error {
+func (h *fakeHost) AddRoutes(name string, dsts []netip.Prefix) []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	errs := make([]error, len(dsts))
+	for i, dst := range dsts {
+		errs[i] = h.addRouteLocked(name, dst)
+	}
+	return errs
+}
+
+func (h *fakeHost) addRouteLocked(name string, dst netip.Prefix) error {
 	l, ok := h.links[name]
 	switch {
 	case !ok:
@@ -224,9 +233,17 @@ func (h *fakeHost) AddRoute(name string, dst netip.Prefix) error {
 	return nil
 }
 
-func (h *fakeHost) DelRoute(name string, dst netip.Prefix) error {
+func (h *fakeHost) DelRoutes(name string, dsts []netip.Prefix) []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	errs := make([]error, len(dsts))
+	for i, dst := range dsts {
+		errs[i] = h.delRouteLocked(name, dst)
+	}
+	return errs
+}
+
+func (h *fakeHost) delRouteLocked(name string, dst netip.Prefix) error {
 	l, ok := h.links[name]
 	if !ok {
 		return errNoLink(name)
@@ -291,6 +308,7 @@ func (h *fakeHost) Devices() ([]*wgtypes.Device, error) {
 func (h *fakeHost) Device(name string) (*wgtypes.Device, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.deviceReads++
 	d, ok := h.devices[name]
 	if !ok {
 		return nil, os.ErrNotExist
@@ -416,4 +434,11 @@ func cloneConfig(cfg wgtypes.Config) wgtypes.Config {
 		c.Peers[i] = p
 	}
 	return c
+}
+
+// reads returns the number of Device calls since resetCalls.
+func (h *fakeHost) reads() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deviceReads
 }

@@ -228,19 +228,19 @@ func (m *Manager) syncRoutes(st *tunnelState, rep *Report) error {
 		return errors.Join(append(errs, err)...)
 	}
 	add, del := diffPrefixes(want, have)
-	for _, r := range del {
-		if err := m.links.DelRoute(st.name, r); err != nil {
+	for i, err := range m.links.DelRoutes(st.name, del) {
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		rep.add(Change{Kind: RouteRemoved, Interface: st.name, Route: r})
+		rep.add(Change{Kind: RouteRemoved, Interface: st.name, Route: del[i]})
 	}
-	for _, r := range add {
-		if err := m.links.AddRoute(st.name, r); err != nil {
+	for i, err := range m.links.AddRoutes(st.name, add) {
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		rep.add(Change{Kind: RouteAdded, Interface: st.name, Route: r})
+		rep.add(Change{Kind: RouteAdded, Interface: st.name, Route: add[i]})
 	}
 	return errors.Join(errs...)
 }

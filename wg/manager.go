@@ -131,6 +131,9 @@ type tunnelState struct {
 	// err is the last Apply or Refresh error of this tunnel; a tunnel with
 	// an error gets a full sync at the next Refresh.
 	err error
+	// sharesAllowedIPs: two peers of decl declare the same prefix, which
+	// only one of them runs with (see reconcilePeers).
+	sharesAllowedIPs bool
 }
 
 // peerState is what the Manager remembers about one declared peer.
@@ -168,7 +171,7 @@ func (p *peerState) target(dns map[string]resolution) (netip.AddrPort, bool) {
 func New(opts ...Option) (*Manager, error) {
 	m := &Manager{
 		deviceLog:    slog.New(slog.DiscardHandler),
-		links:        netlinkLinks{},
+		links:        &netlinkLinks{},
 		resolver:     net.DefaultResolver,
 		userspace:    goUserspace{},
 		kernelModule: kernelModuleAvailable,
@@ -317,6 +320,9 @@ func (m *Manager) Close() error {
 			st.dev = nil
 		}
 	}
+	if nl, ok := m.links.(*netlinkLinks); ok {
+		_ = nl.Close()
+	}
 	if m.ownsClient {
 		if err := m.client.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close WireGuard control client: %w", err))
@@ -332,7 +338,14 @@ func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 		st = &tunnelState{name: t.Name}
 		m.tunnels[t.Name] = st
 	}
-	st.decl = t
+	prev, prevShares := st.decl, st.sharesAllowedIPs
+	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPs(t.Peers)
+	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && onlyPeersDiffer(prev, t) {
+		if done, err := m.reconcilePeers(st, prev, rep); done {
+			st.err = err
+			return err
+		}
+	}
 	st.err = m.reconcileTunnel(st, rep)
 	return st.err
 }
