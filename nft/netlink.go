@@ -46,7 +46,17 @@ func (k *netlinkKernel) conn() (*nftables.Conn, error) {
 func (k *netlinkKernel) Commit(tx *Transaction) error {
 	last := k.last
 	k.known, k.last = nil, nil
-	if err := tx.batch.send(k.netns); err != nil {
+	var q *quietSpan
+	if tx.rangesWritten() >= quietRanges {
+		q = k.watch.quiet()
+	}
+	err := tx.batch.send(k.netns)
+	if q.resume(err == nil) != nil {
+		// The watch missed what it cannot tell: start afresh.
+		_ = k.Close()
+		last = nil
+	}
+	if err != nil {
 		// Nothing was applied: the last read still holds.
 		k.last = last
 		return err
