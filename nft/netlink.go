@@ -117,6 +117,11 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 // withRanges returns have with add added. The kernel refuses ranges that
 // overlap others, and takes one it holds already as no change.
 func withRanges(have, add []AddrRange) []AddrRange {
+	if len(have) == 0 {
+		// A set's ranges come merged and sorted; nothing changes them
+		// in place (elementsAfter clones before it deletes).
+		return add
+	}
 	out := slices.Concat(have, add)
 	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
 	return slices.Compact(out)

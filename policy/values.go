@@ -184,6 +184,17 @@ func setFileEntries(data []byte) iter.Seq[setFileEntry] {
 				text = text[:i]
 			}
 			start := len(text) - len(bytes.TrimLeftFunc(text, unicode.IsSpace))
+			if one := bytes.TrimRightFunc(text[start:], unicode.IsSpace); len(one) > 0 && bytes.IndexFunc(one, unicode.IsSpace) < 0 {
+				// One CIDR on the line, as nearly always: no fields to split.
+				e := setFileEntry{line: line, col: utf8.RuneCount(text[:start]) + 1}
+				if e.prefix, e.err = parseCIDR(string(one)); e.err == nil {
+					e.err = checkNetwork(e.prefix)
+				}
+				if !yield(e) {
+					return
+				}
+				continue
+			}
 			fields := strings.Fields(string(text))
 			if len(fields) == 0 {
 				continue
