@@ -51,7 +51,17 @@ func (k *netlinkKernel) conn() (*nftables.Conn, error) {
 func (k *netlinkKernel) Commit(tx *Transaction) error {
 	last := k.last
 	k.known, k.last = nil, nil
-	if err := tx.batch.send(k.netns); err != nil {
+	var q *quietSpan
+	if tx.rangesWritten() >= quietRanges {
+		q = k.watch.quiet()
+	}
+	err := tx.batch.send(k.netns)
+	if q.resume(err == nil) != nil {
+		// The watch missed what it cannot tell: start afresh.
+		_ = k.Close()
+		last = nil
+	}
+	if err != nil {
 		// Nothing was applied: the last read still holds.
 		k.last = last
 		return err
@@ -112,6 +122,11 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 // withRanges returns have with add added. The kernel refuses ranges that
 // overlap others, and takes one it holds already as no change.
 func withRanges(have, add []AddrRange) []AddrRange {
+	if len(have) == 0 {
+		// A set's ranges come merged and sorted; nothing changes them
+		// in place (elementsAfter clones before it deletes).
+		return add
+	}
 	out := slices.Concat(have, add)
 	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
 	return slices.Compact(out)

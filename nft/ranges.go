@@ -37,7 +37,15 @@ func mergeRanges(rs []AddrRange) []AddrRange {
 	if len(rs) == 0 {
 		return nil
 	}
-	s := slices.Clone(rs)
+	return mergeOwnRanges(slices.Clone(rs))
+}
+
+// mergeOwnRanges is mergeRanges in place, for ranges the caller made
+// for it: a set of a million CIDRs is not copied again.
+func mergeOwnRanges(s []AddrRange) []AddrRange {
+	if len(s) == 0 {
+		return nil
+	}
 	slices.SortFunc(s, func(a, b AddrRange) int {
 		if c := a.From.Compare(b.From); c != 0 {
 			return c
@@ -118,7 +126,7 @@ func prefixesToRanges(ps []netip.Prefix) []AddrRange {
 	for _, p := range ps {
 		rs = append(rs, prefixRange(p))
 	}
-	return mergeRanges(rs)
+	return mergeOwnRanges(rs)
 }
 
 // wholeFamily is the range of every IPv4 or every IPv6 address.
@@ -129,8 +137,23 @@ func wholeFamily(v6 bool) AddrRange {
 	return AddrRange{From: netip.IPv4Unspecified(), To: netip.AddrFrom4([4]byte{255, 255, 255, 255})}
 }
 
-// splitFamilies partitions prefixes into IPv4 and IPv6.
+// splitFamilies partitions prefixes into IPv4 and IPv6. Prefixes all of
+// one family, as a large set file's mostly are, are returned as they are,
+// not copied.
 func splitFamilies(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
+	n4 := 0
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			n4++
+		}
+	}
+	switch n4 {
+	case len(ps):
+		return ps, nil
+	case 0:
+		return nil, ps
+	}
+	v4, v6 = make([]netip.Prefix, 0, n4), make([]netip.Prefix, 0, len(ps)-n4)
 	for _, p := range ps {
 		if p.Addr().Is4() {
 			v4 = append(v4, p)

@@ -27,6 +27,9 @@ type batch struct {
 	msgs     []netlink.Message
 	what     []string
 	setIDs   uint32
+	// own holds the messages an op encodes itself (set elements, see
+	// rangeMessages), which follow those google/nftables encodes for it.
+	own []netlink.Message
 }
 
 func newBatch() (*batch, error) {
@@ -74,7 +77,19 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 		b.msgs = append(b.msgs, m)
 		b.what = append(b.what, what)
 	}
+	for _, m := range b.own {
+		b.msgs = append(b.msgs, m)
+		b.what = append(b.what, what)
+	}
+	b.own = b.own[:0]
 	return nil
+}
+
+// addRanges queues the element messages (msg: NFT_MSG_NEWSETELEM or
+// NFT_MSG_DELSETELEM) of ranges of a named set, after what the op has
+// queued through google/nftables.
+func (b *batch) addRanges(msg int, s *nftables.Set, rs []AddrRange) {
+	b.own = append(b.own, rangeMessages(msg, s.Name, s.ID, rs)...)
 }
 
 // addSet queues a set and its elements. Its ID, which rules of the same

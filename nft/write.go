@@ -7,6 +7,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgefw/edgefw/policy"
 )
@@ -16,9 +17,10 @@ import (
 // Change so that a refusal names it. Encoding talks to no kernel, so a
 // plan's messages are counted without root, and nothing is sent.
 
-// maxElemsPerMessage keeps one SetAddElements call well under the 16-bit
-// netlink attribute length: past 64 KiB google/nftables silently wraps it
-// and the kernel gets a fraction of the elements (LAB.md).
+// maxElemsPerMessage keeps one SetAddElements call (for anonymous sets;
+// named sets' elements are encoded by rangeMessages) well under the
+// 16-bit netlink attribute length: past 64 KiB google/nftables silently
+// wraps it and the kernel gets a fraction of the elements (LAB.md).
 const maxElemsPerMessage = 1000
 
 // udataHash is the user data type under which a rule's hash is stored.
@@ -79,18 +81,21 @@ func (op SetChainPolicy) encode(_ *batch, c *nftables.Conn) error {
 	return nil
 }
 
-func (op AddElements) encode(_ *batch, c *nftables.Conn) error {
-	return addElements(c, kernelSet(op.Set), addrElements(op.Ranges))
+func (op AddElements) encode(b *batch, _ *nftables.Conn) error {
+	b.addRanges(unix.NFT_MSG_NEWSETELEM, kernelSet(op.Set), op.Ranges)
+	return nil
 }
 
-func (op DeleteElements) encode(_ *batch, c *nftables.Conn) error {
-	return deleteElements(c, kernelSet(op.Set), addrElements(op.Ranges))
+func (op DeleteElements) encode(b *batch, _ *nftables.Conn) error {
+	b.addRanges(unix.NFT_MSG_DELSETELEM, kernelSet(op.Set), op.Ranges)
+	return nil
 }
 
-func (op ReplaceElements) encode(_ *batch, c *nftables.Conn) error {
+func (op ReplaceElements) encode(b *batch, c *nftables.Conn) error {
 	ns := kernelSet(op.Set)
 	c.FlushSet(ns)
-	return addElements(c, ns, addrElements(op.Set.Ranges))
+	b.addRanges(unix.NFT_MSG_NEWSETELEM, ns, op.Set.Ranges)
+	return nil
 }
 
 func (op DeleteRule) encode(_ *batch, c *nftables.Conn) error {
@@ -122,7 +127,8 @@ func (op AddSet) encode(b *batch, c *nftables.Conn) error {
 	if err := b.addSet(c, ns, nil); err != nil {
 		return err
 	}
-	return addElements(c, ns, addrElements(op.Set.Ranges))
+	b.addRanges(unix.NFT_MSG_NEWSETELEM, ns, op.Set.Ranges)
+	return nil
 }
 
 func (op AddMeter) encode(b *batch, c *nftables.Conn) error {
@@ -203,15 +209,6 @@ func kernelMeter(m *Meter) *nftables.Set {
 func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
 	for chunk := range slices.Chunk(elems, maxElemsPerMessage) {
 		if err := c.SetAddElements(s, chunk); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func deleteElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
-	for chunk := range slices.Chunk(elems, maxElemsPerMessage) {
-		if err := c.SetDeleteElements(s, chunk); err != nil {
 			return err
 		}
 	}

@@ -133,7 +133,7 @@ func (d *decoder) sets(n *yaml.Node) {
 		set := Set{Name: name, Pos: d.pos(k)}
 		switch v.Kind {
 		case yaml.SequenceNode:
-			seen := map[netip.Prefix]bool{}
+			seen := newPrefixSeen(len(v.Content))
 			for j, e := range v.Content {
 				if p, ok := d.prefix(e, indexPath(path, j), checkNetwork); ok {
 					set.Prefixes = appendUnique(set.Prefixes, seen, p)
