@@ -63,3 +63,28 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCompileLargeSet compiles a policy whose set holds 100,000
+// random CIDRs, as every apply and every --once does: no kernel.
+func BenchmarkCompileLargeSet(b *testing.B) {
+	p := largeSetPolicy(randomPrefixes(2, 100_000))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFingerprintLargeSet fingerprints that ruleset, as every
+// --once and every daemon apply does to check or leave its Mark.
+func BenchmarkFingerprintLargeSet(b *testing.B) {
+	rs, err := Compile(largeSetPolicy(randomPrefixes(2, 100_000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Fingerprint(rs)
+	}
+}

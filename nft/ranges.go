@@ -2,6 +2,7 @@ package nft
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -46,6 +47,14 @@ func mergeOwnRanges(s []AddrRange) []AddrRange {
 	if len(s) == 0 {
 		return nil
 	}
+	if len(s) > 64 && allIPv4(s) {
+		return mergeIPv4(s)
+	}
+	return mergeAny(s)
+}
+
+// mergeAny is mergeOwnRanges for ranges of any family.
+func mergeAny(s []AddrRange) []AddrRange {
 	slices.SortFunc(s, func(a, b AddrRange) int {
 		if c := a.From.Compare(b.From); c != 0 {
 			return c
@@ -64,6 +73,63 @@ func mergeOwnRanges(s []AddrRange) []AddrRange {
 		out = append(out, r)
 	}
 	return out
+}
+
+// allPrefixesIPv4 reports whether every prefix is an IPv4 one.
+func allPrefixesIPv4(ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if !p.Addr().Is4() {
+			return false
+		}
+	}
+	return true
+}
+
+// allIPv4 reports whether every range is of IPv4 addresses.
+func allIPv4(s []AddrRange) bool {
+	for _, r := range s {
+		if !r.From.Is4() || !r.To.Is4() {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeIPv4 is mergeOwnRanges for IPv4 ranges: each range is one integer
+// (its first address above its last), sorted as integers. Sorting the
+// netip.Addr pairs was most of compiling a large set (30 ms of 100,000
+// CIDRs); this takes a fraction of it.
+func mergeIPv4(s []AddrRange) []AddrRange {
+	keys := make([]uint64, len(s))
+	for i, r := range s {
+		keys[i] = uint64(ipv4(r.From))<<32 | uint64(ipv4(r.To))
+	}
+	return mergeIPv4Keys(keys, s[:0])
+}
+
+// mergeIPv4Keys sorts ranges given as integers (first address above
+// last) and appends them, merged, to out.
+func mergeIPv4Keys(keys []uint64, out []AddrRange) []AddrRange {
+	slices.Sort(keys)
+	from, to := keys[0]>>32, keys[0]&0xffffffff
+	for _, k := range keys[1:] {
+		f, t := k>>32, k&0xffffffff
+		if f <= to+1 { // overlapping or adjacent (to+1 does not wrap in 64 bits)
+			to = max(to, t)
+			continue
+		}
+		out = append(out, AddrRange{From: addr4(uint32(from)), To: addr4(uint32(to))})
+		from, to = f, t
+	}
+	return append(out, AddrRange{From: addr4(uint32(from)), To: addr4(uint32(to))})
+}
+
+func ipv4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func addr4(v uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
 }
 
 // subtractRanges returns the parts of rs not covered by cut. Both must be
@@ -122,6 +188,14 @@ func rangePrefixes(r AddrRange) []netip.Prefix {
 
 // prefixesToRanges converts prefixes of one family into merged ranges.
 func prefixesToRanges(ps []netip.Prefix) []AddrRange {
+	if len(ps) > 64 && allPrefixesIPv4(ps) {
+		keys := make([]uint64, len(ps))
+		for i, p := range ps {
+			from := ipv4(p.Masked().Addr())
+			keys[i] = uint64(from)<<32 | uint64(from|uint32(1<<(32-p.Bits())-1))
+		}
+		return mergeIPv4Keys(keys, make([]AddrRange, 0, len(keys)))
+	}
 	rs := make([]AddrRange, 0, len(ps))
 	for _, p := range ps {
 		rs = append(rs, prefixRange(p))

@@ -57,3 +57,60 @@ func TestElementRangesAdjacent(t *testing.T) {
 		}
 	}
 }
+
+// mergeIPv4 merges as mergeAny does: random ranges, many overlapping or
+// adjacent, some at the ends of the address space.
+func TestMergeIPv4(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		n := 1 + r.IntN(300)
+		s := make([]AddrRange, n)
+		for i := range s {
+			var from uint32
+			switch r.IntN(10) {
+			case 0:
+				from = 0
+			case 1:
+				from = 0xffffffff - uint32(r.IntN(4))
+			default:
+				from = uint32(r.IntN(5000)) << uint(r.IntN(20))
+			}
+			to := from + uint32(r.IntN(100))
+			if to < from {
+				to = 0xffffffff
+			}
+			s[i] = AddrRange{From: addr4(from), To: addr4(to)}
+		}
+		want := mergeAny(slices.Clone(s))
+		if got := mergeIPv4(slices.Clone(s)); !slices.Equal(got, want) {
+			t.Fatalf("round %d: mergeIPv4 = %v\nwant %v", round, got, want)
+		}
+	}
+}
+
+// prefixesToRanges of many IPv4 prefixes (integers) gives what each
+// prefix's range merged does, /0 and /32 included.
+func TestPrefixesToRangesIPv4(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 50 {
+		ps := make([]netip.Prefix, 65+r.IntN(500))
+		for i := range ps {
+			bits := 8 + r.IntN(25)
+			switch r.IntN(50) {
+			case 0:
+				bits = 0
+			case 1:
+				bits = 32
+			}
+			ps[i] = netip.PrefixFrom(addr4(uint32(r.IntN(1<<16))<<16|uint32(r.IntN(1<<16))), bits).Masked()
+		}
+		var want []AddrRange
+		for _, p := range ps {
+			want = append(want, prefixRange(p))
+		}
+		want = mergeAny(want)
+		if got := prefixesToRanges(ps); !slices.Equal(got, want) {
+			t.Fatalf("round %d: %v\nwant %v", round, got, want)
+		}
+	}
+}
