@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/nft/nfttest"
+	"github.com/edgefw/edgefw/policy"
 )
 
 // TestMarkRecord: a record reads back as written, 0600; anything else in
@@ -22,6 +24,24 @@ func TestMarkRecord(t *testing.T) {
 	}
 	if got := LoadMark(dir); got == nil || *got != *m {
 		t.Fatalf("LoadMark: %+v, want %+v", got, m)
+	}
+	if _, files := LoadMarkWithFiles(dir); files != nil {
+		t.Errorf("a record without policy files gave %+v", files)
+	}
+	// With the policy files of an --once, and back without them (the
+	// daemon's next commit).
+	files := &policy.Digest{Main: "/etc/edgefw/policy.yaml", Files: []string{"/etc/edgefw/policy.yaml"}, Sum: "ab"}
+	if err := SaveMarkWithFiles(dir, m, files); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotFiles := LoadMarkWithFiles(dir); got == nil || *got != *m || !reflect.DeepEqual(gotFiles, files) {
+		t.Fatalf("LoadMarkWithFiles: %+v %+v, want %+v %+v", got, gotFiles, m, files)
+	}
+	if err := SaveMark(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, gotFiles := LoadMarkWithFiles(dir); gotFiles != nil {
+		t.Fatalf("the daemon's record kept an --once's policy files %+v", gotFiles)
 	}
 	path := filepath.Join(dir, markFile)
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {

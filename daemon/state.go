@@ -157,6 +157,10 @@ type savedMark struct {
 	NetNSInode  uint64 `json:"netns_inode"`
 	Generation  uint32 `json:"generation"`
 	Ruleset     string `json:"ruleset"`
+	// Policy is the files the committed ruleset was compiled from, when
+	// edgefwd --once committed it (the daemon's policy may come from the
+	// control socket, and it records none).
+	Policy *policy.Digest `json:"policy,omitempty"`
 }
 
 // SaveMark records the Mark of a commit in dir (created if need be),
@@ -164,7 +168,11 @@ type savedMark struct {
 // a commit whose generation is not known leaves none. A record that is
 // out of date is harmless (its generation has passed, so it matches
 // nothing), but one less to read.
-func SaveMark(dir string, m *nft.Mark) error {
+func SaveMark(dir string, m *nft.Mark) error { return SaveMarkWithFiles(dir, m, nil) }
+
+// SaveMarkWithFiles is SaveMark that also records the files of the policy
+// the marked ruleset was compiled from (nil: none).
+func SaveMarkWithFiles(dir string, m *nft.Mark, files *policy.Digest) error {
 	path := filepath.Join(dir, markFile)
 	if m == nil {
 		err := os.Remove(path)
@@ -178,7 +186,7 @@ func SaveMark(dir string, m *nft.Mark) error {
 		return SaveMark(dir, nil)
 	}
 	data, err := json.Marshal(savedMark{Format: markFormat, Build: build, Boot: m.Namespace.Boot, NetNSCookie: m.Namespace.Cookie,
-		NetNSDev: m.Namespace.Dev, NetNSInode: m.Namespace.Inode, Generation: m.Generation, Ruleset: m.Ruleset})
+		NetNSDev: m.Namespace.Dev, NetNSInode: m.Namespace.Inode, Generation: m.Generation, Ruleset: m.Ruleset, Policy: files})
 	if err != nil {
 		return err
 	}
@@ -193,24 +201,31 @@ func SaveMark(dir string, m *nft.Mark) error {
 // any part. Without a record --once reads the table, so doubt costs time,
 // never a check.
 func LoadMark(dir string) *nft.Mark {
+	m, _ := LoadMarkWithFiles(dir)
+	return m
+}
+
+// LoadMarkWithFiles is LoadMark that also returns the files of the policy
+// recorded with the Mark, or nil.
+func LoadMarkWithFiles(dir string) (*nft.Mark, *policy.Digest) {
 	data, err := os.ReadFile(filepath.Join(dir, markFile))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var s savedMark
 	if err := dec.Decode(&s); err != nil || dec.More() {
-		return nil
+		return nil, nil
 	}
 	if s.Format != markFormat || s.Build == "" || s.Build != buildID() || s.Boot == "" || s.NetNSCookie == 0 || s.NetNSInode == 0 || s.Generation == 0 || s.Ruleset == "" {
-		return nil
+		return nil, nil
 	}
 	return &nft.Mark{
 		Namespace:  nft.Namespace{Boot: s.Boot, Cookie: s.NetNSCookie, Dev: s.NetNSDev, Inode: s.NetNSInode},
 		Generation: s.Generation,
 		Ruleset:    s.Ruleset,
-	}
+	}, s.Policy
 }
 
 // buildID returns the Go build ID of the running program (the

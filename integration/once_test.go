@@ -17,6 +17,11 @@ import (
 // same ruleset, and it reads nothing back.
 const onceUnchangedLog = "policy applied: unchanged since our last commit"
 
+// onceFilesUnchangedLog is what it logs when, moreover, the record was
+// left by an --once of the same policy files, which still read the same:
+// then it does not even load the policy.
+const onceFilesUnchangedLog = "policy applied: its files and the ruleset are unchanged since our last commit"
+
 // onceGeneration is the generation such a --once names.
 var onceGeneration = regexp.MustCompile(`generation=(\d+) messages=0 `)
 
@@ -25,7 +30,10 @@ var onceGeneration = regexp.MustCompile(`generation=(\d+) messages=0 `)
 // last commit, it says so and commits nothing; after a change to its table
 // from outside (an element, a rule, a flushed ruleset) it repairs the
 // table; after a commit to another table it reads, finds nothing to write
-// and writes nothing. A running daemon's commits count as its own.
+// and writes nothing. A running daemon's commits count as its own. While
+// the policy's files read the same, it does not load them; a changed set
+// file line is applied, and an edit that changes no rule is recognised by
+// the ruleset it compiles to.
 func TestOnceUnchangedSinceLastCommit(t *testing.T) {
 	netnstest.RequireRoot(t)
 	netnstest.RequireTool(t, "nft")
@@ -43,8 +51,25 @@ func TestOnceUnchangedSinceLastCommit(t *testing.T) {
 	}
 	want := statelessTable(t, ns)
 	gen := nsGeneration(t, ns)
-	onceUnchanged(t, ns, bin, policyPath, state, gen)
-	onceUnchanged(t, ns, bin, policyPath, state, gen)
+	onceUnchanged(t, ns, bin, policyPath, state, gen, onceFilesUnchangedLog)
+	onceUnchanged(t, ns, bin, policyPath, state, gen, onceFilesUnchangedLog)
+
+	// A set file's line changed, and changed back: each is applied.
+	for _, n := range []int{2999, 3000} {
+		writeBlocklist(t, filepath.Join(dir, "blocklist.txt"), n)
+		out, code, _ := runOnce(t, ns, bin, policyPath, state)
+		if code != 0 || strings.Contains(out, "unchanged since") || strings.Contains(out, "messages=0") {
+			t.Fatalf("--once after the set file changed to %d lines: exit %d, want a commit:\n%s", n, code, out)
+		}
+		onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceFilesUnchangedLog)
+	}
+	if got := statelessTable(t, ns); got != want {
+		t.Fatalf("after the set file changed back, the table is\n%s\nwant\n%s", got, want)
+	}
+	// A comment added: other files, the same ruleset.
+	daemonWriteAtomic(t, policyPath, "# reviewed\n"+daemonTestdata(t, "blocklist.yaml"))
+	onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceUnchangedLog)
+	onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceFilesUnchangedLog)
 
 	for _, change := range [][]string{
 		{"add", "element", "inet", "edgefw", "blocklist-v4", "{ 192.0.2.99 }"},
@@ -59,7 +84,7 @@ func TestOnceUnchangedSinceLastCommit(t *testing.T) {
 		if got := statelessTable(t, ns); got != want {
 			t.Fatalf("after nft %s and --once, the table is\n%s\nwant\n%s", strings.Join(change, " "), got, want)
 		}
-		onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns))
+		onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceFilesUnchangedLog)
 	}
 
 	ns.MustRun(t, "nft", "add", "table", "ip", "other")
@@ -71,7 +96,7 @@ func TestOnceUnchangedSinceLastCommit(t *testing.T) {
 	if now := nsGeneration(t, ns); now != gen {
 		t.Fatalf("--once after a commit to another table committed: generation %d -> %d", gen, now)
 	}
-	onceUnchanged(t, ns, bin, policyPath, state, gen)
+	onceUnchanged(t, ns, bin, policyPath, state, gen, onceFilesUnchangedLog)
 
 	// A daemon sharing the state directory: after its repair, --once
 	// trusts the daemon's commit.
@@ -83,17 +108,18 @@ func TestOnceUnchangedSinceLastCommit(t *testing.T) {
 	})
 	p.Signal(t, syscall.SIGTERM)
 	p.WaitExit(t)
-	onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns))
+	onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceUnchangedLog)
+	onceUnchanged(t, ns, bin, policyPath, state, nsGeneration(t, ns), onceFilesUnchangedLog)
 }
 
 // onceUnchanged runs edgefwd --once and checks that it took the record's
-// word, at generation gen, and committed nothing.
-func onceUnchanged(t *testing.T, ns *netnstest.NS, bin, policyPath, state string, gen uint32) {
+// word, at generation gen, saying log, and committed nothing.
+func onceUnchanged(t *testing.T, ns *netnstest.NS, bin, policyPath, state string, gen uint32, log string) {
 	t.Helper()
 	out, code, took := runOnce(t, ns, bin, policyPath, state)
 	m := onceGeneration.FindStringSubmatch(out)
-	if code != 0 || !strings.Contains(out, onceUnchangedLog) || m == nil || m[1] != fmt.Sprint(gen) {
-		t.Fatalf("--once: exit %d, want 0 and %q at generation %d:\n%s", code, onceUnchangedLog, gen, out)
+	if code != 0 || !strings.Contains(out, `msg="`+log+`"`) || m == nil || m[1] != fmt.Sprint(gen) {
+		t.Fatalf("--once: exit %d, want 0 and %q at generation %d:\n%s", code, log, gen, out)
 	}
 	if now := nsGeneration(t, ns); now != gen {
 		t.Fatalf("--once unchanged, yet the generation moved from %d to %d:\n%s", gen, now, out)

@@ -97,6 +97,16 @@ func hashRanges(h hash.Hash, s *AddrSet) {
 // per 100,000 elements. When it reports false, the caller applies rs as
 // usual, which reads and compares the table.
 func (a *Applier) Unchanged(rs *Ruleset, m Mark) (bool, error) {
+	if ok, err := a.Holds(m); !ok || err != nil {
+		return false, err
+	}
+	return Fingerprint(rs) == m.Ruleset, nil
+}
+
+// Holds reports whether nothing has been committed in m's namespace since
+// the commit m marks: same namespace and boot, the generation still m's.
+// Then the kernel holds the ruleset m.Ruleset names, whatever it is.
+func (a *Applier) Holds(m Mark) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ns, err := a.kernel.Namespace()
@@ -110,7 +120,7 @@ func (a *Applier) Unchanged(rs *Ruleset, m Mark) (bool, error) {
 	if err != nil || gen != m.Generation {
 		return false, err
 	}
-	return Fingerprint(rs) == m.Ruleset, nil
+	return true, nil
 }
 
 // mark returns the Mark of rs if the generation is now exactly commits

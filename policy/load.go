@@ -74,7 +74,7 @@ func (l *loader) load(path string) (*Policy, error) {
 	// ReadDir sorts by name, which is the documented merge order.
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".yaml") {
+		if !isDropIn(name) {
 			continue
 		}
 		file := filepath.Join(dir, name)
@@ -86,6 +86,11 @@ func (l *loader) load(path string) (*Policy, error) {
 		l.decodeFile(file, data, false)
 	}
 	return l.finish()
+}
+
+// isDropIn reports whether a file of policy.d/ is a drop-in by its name.
+func isDropIn(name string) bool {
+	return !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".yaml")
 }
 
 // Parse parses and validates one policy document, as Load does for a main

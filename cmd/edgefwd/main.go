@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -109,11 +110,24 @@ func newLogger(level, format string) (*slog.Logger, error) {
 // a running daemon (the userspace backend lives in its process).
 func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 	start := time.Now()
-	pol, err := policy.Load(policyPath)
+	fw := nft.NewApplier()
+	main, err := filepath.Abs(policyPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
 		return 1
 	}
+	if gen, ok := filesUnchangedSinceLastCommit(fw, main, stateDir, log); ok {
+		log.Info("policy applied: its files and the ruleset are unchanged since our last commit", "policy", policyPath,
+			"generation", gen, "messages", 0, "duration", time.Since(start))
+		return 0
+	}
+	pol, bundle, err := policy.ReadBundle(policyPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
+		return 1
+	}
+	files := policy.DigestBundle(main, bundle)
+	bundle = nil // a large set file's bytes are not kept through the apply
 	rs, err := nft.Compile(pol)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "edgefwd: policy rejected, nothing changed:\n%v\n", err)
@@ -122,10 +136,10 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 	if len(pol.Tunnels) > 0 {
 		log.Warn("--once configures the firewall only; tunnels are managed by the running daemon", "tunnels", len(pol.Tunnels))
 	}
-	fw := nft.NewApplier()
-	if gen, ok := unchangedSinceLastCommit(fw, rs, stateDir, log); ok {
+	if m, ok := unchangedSinceLastCommit(fw, rs, stateDir, log); ok {
 		saveLastGood(stateDir, policyPath, pol, log)
-		log.Info("policy applied: unchanged since our last commit", "policy", policyPath, "generation", gen,
+		saveMark(stateDir, m, &files, log)
+		log.Info("policy applied: unchanged since our last commit", "policy", policyPath, "generation", m.Generation,
 			"messages", 0, "duration", time.Since(start))
 		return 0
 	}
@@ -135,23 +149,38 @@ func runOnce(policyPath, stateDir string, log *slog.Logger) int {
 		return 1
 	}
 	saveLastGood(stateDir, policyPath, pol, log)
-	if err := daemon.SaveMark(stateDir, res.Mark); err != nil {
-		log.Warn("could not record the generation of the commit", "error", err)
-	}
+	saveMark(stateDir, res.Mark, &files, log)
 	log.Info("policy applied", "policy", policyPath, "messages", res.Messages, "changes", len(res.Changes), "duration", time.Since(start))
 	return 0
 }
 
+// filesUnchangedSinceLastCommit reports whether the state directory's
+// record of the last commit was left by an --once of the policy at main
+// (absolute) whose files still read as they did, and the kernel has seen
+// no commit since: then it holds what those files compile to, and nothing
+// needs loading, compiling or reading back. It returns the generation.
+func filesUnchangedSinceLastCommit(fw *nft.Applier, main, stateDir string, log *slog.Logger) (uint32, bool) {
+	m, files := daemon.LoadMarkWithFiles(stateDir)
+	if m == nil || files == nil || files.Main != main || !files.Unchanged() {
+		return 0, false
+	}
+	ok, err := fw.Holds(*m)
+	if err != nil {
+		log.Debug("cannot compare with the last commit: loading the policy", "error", err)
+	}
+	return m.Generation, ok
+}
+
 // unchangedSinceLastCommit reports whether the state directory's record
 // of the last commit (by --once or the daemon) proves that the kernel
-// still holds rs, and the generation it names: then nothing needs reading
+// still holds rs, and returns that record: then nothing needs reading
 // back. Anything else, a doubt included, means a full apply, which reads
 // the table and compares.
-func unchangedSinceLastCommit(fw *nft.Applier, rs *nft.Ruleset, stateDir string, log *slog.Logger) (uint32, bool) {
+func unchangedSinceLastCommit(fw *nft.Applier, rs *nft.Ruleset, stateDir string, log *slog.Logger) (*nft.Mark, bool) {
 	m := daemon.LoadMark(stateDir)
 	if m == nil {
 		log.Debug("no record of the last commit: reading the table")
-		return 0, false
+		return nil, false
 	}
 	ok, err := fw.Unchanged(rs, *m)
 	switch {
@@ -160,7 +189,15 @@ func unchangedSinceLastCommit(fw *nft.Applier, rs *nft.Ruleset, stateDir string,
 	case !ok:
 		log.Debug("committed to since our last commit, or another ruleset: reading the table", "generation", m.Generation)
 	}
-	return m.Generation, ok
+	return m, ok && err == nil
+}
+
+// saveMark records the Mark of the commit and the policy files it was
+// compiled from, for the next --once.
+func saveMark(stateDir string, m *nft.Mark, files *policy.Digest, log *slog.Logger) {
+	if err := daemon.SaveMarkWithFiles(stateDir, m, files); err != nil {
+		log.Warn("could not record the generation of the commit", "error", err)
+	}
 }
 
 func saveLastGood(stateDir, policyPath string, pol *policy.Policy, log *slog.Logger) {
