@@ -49,7 +49,9 @@ func TestDigestUnchanged(t *testing.T) {
 		{"an editor's temporary file", func() { write("policy.d/.10-ssh.yaml.swp", "x") }, true},
 		{"a file that is no drop-in", func() { write("policy.d/README", "x") }, true},
 		{"a drop-in removed", func() { remove("policy.d/10-ssh.yaml") }, false},
-		{"put back", func() { write("policy.d/10-ssh.yaml", "version: 1\nrules:\n  - {name: ssh, direction: input, ports: [{protocol: tcp, port: 22}], action: accept}\n") }, true},
+		{"put back", func() {
+			write("policy.d/10-ssh.yaml", "version: 1\nrules:\n  - {name: ssh, direction: input, ports: [{protocol: tcp, port: 22}], action: accept}\n")
+		}, true},
 		{"the main file touched", func() { write("policy.yaml", "version: 1\n# a comment\n") }, false},
 	} {
 		step.change()
