@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgefw/edgefw/internal/netnstest"
 	"github.com/edgefw/edgefw/policy"
@@ -314,4 +315,34 @@ func TestLargeSetBackAndForth(t *testing.T) {
 		t.Logf("change %d: read back by a new Applier in %v", i+1, time.Since(start))
 	}
 	checkSet(t, ns, original.Set("blocklist-v4"))
+}
+
+// TestVeryLargeSet applies 250,000 CIDRs into an empty namespace in one
+// transaction, its elements packed as many to a message as fit the 16-bit
+// attribute length: the commit is neither refused for its size (EMSGSIZE)
+// nor lost in its replies (ENOBUFS), and the kernel holds every range.
+func TestVeryLargeSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes long: a 250,000-element set")
+	}
+	ns := netnstest.New(t, "verylarge")
+	fw := NewApplier(WithNetNS(ns.FD))
+	defer fw.Close()
+	const n = 250_000
+	rs, err := Compile(largeSetPolicy(randomPrefixes(13, n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := rs.Set("blocklist-v4")
+	start := time.Now()
+	res, err := fw.Apply(rs)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	t.Logf("first apply of %d CIDRs: %v (%d messages)", n, time.Since(start), res.Messages)
+	elemMsgs := len(rangeMessages(unix.NFT_MSG_NEWSETELEM, set.Name, 1, set.Ranges))
+	if limit := n * rangeElemsLen(set.Ranges[0]) / maxElemListBytes * 2; elemMsgs > limit {
+		t.Errorf("%d element messages for %d ranges, want at most %d", elemMsgs, n, limit)
+	}
+	checkSet(t, ns, set)
 }
