@@ -94,13 +94,17 @@ func procStat(path string) (ppid int, ticks uint64, ok bool) {
 }
 
 // ProcRSS returns a process's resident set (VmRSS) in bytes.
-func ProcRSS(pid int) (int64, bool) {
+func ProcRSS(pid int) (int64, bool) { return ProcStatus(pid, "VmRSS") }
+
+// ProcStatus returns a size field of /proc/PID/status (VmRSS, RssAnon,
+// RssFile...) in bytes.
+func ProcStatus(pid int, field string) (int64, bool) {
 	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, false
 	}
 	for _, line := range bytes.Split(data, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(field+":")); ok {
 			f := bytes.Fields(v)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseInt(string(f[0]), 10, 64)

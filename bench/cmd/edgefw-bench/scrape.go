@@ -250,7 +250,10 @@ func (e *env) footprint(n, peers int, rss, cpu *bench.Row) error {
 	rss.Edgefw.Samples = []float64{float64(r) / (1 << 20)}
 	cpu.Edgefw.Samples = []float64{(cpu1 - cpu0) / elapsed.Seconds() * 100}
 	note := fmt.Sprintf("one daemon: %d-CIDR set, 2 port rules, one userspace tunnel with %d peers, metrics on; measured %.0f s after start-up + 5 s", n, peers, elapsed.Seconds())
-	rss.Note, cpu.Note = "VmRSS; "+note, "utime+stime from /proc/PID/stat; "+note
+	anon, _ := bench.ProcStatus(d.pid(), "RssAnon")
+	file, _ := bench.ProcStatus(d.pid(), "RssFile")
+	rss.Note = fmt.Sprintf("VmRSS (of which anonymous %.1f MiB, file-backed %.1f MiB: the mapped binary); %s", float64(anon)/(1<<20), float64(file)/(1<<20), note)
+	cpu.Note = "utime+stime from /proc/PID/stat; " + note
 	return nil
 }
 
