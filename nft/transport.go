@@ -31,7 +31,7 @@ type batch struct {
 
 func newBatch() (*batch, error) {
 	b := &batch{}
-	conn, err := nftables.New(nftables.WithTestDial(b.record))
+	conn, err := nftables.New(nftables.WithTestDial(b.record), nftables.AsLasting())
 	if err != nil {
 		return nil, err
 	}
