@@ -206,7 +206,9 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 			oi--
 			continue
 		}
-		pending = append(pending, p.addRule(ch, ch.Rules[ni], next))
+		op := p.addRule(ch, ch.Rules[ni], next)
+		op.hash = newHashes[ni] // "" for a rule whose counter is reset
+		pending = append(pending, op)
 	}
 	slices.Reverse(pending)
 	p.inserts = append(p.inserts, pending...)

@@ -137,7 +137,7 @@ func (op AddRule) encode(b *batch, c *nftables.Conn) error {
 	if err != nil {
 		return err
 	}
-	udata := userdata.Append(nil, udataHash, []byte(op.Rule.Hash()))
+	udata := userdata.Append(nil, udataHash, []byte(op.ruleHash()))
 	if op.Counted != "" {
 		udata = userdata.Append(udata, udataCounted, []byte(op.Counted))
 	}
