@@ -60,7 +60,10 @@ type compiler struct {
 	// dispatched are the chains of verdict maps' keys, which come
 	// before the regular chains their rules jump to.
 	dispatched []*Chain
-	opts       compileOptions
+	// counted are the counters of rs, to find one without walking them
+	// all: a policy of 10,000 rules took 0.2 s to compile that way.
+	counted map[string]bool
+	opts    compileOptions
 }
 
 // Compile turns a validated policy into the ruleset of table inet edgefw.
@@ -68,7 +71,7 @@ type compiler struct {
 func Compile(p *policy.Policy) (*Ruleset, error) { return compile(p, compileOptions{}) }
 
 func compile(p *policy.Policy, opts compileOptions) (*Ruleset, error) {
-	c := &compiler{p: p, rs: &Ruleset{}, opts: opts}
+	c := &compiler{p: p, rs: &Ruleset{}, counted: map[string]bool{}, opts: opts}
 	for _, s := range p.Sets {
 		v4, v6 := splitFamilies(s.Prefixes)
 		c.rs.Sets = append(c.rs.Sets,
@@ -119,9 +122,10 @@ func compile(p *policy.Policy, opts compileOptions) (*Ruleset, error) {
 }
 
 func (c *compiler) counter(name string, info RuleInfo) {
-	if slices.Contains(c.rs.Counters, name) {
+	if c.counted[name] {
 		return
 	}
+	c.counted[name] = true
 	info.Name = name
 	c.rs.Counters = append(c.rs.Counters, name)
 	c.rs.Rules = append(c.rs.Rules, info)

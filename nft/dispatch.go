@@ -102,8 +102,10 @@ func (d *PortDispatch) chainFor(proto policy.Protocol, port uint16) (DispatchEle
 // chains returns the chains the map jumps to, each once, in key order.
 func (d *PortDispatch) chains() []string {
 	var out []string
+	seen := make(map[string]bool, len(d.Elements))
 	for _, e := range d.Elements {
-		if !slices.Contains(out, e.Chain) {
+		if !seen[e.Chain] {
+			seen[e.Chain] = true
 			out = append(out, e.Chain)
 		}
 	}

@@ -59,7 +59,7 @@ func Fingerprint(rs *Ruleset) string {
 		c.Ranges = nil
 		bare.Sets[i] = &c
 	}
-	h.Write([]byte(bare.String()))
+	bare.text().write(h)
 	fmt.Fprintf(h, "%v\n", rs.Rules)
 	for _, s := range rs.Sets {
 		hashRanges(h, s)

@@ -93,6 +93,18 @@ type AddRule struct {
 	Rule    *Rule
 	Before  uint64
 	Counted string
+	// hash is Rule's Hash when the planner has worked it out already:
+	// rendering the rule again for its user data and its summary took as
+	// long as the rest of the encoding of 10,000 rules.
+	hash string
+}
+
+// ruleHash is the Hash of the op's rule.
+func (op AddRule) ruleHash() string {
+	if op.hash != "" {
+		return op.hash
+	}
+	return op.Rule.Hash()
 }
 
 // Change implements Op.

@@ -77,7 +77,7 @@ func newPlanner(ks *TableState, rs *Ruleset, full bool) *planner {
 		infos:    make(map[string]RuleInfo, len(rs.Rules)),
 		reset:    countersToReset(ks, rs),
 		wantSets: map[string]bool{}, recreate: map[string]bool{},
-		wantChains: map[string]bool{}, replace: map[string]bool{},
+		wantChains: make(map[string]bool, len(rs.Chains)), replace: map[string]bool{},
 	}
 	for _, info := range rs.Rules {
 		p.infos[info.Name] = info
@@ -206,7 +206,9 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 			oi--
 			continue
 		}
-		pending = append(pending, p.addRule(ch, ch.Rules[ni], next))
+		op := p.addRule(ch, ch.Rules[ni], next)
+		op.hash = newHashes[ni] // "" for a rule whose counter is reset
+		pending = append(pending, op)
 	}
 	slices.Reverse(pending)
 	p.inserts = append(p.inserts, pending...)

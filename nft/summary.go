@@ -108,7 +108,7 @@ func copiedRules(ks *TableState, ops []Op) func(AddRule) bool {
 			held[r.Hash] = true
 		}
 	}
-	return func(op AddRule) bool { return added[op.Chain] && held[op.Rule.Hash()] }
+	return func(op AddRule) bool { return added[op.Chain] && held[op.ruleHash()] }
 }
 
 // ruleOfCounter names the rule a counter belongs to: a limited counter

@@ -1,7 +1,9 @@
 package nft
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -43,9 +45,17 @@ func baseChainHeader(typ, hook, priority, policy string) string {
 // String renders the table as nft text.
 func (t *tableText) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	t.write(&b)
+	return b.String()
+}
+
+// write renders the table as nft text into w, which may be a hash: the
+// text of 10,000 rules is a few megabytes that need not be held.
+func (t *tableText) write(w io.Writer) {
+	b := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(b, "table inet %s {\n", TableName)
 	for _, c := range t.counters {
-		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n\n", c)
+		fmt.Fprintf(b, "\tcounter %s {\n\t}\n\n", c)
 	}
 	for _, s := range t.sets {
 		b.WriteString(s.String())
@@ -55,17 +65,20 @@ func (t *tableText) String() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+		fmt.Fprintf(b, "\tchain %s {\n", c.name)
 		if c.header != "" {
-			fmt.Fprintf(&b, "\t\t%s\n", c.header)
+			fmt.Fprintf(b, "\t\t%s\n", c.header)
 		}
 		for _, r := range c.rules {
-			fmt.Fprintf(&b, "\t\t%s\n", r)
+			b.WriteString("\t\t")
+			b.WriteString(r)
+			b.WriteString("\n")
 		}
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
-	return b.String()
+	// Writing to a strings.Builder or a hash does not fail.
+	_ = b.Flush()
 }
 
 // String renders the set's declaration as nft lists it.

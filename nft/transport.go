@@ -34,7 +34,7 @@ type batch struct {
 
 func newBatch() (*batch, error) {
 	b := &batch{}
-	conn, err := nftables.New(nftables.WithTestDial(b.record))
+	conn, err := nftables.New(nftables.WithTestDial(b.record), nftables.AsLasting())
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +57,11 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 	if err := f(b.conn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	return b.take(what)
+}
+
+// take queues the messages queued on b.conn so far, tagged with what.
+func (b *batch) take(what string) error {
 	b.recorded = b.recorded[:0]
 	if err := b.conn.Flush(); err != nil {
 		return fmt.Errorf("%s: encode: %w", what, err)
@@ -65,17 +70,7 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 		if isBatchDelimiter(m.Header.Type) {
 			continue
 		}
-		// Sequence numbers are assigned afresh by the socket that sends.
-		m.Header.Sequence, m.Header.Length, m.Header.PID = 0, 0, 0
-		// google/nftables asks the kernel to echo every rule it adds
-		// (NLM_F_ECHO), for its handle. We do not read the echoes, and a
-		// batch of 10,000 rules filled the receive buffer with them, so
-		// that the transaction's acknowledgement was dropped and its
-		// outcome never came (with anyone subscribed to nftables
-		// notifications, the echoes take more room).
-		m.Header.Flags &^= netlink.Echo
-		b.msgs = append(b.msgs, m)
-		b.what = append(b.what, what)
+		b.queue(what, m)
 	}
 	for _, m := range b.own {
 		b.msgs = append(b.msgs, m)
@@ -90,6 +85,21 @@ func (b *batch) add(what string, f func(c *nftables.Conn) error) error {
 // queued through google/nftables.
 func (b *batch) addRanges(msg int, s *nftables.Set, rs []AddrRange) {
 	b.own = append(b.own, rangeMessages(msg, s.Name, s.ID, rs)...)
+}
+
+// queue queues one message, tagged with what.
+func (b *batch) queue(what string, m netlink.Message) {
+	// Sequence numbers are assigned afresh by the socket that sends.
+	m.Header.Sequence, m.Header.Length, m.Header.PID = 0, 0, 0
+	// google/nftables asks the kernel to echo every rule it adds
+	// (NLM_F_ECHO), for its handle. We do not read the echoes, and a
+	// batch of 10,000 rules filled the receive buffer with them, so
+	// that the transaction's acknowledgement was dropped and its
+	// outcome never came (with anyone subscribed to nftables
+	// notifications, the echoes take more room).
+	m.Header.Flags &^= netlink.Echo
+	b.msgs = append(b.msgs, m)
+	b.what = append(b.what, what)
 }
 
 // addSet queues a set and its elements. Its ID, which rules of the same

@@ -14,7 +14,7 @@ import (
 func (rs *Ruleset) validate() error {
 	var errs []error
 	dup := func(kind string, names []string) {
-		seen := map[string]bool{}
+		seen := make(map[string]bool, len(names))
 		for _, n := range names {
 			if seen[n] {
 				errs = append(errs, fmt.Errorf("invalid ruleset: two %ss named %q", kind, n))
@@ -33,7 +33,7 @@ func (rs *Ruleset) validate() error {
 	dup("set", sets)
 	dup("chain", chains)
 	// regular holds each regular chain's place in rs.Chains.
-	regular := map[string]int{}
+	regular := make(map[string]int, len(rs.Chains))
 	for i, ch := range rs.Chains {
 		switch {
 		case ch.Regular() && ch.Policy != "":

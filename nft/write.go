@@ -58,8 +58,8 @@ func (AddTable) encode(_ *batch, c *nftables.Conn) error { c.AddTable(table); re
 
 func (DeleteTable) encode(_ *batch, c *nftables.Conn) error { c.DelTable(table); return nil }
 
-func (op AddCounter) encode(_ *batch, c *nftables.Conn) error {
-	c.AddObj(&nftables.CounterObj{Table: table, Name: op.Name})
+func (op AddCounter) encode(b *batch, _ *nftables.Conn) error {
+	b.queue(op.Change(), counterMessage(op.Name))
 	return nil
 }
 
@@ -117,7 +117,11 @@ func (op DeleteChain) encode(_ *batch, c *nftables.Conn) error {
 	return nil
 }
 
-func (op AddChain) encode(_ *batch, c *nftables.Conn) error {
+func (op AddChain) encode(b *batch, c *nftables.Conn) error {
+	if op.Chain.Regular() {
+		b.queue(op.Change(), regularChainMessage(op.Chain.Name))
+		return nil
+	}
 	c.AddChain(kernelChain(op.Chain))
 	return nil
 }
@@ -135,25 +139,33 @@ func (op AddMeter) encode(b *batch, c *nftables.Conn) error {
 	return b.addSet(c, kernelMeter(op.Meter), nil)
 }
 
+// encode queues the rule's anonymous sets on c, and the rule itself
+// after them, encoded by ruleMessage.
 func (op AddRule) encode(b *batch, c *nftables.Conn) error {
+	sets := false
 	eb := &exprBuilder{table: table, addSet: func(s *nftables.Set, elems []nftables.SetElement) error {
+		sets = true
 		return b.addSet(c, s, elems)
 	}}
 	exprs, err := eb.ruleExprs(op.Rule)
 	if err != nil {
 		return err
 	}
-	udata := userdata.Append(nil, udataHash, []byte(op.Rule.Hash()))
+	udata := userdata.Append(nil, udataHash, []byte(op.ruleHash()))
 	if op.Counted != "" {
 		udata = userdata.Append(udata, udataCounted, []byte(op.Counted))
 	}
-	kr := &nftables.Rule{Table: table, Chain: &nftables.Chain{Name: op.Chain, Table: table}, Exprs: exprs, UserData: udata}
-	if op.Before != 0 {
-		kr.Position = op.Before
-		c.InsertRule(kr)
-	} else {
-		c.AddRule(kr)
+	m, err := ruleMessage(op.Chain, exprs, udata, op.Before)
+	if err != nil {
+		return err
 	}
+	what := op.Change()
+	if sets {
+		if err := b.take(what); err != nil {
+			return err
+		}
+	}
+	b.queue(what, m)
 	return nil
 }
 

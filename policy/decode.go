@@ -256,14 +256,14 @@ func (d *decoder) rule(n *yaml.Node, path string) (Rule, bool) {
 // network into an accept from anywhere. all says what the absent field
 // matches and entry what to list instead.
 func (d *decoder) matchList(m *mapping, field, rulePath, all, entry string) *yaml.Node {
-	v, ok := m.values[field]
-	if !ok {
+	k, v := m.lookup(field)
+	if v == nil {
 		return nil
 	}
 	path := joinPath(rulePath, field)
 	switch {
 	case isNull(v):
-		d.errorf(m.keys[field], path, "no value; remove the field to match %s, or list at least one %s", all, entry)
+		d.errorf(k, path, "no value; remove the field to match %s, or list at least one %s", all, entry)
 		return nil
 	case v.Kind == yaml.SequenceNode && len(v.Content) == 0:
 		d.errorf(v, path, "empty list; remove the field to match %s, or list at least one %s", all, entry)
@@ -309,7 +309,8 @@ func (d *decoder) peer(n *yaml.Node, path, side string, dir Direction) (Peer, fa
 			kinds = append(kinds, k)
 		}
 	}
-	bad := d.fields(n, path, map[string]*yaml.Node{"except": m.keys["except"]})
+	exceptKey, _ := m.lookup("except")
+	bad := d.fields(n, path, map[string]*yaml.Node{"except": exceptKey})
 	if !checkPeerKinds(kinds, m.get("except") != nil, bad) {
 		return Peer{}, fam, false
 	}
