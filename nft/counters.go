@@ -28,6 +28,9 @@ type counterReader struct {
 	conn *netlink.Conn // nil until the first read, and after a failed one
 	sock *netlinkSocket
 	buf  []byte
+	// last is how many counters the last read found: the next read's map
+	// is made that big rather than grown a thousand counters at a time.
+	last int
 }
 
 // Counters reads every named counter of the table in one netlink dump.
@@ -68,10 +71,11 @@ func (r *counterReader) readLocked() (map[string]Counter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("request counters: %w", err)
 	}
-	out, err := readCounters(r.sock, r.buf, req.Header.Sequence)
+	out, err := readCounters(r.sock, r.buf, req.Header.Sequence, r.last)
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
+	r.last = len(out)
 	if len(out) > 0 {
 		return out, nil
 	}
@@ -136,11 +140,11 @@ func tableRequest() netlink.Message {
 }
 
 // readCounters reads the replies to the counter dump request seq up to the
-// NLMSG_DONE that ends them. An interrupted dump is read to its end: each
-// counter's value is as the kernel read it, and which counters exist is
-// the ruleset's to say.
-func readCounters(sock datagramReader, buf []byte, seq uint32) (map[string]Counter, error) {
-	out := map[string]Counter{}
+// NLMSG_DONE that ends them, into a map made for about n counters. An
+// interrupted dump is read to its end: each counter's value is as the
+// kernel read it, and which counters exist is the ruleset's to say.
+func readCounters(sock datagramReader, buf []byte, seq uint32, n int) (map[string]Counter, error) {
+	out := make(map[string]Counter, n)
 	err := readReplies(sock, buf, seq, func(m netlink.Message) error {
 		if m.Header.Type != nftType(unix.NFT_MSG_NEWOBJ) {
 			return nil

@@ -43,7 +43,7 @@ func TestReadCounters(t *testing.T) {
 	// A reply to another request in between is not ours.
 	other := counterMsg(seq+1, TableName, "stale", unix.NFT_OBJECT_COUNTER, 9, 9)
 	sock := &fakeSocket{reads: datagrams(msgs[:2], append([]netlink.Message{other}, msgs[2:]...))}
-	got, err := readCounters(sock, make([]byte, 1<<16), seq)
+	got, err := readCounters(sock, make([]byte, 1<<16), seq, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestReadCounters(t *testing.T) {
 		{"no end", datagrams([]netlink.Message{counterMsg(seq, TableName, "ssh", unix.NFT_OBJECT_COUNTER, 1, 1)}), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := readCounters(&fakeSocket{reads: tc.reads}, make([]byte, 1<<16), seq)
+			_, err := readCounters(&fakeSocket{reads: tc.reads}, make([]byte, 1<<16), seq, 0)
 			if tc.err == nil {
 				// The socket times out once the replies stop short.
 				if err == nil {

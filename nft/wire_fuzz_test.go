@@ -40,7 +40,7 @@ func FuzzDecode(f *testing.F) {
 		_ = bt.awaitOutcome(&fakeSocket{reads: []fakeRead{{data: b}}}, bySeq, last)
 		_, _ = readSetElements(&fakeSocket{reads: []fakeRead{{data: b}}}, 5, "trusted")
 		_, _ = readRules(&fakeSocket{reads: []fakeRead{{data: b}}}, 9)
-		_, _ = readCounters(&fakeSocket{reads: []fakeRead{{data: b}}}, make([]byte, len(b)), 11)
+		_, _ = readCounters(&fakeSocket{reads: []fakeRead{{data: b}}}, make([]byte, len(b)), 11, 0)
 		w := &tableWatch{src: &fakeSocket{reads: []fakeRead{{data: b}}}, buf: make([]byte, len(b)), generation: generations(4),
 			process: func(tid uint32) int { return int(tid) }, changed: func(TableChange) {}}
 		if err := w.start(); err != nil {
