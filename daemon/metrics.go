@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,11 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/wg"
@@ -158,98 +161,109 @@ type KernelSource interface {
 
 // NewCollector returns a collector that reads the firewall counters and the
 // WireGuard peers from src at every scrape and keeps nothing between
-// scrapes, so a value is never older than the scrape that reports it. A
-// failed read is logged and reported as edgefw_kernel_read_up{part} 0; it
-// never fails the scrape. now is the clock read durations are measured
-// with.
-func NewCollector(src KernelSource, log *slog.Logger, now func() time.Time) prometheus.Collector {
+// scrapes but the series' labels, so a value is never older than the
+// scrape that reports it. A failed read is logged and reported as
+// edgefw_kernel_read_up{part} 0; it never fails the scrape. now is the
+// clock read durations are measured with.
+//
+// The collector can be registered on a registry, or, faster, served beside
+// one with WithKernelMetrics (see metricsgather.go).
+func NewCollector(src KernelSource, log *slog.Logger, now func() time.Time) *KernelCollector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	peer := []string{"interface", "peer"}
-	return &kernelCollector{
-		src: src,
-		log: log,
-		now: now,
-		rulePackets: prometheus.NewDesc("edgefw_rule_packets_total",
-			"Packets counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the packets it would drop or reject (its action) and lets them go on.",
-			[]string{"rule", "direction", "action", "mode"}, nil),
-		ruleBytes: prometheus.NewDesc("edgefw_rule_bytes_total",
-			"Bytes counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the bytes it would drop or reject (its action) and lets them go on.",
-			[]string{"rule", "direction", "action", "mode"}, nil),
-		limitedPackets: prometheus.NewDesc("edgefw_rule_limited_packets_total",
-			"Packets a rule dropped because they exceeded its limit or connLimit; in mode audit, the packets it would have dropped.",
-			[]string{"rule", "mode"}, nil),
-		countersMissing: prometheus.NewDesc("edgefw_rule_counters_missing",
-			"Counters of the running ruleset that were absent from the kernel at this scrape (table changed or deleted outside edgefwd); their rules are left out of the rule metrics.",
-			nil, nil),
-		peerHandshake: prometheus.NewDesc("edgefw_wireguard_peer_last_handshake_timestamp_seconds",
-			"Unix time of the peer's last completed WireGuard handshake, 0 if it never completed one.",
-			peer, nil),
-		peerReceive: prometheus.NewDesc("edgefw_wireguard_peer_receive_bytes_total",
-			"Bytes received from the peer through the tunnel since the interface was configured.",
-			peer, nil),
-		peerTransmit: prometheus.NewDesc("edgefw_wireguard_peer_transmit_bytes_total",
-			"Bytes sent to the peer through the tunnel since the interface was configured.",
-			peer, nil),
-		peerUp: prometheus.NewDesc("edgefw_wireguard_peer_up",
-			"1 if the peer completed a handshake within the last 180 s (WireGuard's Reject-After-Time), so the tunnel carries traffic to it; 0 otherwise.",
-			peer, nil),
-		readUp: prometheus.NewDesc("edgefw_kernel_read_up",
-			"1 if this scrape read the part's state from the kernel, 0 if the read failed (the daemon logs why) and the part's metrics are missing.",
-			[]string{"part"}, nil),
-		readDuration: prometheus.NewDesc("edgefw_kernel_read_duration_seconds",
-			"Time this scrape took to read the part's state from the kernel.",
-			[]string{"part"}, nil),
+	rule := []string{"rule", "direction", "action", "mode"}
+	part := []string{"part"}
+	c := &KernelCollector{src: src, log: log, now: now}
+	c.rulePackets = newFamilyDef("edgefw_rule_packets_total", dto.MetricType_COUNTER,
+		"Packets counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the packets it would drop or reject (its action) and lets them go on.",
+		rule...)
+	c.ruleBytes = newFamilyDef("edgefw_rule_bytes_total", dto.MetricType_COUNTER,
+		"Bytes counted by a firewall rule, implicit rule or default policy, read from the kernel at scrape time. A rule in mode audit counts the bytes it would drop or reject (its action) and lets them go on.",
+		rule...)
+	c.limitedPackets = newFamilyDef("edgefw_rule_limited_packets_total", dto.MetricType_COUNTER,
+		"Packets a rule dropped because they exceeded its limit or connLimit; in mode audit, the packets it would have dropped.",
+		"rule", "mode")
+	c.countersMissing = newFamilyDef("edgefw_rule_counters_missing", dto.MetricType_GAUGE,
+		"Counters of the running ruleset that were absent from the kernel at this scrape (table changed or deleted outside edgefwd); their rules are left out of the rule metrics.")
+	c.peerHandshake = newFamilyDef("edgefw_wireguard_peer_last_handshake_timestamp_seconds", dto.MetricType_GAUGE,
+		"Unix time of the peer's last completed WireGuard handshake, 0 if it never completed one.",
+		peer...)
+	c.peerReceive = newFamilyDef("edgefw_wireguard_peer_receive_bytes_total", dto.MetricType_COUNTER,
+		"Bytes received from the peer through the tunnel since the interface was configured.",
+		peer...)
+	c.peerTransmit = newFamilyDef("edgefw_wireguard_peer_transmit_bytes_total", dto.MetricType_COUNTER,
+		"Bytes sent to the peer through the tunnel since the interface was configured.",
+		peer...)
+	c.peerUp = newFamilyDef("edgefw_wireguard_peer_up", dto.MetricType_GAUGE,
+		"1 if the peer completed a handshake within the last 180 s (WireGuard's Reject-After-Time), so the tunnel carries traffic to it; 0 otherwise.",
+		peer...)
+	c.readUp = newFamilyDef("edgefw_kernel_read_up", dto.MetricType_GAUGE,
+		"1 if this scrape read the part's state from the kernel, 0 if the read failed (the daemon logs why) and the part's metrics are missing.",
+		part...)
+	c.readDuration = newFamilyDef("edgefw_kernel_read_duration_seconds", dto.MetricType_GAUGE,
+		"Time this scrape took to read the part's state from the kernel.",
+		part...)
+	c.missing = newSeries(c.countersMissing.desc)
+	c.parts = partSeries{
+		nftablesUp: newSeries(c.readUp.desc, partNftables), wireguardUp: newSeries(c.readUp.desc, partWireGuard),
+		nftablesTook: newSeries(c.readDuration.desc, partNftables), wireguardTook: newSeries(c.readDuration.desc, partWireGuard),
 	}
+	return c
 }
 
-type kernelCollector struct {
+// KernelCollector reads the kernel's firewall counters and WireGuard peers
+// at every scrape: a prometheus.Collector, and the metric families of
+// WithKernelMetrics.
+type KernelCollector struct {
 	src KernelSource
 	log *slog.Logger
 	now func() time.Time
 
-	rulePackets, ruleBytes, limitedPackets, countersMissing *prometheus.Desc
-	peerHandshake, peerReceive, peerTransmit, peerUp        *prometheus.Desc
-	readUp, readDuration                                    *prometheus.Desc
+	rulePackets, ruleBytes, limitedPackets, countersMissing *familyDef
+	peerHandshake, peerReceive, peerTransmit, peerUp        *familyDef
+	readUp, readDuration                                    *familyDef
 
-	cache seriesCache
+	// The series of the parts' reads and of the missing counters' count,
+	// which never change; the ruleset's and peers' are in cache.
+	parts   partSeries
+	missing series
+	cache   seriesCache
 }
 
 // Describe implements prometheus.Collector.
-func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		c.rulePackets, c.ruleBytes, c.limitedPackets, c.countersMissing,
+func (c *KernelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.defs() {
+		ch <- d.desc
+	}
+}
+
+// defs are the collector's metric families, by name.
+func (c *KernelCollector) defs() []*familyDef {
+	return []*familyDef{
+		c.readDuration, c.readUp,
+		c.ruleBytes, c.countersMissing, c.limitedPackets, c.rulePackets,
 		c.peerHandshake, c.peerReceive, c.peerTransmit, c.peerUp,
-		c.readUp, c.readDuration,
-	} {
-		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector: it reads the kernel now.
-func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
-	start := c.now()
-	ok := c.collectRules(ch)
-	c.readResult(ch, partNftables, ok, c.now().Sub(start))
-
-	start = c.now()
-	ok = c.collectTunnels(ch)
-	c.readResult(ch, partWireGuard, ok, c.now().Sub(start))
-}
-
-func (c *kernelCollector) readResult(ch chan<- prometheus.Metric, part string, ok bool, took time.Duration) {
-	up := 0.0
-	if ok {
-		up = 1
+func (c *KernelCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.scrape()
+	for _, f := range s.families {
+		for _, m := range f.mf.Metric {
+			ch <- &dtoMetric{desc: f.def.desc, m: m}
+		}
 	}
-	c.emit(ch, c.readUp, prometheus.GaugeValue, up, part)
-	c.emit(ch, c.readDuration, prometheus.GaugeValue, took.Seconds(), part)
+	for _, inv := range s.invalid {
+		ch <- prometheus.NewInvalidMetric(inv.desc, inv.invalid)
+	}
 }
 
-// collectRules emits the rule counters and reports whether the kernel read
-// succeeded.
-func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
+// collectRules adds the rule counters to s and reports whether the kernel
+// read succeeded.
+func (c *KernelCollector) collectRules(s *scrape) bool {
 	rules := c.src.Rules()
 	counters, err := c.src.Counters()
 	if err != nil && !errors.Is(err, nft.ErrNoTable) {
@@ -261,6 +275,16 @@ func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
 	// drift repair, not the reader, is what must act.
 	missing := 0
 	built := c.ruleSeries(rules)
+	packets, bytes, limited := 0, 0, 0
+	for i := range built {
+		if built[i].limited {
+			limited++
+		} else {
+			packets++
+			bytes++
+		}
+	}
+	fp, fb, fl := s.family(c.rulePackets, packets), s.family(c.ruleBytes, bytes), s.family(c.limitedPackets, limited)
 	for i := range built {
 		rs := &built[i]
 		v, found := counters[rs.counter]
@@ -269,18 +293,20 @@ func (c *kernelCollector) collectRules(ch chan<- prometheus.Metric) bool {
 			c.log.Debug("metrics: counter missing from the kernel", "rule", rs.counter)
 			continue
 		}
-		ch <- rs.packets.metric(true, float64(v.Packets))
-		if !rs.limited {
-			ch <- rs.bytes.metric(true, float64(v.Bytes))
+		if rs.limited {
+			fl.add(s, &rs.packets, float64(v.Packets))
+			continue
 		}
+		fp.add(s, &rs.packets, float64(v.Packets))
+		fb.add(s, &rs.bytes, float64(v.Bytes))
 	}
-	c.emit(ch, c.countersMissing, prometheus.GaugeValue, float64(missing))
+	s.family(c.countersMissing, 1).add(s, &c.missing, float64(missing))
 	return true
 }
 
-// collectTunnels emits the peer metrics and reports whether every
+// collectTunnels adds the peer metrics to s and reports whether every
 // WireGuard read succeeded.
-func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
+func (c *KernelCollector) collectTunnels(s *scrape) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), kernelReadTimeout)
 	defer cancel()
 	tunnels, err := c.src.Tunnels(ctx)
@@ -289,8 +315,7 @@ func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
 		return false
 	}
 	ok := true
-	var ids []peerID
-	var peers []*wg.PeerStatus
+	var peers []peerRow
 	for _, t := range tunnels {
 		// A tunnel whose interface exists (a backend) but has no public
 		// key is one whose WireGuard device could not be read: its peers
@@ -304,12 +329,18 @@ func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
 			if t.Peers[i].Name == "" {
 				continue // not declared: the next reconcile removes it
 			}
-			ids = append(ids, peerID{iface: t.Name, peer: t.Peers[i].Name})
-			peers = append(peers, &t.Peers[i])
+			peers = append(peers, peerRow{id: peerID{iface: t.Name, peer: t.Peers[i].Name}, status: &t.Peers[i]})
 		}
 	}
-	for i, ps := range c.peerSeries(ids) {
-		p := peers[i]
+	// In the order of the series' labels, interface then peer, as the
+	// exposition sorts them.
+	slices.SortFunc(peers, func(a, b peerRow) int {
+		return cmp.Or(cmp.Compare(a.id.iface, b.id.iface), cmp.Compare(a.id.peer, b.id.peer))
+	})
+	fh, fr, ft, fu := s.family(c.peerHandshake, len(peers)), s.family(c.peerReceive, len(peers)),
+		s.family(c.peerTransmit, len(peers)), s.family(c.peerUp, len(peers))
+	for i, ps := range c.peerSeries(peers) {
+		p := peers[i].status
 		// Up is wg's verdict at the read: a handshake within
 		// RejectAfterTime (whitepaper §6.1), so it matches edgefwctl
 		// peers exactly.
@@ -317,23 +348,12 @@ func (c *kernelCollector) collectTunnels(ch chan<- prometheus.Metric) bool {
 		if p.Up {
 			up = 1
 		}
-		ch <- ps.handshake.metric(false, unixSeconds(p.LastHandshake))
-		ch <- ps.receive.metric(true, float64(p.ReceiveBytes))
-		ch <- ps.transmit.metric(true, float64(p.TransmitBytes))
-		ch <- ps.up.metric(false, up)
+		fh.add(s, &ps.handshake, unixSeconds(p.LastHandshake))
+		fr.add(s, &ps.receive, float64(p.ReceiveBytes))
+		ft.add(s, &ps.transmit, float64(p.TransmitBytes))
+		fu.add(s, &ps.up, up)
 	}
 	return ok
-}
-
-// emit sends one const metric. A label value the client library rejects
-// (not UTF-8) becomes an invalid metric, which the handler reports and
-// skips, rather than a panic in the daemon.
-func (c *kernelCollector) emit(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-	m, err := prometheus.NewConstMetric(d, t, v, labels...)
-	if err != nil {
-		m = prometheus.NewInvalidMetric(d, err)
-	}
-	ch <- m
 }
 
 // unixSeconds is t as Unix seconds, 0 for the zero time.
@@ -350,12 +370,14 @@ func unixSeconds(t time.Time) float64 {
 // served, so one broken read never hides every other metric.
 func NewMetricsHandler(g prometheus.Gatherer, ready func() error) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", newGzipHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		// Each scrape dumps the counters over netlink; a handful of
 		// concurrent scrapers is plenty and more only load the kernel.
 		MaxRequestsInFlight: 4,
-	}))
+		// newGzipHandler compresses, faster (see metricsgzip.go).
+		DisableCompression: true,
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})

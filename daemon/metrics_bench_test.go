@@ -32,23 +32,31 @@ func scaleKernel(rules, peers int) *fakeKernel {
 
 // BenchmarkScrape serves /metrics from the collector over a fake kernel
 // of 1,000 rules and 100 peers: what the daemon adds to the kernel reads.
-// Prometheus asks for gzip; curl does not.
+// served is how the daemon serves it (WithKernelMetrics), registered the
+// collector on the registry. Prometheus asks for gzip; curl does not.
 func BenchmarkScrape(b *testing.B) {
-	for _, encoding := range []string{"identity", "gzip"} {
-		b.Run(encoding, func(b *testing.B) {
-			reg := NewRegistry()
-			reg.MustRegister(NewCollector(scaleKernel(1000, 100), nil, time.Now))
-			handler := NewMetricsHandler(reg, nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				req := httptest.NewRequest("GET", "/metrics", nil)
-				req.Header.Set("Accept-Encoding", encoding)
-				handler.ServeHTTP(rec, req)
-				if rec.Code != 200 {
-					b.Fatal(rec.Code)
+	for _, way := range []string{"served", "registered"} {
+		for _, encoding := range []string{"identity", "gzip"} {
+			b.Run(way+"/"+encoding, func(b *testing.B) {
+				reg := NewRegistry()
+				c := NewCollector(scaleKernel(1000, 100), nil, time.Now)
+				g := WithKernelMetrics(reg, c)
+				if way == "registered" {
+					reg.MustRegister(c)
+					g = reg
 				}
-			}
-		})
+				handler := NewMetricsHandler(g, nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest("GET", "/metrics", nil)
+					req.Header.Set("Accept-Encoding", encoding)
+					handler.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatal(rec.Code)
+					}
+				}
+			})
+		}
 	}
 }

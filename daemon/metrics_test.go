@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -441,7 +442,10 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 func TestCollectorCacheFollowsChanges(t *testing.T) {
 	k := hostKernel()
 	cached := prometheus.NewPedanticRegistry()
-	cached.MustRegister(NewCollector(k, nil, fixedClock))
+	c := NewCollector(k, nil, fixedClock)
+	cached.MustRegister(c)
+	// The same collector, and cache, served beside a registry.
+	served := WithKernelMetrics(prometheus.NewPedanticRegistry(), c)
 	steps := []struct {
 		name   string
 		change func(k *fakeKernel)
@@ -477,8 +481,12 @@ func TestCollectorCacheFollowsChanges(t *testing.T) {
 		fresh.MustRegister(NewCollector(k, nil, fixedClock))
 		rec := httptest.NewRecorder()
 		NewMetricsHandler(fresh, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if err := testutil.GatherAndCompare(cached, rec.Body); err != nil {
+		want := rec.Body.String()
+		if err := testutil.GatherAndCompare(cached, strings.NewReader(want)); err != nil {
 			t.Errorf("%s: the cached collector differs from a fresh one: %v", s.name, err)
+		}
+		if got := scrapeText(t, served, ""); got != want {
+			t.Errorf("%s: the cached collector served by WithKernelMetrics differs from a fresh one:\n%s", s.name, cmp.Diff(want, got))
 		}
 	}
 }

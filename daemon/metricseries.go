@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefw/edgefw/nft"
+	"github.com/edgefw/edgefw/wg"
 )
 
 // A scrape reports every counter of the running ruleset, and with a
@@ -37,36 +38,6 @@ func newSeries(d *prometheus.Desc, labelValues ...string) series {
 	return series{desc: d, labels: prometheus.MakeLabelPairs(d, labelValues)}
 }
 
-// sample is a value of a series at one scrape: a prometheus.Metric.
-type sample struct {
-	*series
-	counter bool
-	value   float64
-}
-
-// Desc implements prometheus.Metric.
-func (s *sample) Desc() *prometheus.Desc { return s.desc }
-
-// Write implements prometheus.Metric.
-func (s *sample) Write(out *dto.Metric) error {
-	out.Label = s.labels
-	v := s.value
-	if s.counter {
-		out.Counter = &dto.Counter{Value: &v}
-	} else {
-		out.Gauge = &dto.Gauge{Value: &v}
-	}
-	return nil
-}
-
-// metric is the prometheus.Metric of s at value v.
-func (s *series) metric(counter bool, v float64) prometheus.Metric {
-	if s.invalid != nil {
-		return prometheus.NewInvalidMetric(s.desc, s.invalid)
-	}
-	return &sample{series: s, counter: counter, value: v}
-}
-
 // ruleSeries are the series of one counter of the ruleset: packets and
 // bytes, or for a limit's counter, limited packets.
 type ruleSeries struct {
@@ -87,6 +58,12 @@ type seriesCache struct {
 // peerID names a peer's series.
 type peerID struct{ iface, peer string }
 
+// peerRow is a peer read at a scrape.
+type peerRow struct {
+	id     peerID
+	status *wg.PeerStatus
+}
+
 // peerSeries are the series of one tunnel peer.
 type peerSeries struct {
 	handshake, receive, transmit, up series
@@ -95,7 +72,7 @@ type peerSeries struct {
 // ruleSeries returns the series of rules' counters, each counter once, in
 // the order the registry sorts them (by label values), so that its sort
 // finds them sorted. They are rebuilt only when rules changed.
-func (c *kernelCollector) ruleSeries(rules []nft.RuleInfo) []ruleSeries {
+func (c *KernelCollector) ruleSeries(rules []nft.RuleInfo) []ruleSeries {
 	sc := &c.cache
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
@@ -112,10 +89,10 @@ func (c *kernelCollector) ruleSeries(rules []nft.RuleInfo) []ruleSeries {
 		mode := ruleMode(r)
 		rs := ruleSeries{counter: r.Name, limited: r.Kind == nft.KindLimited}
 		if rs.limited {
-			rs.packets = newSeries(c.limitedPackets, r.Rule, mode)
+			rs.packets = newSeries(c.limitedPackets.desc, r.Rule, mode)
 		} else {
-			rs.packets = newSeries(c.rulePackets, r.Name, string(r.Direction), string(r.Action), mode)
-			rs.bytes = newSeries(c.ruleBytes, r.Name, string(r.Direction), string(r.Action), mode)
+			rs.packets = newSeries(c.rulePackets.desc, r.Name, string(r.Direction), string(r.Action), mode)
+			rs.bytes = newSeries(c.ruleBytes.desc, r.Name, string(r.Direction), string(r.Action), mode)
 		}
 		built = append(built, rs)
 	}
@@ -135,22 +112,23 @@ func compareLabels(a, b []*dto.LabelPair) int {
 	return cmp.Compare(len(a), len(b))
 }
 
-// peerSeries returns the series of each peer in ids, building those of
+// peerSeries returns the series of each peer in peers, building those of
 // peers not seen at the last scrape and forgetting those of peers gone.
-func (c *kernelCollector) peerSeries(ids []peerID) []*peerSeries {
+func (c *KernelCollector) peerSeries(peers []peerRow) []*peerSeries {
 	sc := &c.cache
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	out := make([]*peerSeries, len(ids))
-	kept := make(map[peerID]*peerSeries, len(ids))
-	for i, id := range ids {
+	out := make([]*peerSeries, len(peers))
+	kept := make(map[peerID]*peerSeries, len(peers))
+	for i, p := range peers {
+		id := p.id
 		ps := sc.peers[id]
 		if ps == nil {
 			ps = &peerSeries{
-				handshake: newSeries(c.peerHandshake, id.iface, id.peer),
-				receive:   newSeries(c.peerReceive, id.iface, id.peer),
-				transmit:  newSeries(c.peerTransmit, id.iface, id.peer),
-				up:        newSeries(c.peerUp, id.iface, id.peer),
+				handshake: newSeries(c.peerHandshake.desc, id.iface, id.peer),
+				receive:   newSeries(c.peerReceive.desc, id.iface, id.peer),
+				transmit:  newSeries(c.peerTransmit.desc, id.iface, id.peer),
+				up:        newSeries(c.peerUp.desc, id.iface, id.peer),
 			}
 		}
 		kept[id], out[i] = ps, ps

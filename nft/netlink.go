@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"errors"
 	"maps"
 	"slices"
 
@@ -25,6 +26,8 @@ type netlinkKernel struct {
 	knownTouches, knownLosses uint64
 	// last is the last table read: what a commit's ops are planned on.
 	last *lastRead
+	// counters reads the named counters, on a socket of its own.
+	counters counterReader
 }
 
 // lastRead is a read's set elements and the watch's counts at the read.
@@ -33,7 +36,9 @@ type lastRead struct {
 	touches, losses uint64
 }
 
-func newNetlinkKernel(netns int) *netlinkKernel { return &netlinkKernel{netns: netns} }
+func newNetlinkKernel(netns int) *netlinkKernel {
+	return &netlinkKernel{netns: netns, counters: counterReader{netns: netns}}
+}
 
 // conn opens a connection to nf_tables in the Kernel's namespace. It keeps
 // one socket for all its requests for all its requests (a read of a
@@ -132,14 +137,16 @@ func withRanges(have, add []AddrRange) []AddrRange {
 	return slices.Compact(out)
 }
 
-// Close releases the subscription to nftables notifications. The Kernel
-// stays usable: the next read subscribes again.
+// Close releases the subscription to nftables notifications and the
+// counters' socket. The Kernel stays usable: the next read subscribes
+// again, and the next counters read opens a socket.
 func (k *netlinkKernel) Close() error {
 	k.known, k.last = nil, nil
+	err := k.counters.close()
 	if k.watch == nil {
-		return nil
+		return err
 	}
-	err := k.watch.close()
+	err = errors.Join(err, k.watch.close())
 	k.watch = nil
 	return err
 }

@@ -20,36 +20,6 @@ type Counter struct {
 // ErrNoTable is returned when table inet edgefw does not exist.
 var ErrNoTable = errors.New("table inet " + TableName + " does not exist")
 
-// Counters reads every named counter of the table in one netlink dump.
-// It does not read set elements, so it stays fast with large sets.
-func (k *netlinkKernel) Counters() (map[string]Counter, error) {
-	c, err := k.conn()
-	if err != nil {
-		return nil, err
-	}
-	defer c.CloseLasting()
-	objs, err := c.GetObjects(table)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) {
-			return nil, ErrNoTable
-		}
-		return nil, fmt.Errorf("read counters: %w", err)
-	}
-	if len(objs) == 0 {
-		// A dump of a missing table is empty rather than an error.
-		if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
-			return nil, ErrNoTable
-		}
-	}
-	out := make(map[string]Counter, len(objs))
-	for _, o := range objs {
-		if co, ok := o.(*nftables.CounterObj); ok {
-			out[co.Name] = Counter{Packets: co.Packets, Bytes: co.Bytes}
-		}
-	}
-	return out, nil
-}
-
 // Generation returns the kernel's nftables ruleset generation. It changes
 // on every committed transaction by anyone, and not on reads, so an
 // unchanged generation proves nothing was modified since it was read.

@@ -30,6 +30,7 @@ func FuzzDecode(f *testing.F) {
 			_, _, _, _ = decodeObjectTable(m.Data)
 			_, _ = decodeSetElems(nil, m.Data, "trusted")
 			_, _, _ = decodeRule(m.Data)
+			_, _, _ = decodeCounter(m.Data)
 		}
 		if total > len(b) || err == nil && total != len(b) {
 			t.Fatalf("%d bytes split into messages of %d bytes (error %v)", len(b), total, err)
@@ -39,6 +40,7 @@ func FuzzDecode(f *testing.F) {
 		_ = bt.awaitOutcome(&fakeSocket{reads: []fakeRead{{data: b}}}, bySeq, last)
 		_, _ = readSetElements(&fakeSocket{reads: []fakeRead{{data: b}}}, 5, "trusted")
 		_, _ = readRules(&fakeSocket{reads: []fakeRead{{data: b}}}, 9)
+		_, _ = readCounters(&fakeSocket{reads: []fakeRead{{data: b}}}, make([]byte, len(b)), 11, 0)
 		w := &tableWatch{src: &fakeSocket{reads: []fakeRead{{data: b}}}, buf: make([]byte, len(b)), generation: generations(4),
 			process: func(tid uint32) int { return int(tid) }, changed: func(TableChange) {}}
 		if err := w.start(); err != nil {
@@ -50,7 +52,8 @@ func FuzzDecode(f *testing.F) {
 
 // fuzzSeeds are datagrams as the kernel sends them: replies to a batch
 // (with sequence numbers of testBatch), an element dump (sequence 5, set
-// trusted), a rule dump (sequence 9) and notifications.
+// trusted), a rule dump (sequence 9), a counter dump (sequence 11) and
+// notifications.
 func fuzzSeeds() map[string][]byte {
 	part := elemsMsg(5, TableName, "trusted", elemAttr(addr1, false), elemAttr(addr2, true))
 	part.Header.Flags = netlink.Multi | netlink.DumpInterrupted
@@ -62,6 +65,8 @@ func fuzzSeeds() map[string][]byte {
 			Data: make([]byte, 4)}),
 		"rules": datagram(ruleMsg(9, TableName, "input", 4, "ssh"), netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 9},
 			Data: make([]byte, 4)}),
+		"counters": datagram(counterMsg(11, TableName, "ssh", unix.NFT_OBJECT_COUNTER, 3, 180),
+			netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 11}, Data: make([]byte, 4)}),
 		"dump-failed": datagram(netlink.Message{Header: netlink.Header{Type: netlink.Done, Flags: netlink.Multi, Sequence: 5}, Data: errnoBytes(unix.EINTR)}),
 		"notifications": datagram(append(commit(5, 1, ourElement, ourChain),
 			commit(6, 2, kubeRule, ipEdgefw, inetOther, inetNoTable)...)...),

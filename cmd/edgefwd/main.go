@@ -252,8 +252,8 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
-		srv := &http.Server{Handler: daemon.NewMetricsHandler(reg, d.Ready), ReadHeaderTimeout: 5 * time.Second}
-		reg.MustRegister(daemon.NewCollector(d, log.With("component", "metrics"), time.Now))
+		kernel := daemon.NewCollector(d, log.With("component", "metrics"), time.Now)
+		srv := &http.Server{Handler: daemon.NewMetricsHandler(daemon.WithKernelMetrics(reg, kernel), d.Ready), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", "error", err)
