@@ -57,38 +57,34 @@ func (m *Manager) reconcilePeers(st *tunnelState, prev policy.Tunnel, rep *Repor
 	if _, err := m.links.Link(st.name); err != nil {
 		return false, nil
 	}
-	before := make(map[wgtypes.Key]peerBefore, len(st.peers))
 	for _, p := range st.peers {
-		before[wgtypes.Key(p.decl.PublicKey)] = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}
+		p.before, p.ran = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}, true
 	}
-	errs := m.loadPeers(st)
-	cfg := wgtypes.Config{Peers: peerChanges(st.peers, before, m.dns)}
+	errs, gone := m.loadPeers(st)
+	cfg := wgtypes.Config{Peers: peerChanges(st.peers, gone, m.dns)}
 	if len(cfg.Peers) == 0 {
 		rep.add(Change{Kind: DeviceUpToDate, Interface: st.name, PeerCount: len(st.peers)})
 	} else if err := m.configure(st, cfg, rep); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, m.changeRoutes(st, prev.Addresses, before, rep)...)
+	errs = append(errs, m.changeRoutes(st, prev.Addresses, gone, rep)...)
+	for _, p := range st.peers {
+		p.before, p.ran = peerBefore{}, false
+	}
 	return true, errors.Join(errs...)
 }
 
 // peerChanges returns the configuration that turns the peers declared
-// before into peers: removals first, sorted by key, then in declared
-// order new peers in full and changed ones as UpdateOnly with the fields
-// that differ, as diffPeers makes them. An endpoint is written when its
-// target differs from the one last written (declared anew, or resolved
-// to a new address). A peer whose preshared key cannot be read is left
-// as it runs.
-func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[string]resolution) []wgtypes.PeerConfig {
-	declared := make(map[wgtypes.Key]bool, len(peers))
-	for _, p := range peers {
-		declared[wgtypes.Key(p.decl.PublicKey)] = true
-	}
+// before (p.before of those that p.ran, and gone) into peers: removals
+// first, sorted by key, then in declared order new peers in full and
+// changed ones as UpdateOnly with the fields that differ, as diffPeers
+// makes them. An endpoint is written when its target differs from the
+// one last written (declared anew, or resolved to a new address). A peer
+// whose preshared key cannot be read is left as it runs.
+func peerChanges(peers, gone []*peerState, dns map[string]resolution) []wgtypes.PeerConfig {
 	var changes []wgtypes.PeerConfig
-	for k := range before {
-		if !declared[k] {
-			changes = append(changes, wgtypes.PeerConfig{PublicKey: k, Remove: true})
-		}
+	for _, g := range gone {
+		changes = append(changes, wgtypes.PeerConfig{PublicKey: wgtypes.Key(g.decl.PublicKey), Remove: true})
 	}
 	slices.SortFunc(changes, func(a, b wgtypes.PeerConfig) int { return slices.Compare(a.PublicKey[:], b.PublicKey[:]) })
 	for _, p := range peers {
@@ -96,7 +92,7 @@ func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[
 			continue
 		}
 		key := wgtypes.Key(p.decl.PublicKey)
-		b, ran := before[key]
+		b, ran := p.before, p.ran
 		target, known := p.target(dns)
 		keepalive := p.decl.PersistentKeepalive.Truncate(time.Second)
 		if ran && b.pskErr == nil && p.psk == b.psk && keepalive == b.decl.PersistentKeepalive.Truncate(time.Second) &&
@@ -141,30 +137,28 @@ func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[
 }
 
 // changeRoutes adds the routes the tunnel's peers need now and did not
-// with the interface addresses and peers of before, and deletes those no
-// longer needed: what syncRoutes would do with the routes of before
-// installed.
-func (m *Manager) changeRoutes(st *tunnelState, addresses []netip.Prefix, before map[wgtypes.Key]peerBefore, rep *Report) []error {
+// with the interface addresses and peers declared before (p.before of
+// those that p.ran, and gone), and deletes those no longer needed: what
+// syncRoutes would do with the routes of before installed.
+func (m *Manager) changeRoutes(st *tunnelState, addresses []netip.Prefix, gone []*peerState, rep *Report) []error {
 	var errs []error
 	// No prefix is declared twice (reconcilePeers checked), so the routes
 	// of peers whose allowed IPs stayed are the same before and after.
 	var now, was []netip.Prefix
-	kept := make(map[wgtypes.Key]bool, len(st.peers))
 	for _, p := range st.peers {
 		for _, err := range defaultRouteErrors(p.decl.AllowedIPs) {
 			errs = append(errs, fmt.Errorf("peer %q: %w", p.decl.Name, err))
 		}
-		key := wgtypes.Key(p.decl.PublicKey)
-		if b, ok := before[key]; ok && slices.Equal(b.decl.AllowedIPs, p.decl.AllowedIPs) {
-			kept[key] = true
+		if p.ran && slices.Equal(p.before.decl.AllowedIPs, p.decl.AllowedIPs) {
 			continue
 		}
 		now = append(now, p.decl.AllowedIPs...)
-	}
-	for k, b := range before {
-		if !kept[k] {
-			was = append(was, b.decl.AllowedIPs...)
+		if p.ran {
+			was = append(was, p.before.decl.AllowedIPs...)
 		}
+	}
+	for _, g := range gone {
+		was = append(was, g.decl.AllowedIPs...)
 	}
 	add, del := diffPrefixes(routesFor(st.decl.Addresses, now), routesFor(addresses, was))
 	for i, err := range m.links.DelRoutes(st.name, del) {
