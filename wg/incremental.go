@@ -15,11 +15,13 @@ import (
 // A full reconcile reads the whole device back and lists every route of
 // the namespace: with 10,000 peers, adding one took about a second, all
 // of it reading. When the tunnel's last sync succeeded and a new
-// declaration changes only its peers, the change is computed from the
-// two declarations instead, and only the peers and routes that differ
-// are sent. What changed behind edgefw's back is still found: by the
-// next full reconcile (an Apply that changes nothing else, or a
-// Refresh's device read every 30 s).
+// declaration changes only its peers, or nothing, the change is computed
+// from the two declarations instead, and only the peers and routes that
+// differ are sent. An unchanged declaration still checks the interface's
+// links and routes (an Apply restores a deleted address or route), but
+// does not read the device: what changed there behind edgefw's back is
+// found by Refresh, which reads it every 30 s, or by the next full
+// reconcile (a change to anything but peers, or a failed sync).
 
 // peerBefore is what a peer was declared and configured as before an
 // Apply.
@@ -29,12 +31,11 @@ type peerBefore struct {
 	pskErr error
 }
 
-// onlyPeersDiffer reports whether b differs from a in its peers and in
-// nothing else.
-func onlyPeersDiffer(a, b policy.Tunnel) bool {
+// sameButPeers reports whether b differs from a in nothing but its
+// peers, if at all.
+func sameButPeers(a, b policy.Tunnel) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.PrivateKeyFile == b.PrivateKeyFile &&
-		a.ListenPort == b.ListenPort && a.MTU == b.MTU && slices.Equal(a.Addresses, b.Addresses) &&
-		!slices.EqualFunc(a.Peers, b.Peers, samePeer)
+		a.ListenPort == b.ListenPort && a.MTU == b.MTU && slices.Equal(a.Addresses, b.Addresses)
 }
 
 func samePeer(a, b policy.TunnelPeer) bool {
@@ -43,8 +44,8 @@ func samePeer(a, b policy.TunnelPeer) bool {
 }
 
 // reconcilePeers applies a declaration st.decl that differs from prev,
-// which the device runs, only in its peers, neither of which declares a
-// prefix twice: an allowed-IPs prefix belongs to one peer of a device at
+// which the device runs, only in its peers if at all, neither of which
+// declares a prefix twice: an allowed-IPs prefix belongs to one peer of a device at
 // a time, the last configured with it, so which one runs would depend on
 // history that only reading the device tells. It reports false, having
 // changed nothing, when a full reconcile is needed instead: the private

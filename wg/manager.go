@@ -350,8 +350,13 @@ func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 	}
 	prev, prevShares := st.decl, st.sharesAllowedIPs
 	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPs(t.Peers)
-	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && onlyPeersDiffer(prev, t) {
+	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && sameButPeers(prev, t) {
 		if done, err := m.reconcilePeers(st, prev, rep); done {
+			if slices.EqualFunc(prev.Peers, t.Peers, samePeer) {
+				// Unchanged: the links and routes are checked, but the
+				// device is not read back (see incremental.go).
+				err = errors.Join(err, m.syncLink(st, rep), m.syncRoutes(st, rep))
+			}
 			st.err = err
 			return err
 		}

@@ -64,6 +64,9 @@ func TestNetnsPeerScale(t *testing.T) {
 	h.signal(syscall.SIGHUP)
 	one := h.wait("applied")
 	t.Logf("edgefw: one peer added to %d: Apply %v", n, one.Duration.Round(time.Millisecond))
+	h.signal(syscall.SIGHUP)
+	same := h.wait("applied")
+	t.Logf("edgefw: the same %d peers again (no change): Apply %v", n+1, same.Duration.Round(time.Millisecond))
 	if got := len(wgShow(t, ns, ifname, "peers")); got != n+1 {
 		t.Errorf("wg show peers: %d, want %d", got, n+1)
 	}
