@@ -63,12 +63,15 @@ func (m *Manager) reconcilePeers(st *tunnelState, prev policy.Tunnel, rep *Repor
 	}
 	errs, gone := m.loadPeers(st)
 	cfg := wgtypes.Config{Peers: peerChanges(st.peers, gone, m.dns)}
+	routes := alongside(func(rep *Report) error {
+		return errors.Join(m.changeRoutes(st, prev.Addresses, gone, rep)...)
+	})
 	if len(cfg.Peers) == 0 {
 		rep.add(Change{Kind: DeviceUpToDate, Interface: st.name, PeerCount: len(st.peers)})
 	} else if err := m.configure(st, cfg, rep); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, m.changeRoutes(st, prev.Addresses, gone, rep)...)
+	errs = append(errs, routes(rep))
 	for _, p := range st.peers {
 		p.before, p.ran = peerBefore{}, false
 	}
@@ -193,4 +196,20 @@ func sharesAllowedIPs(peers []policy.TunnelPeer) bool {
 		}
 	}
 	return false
+}
+
+// alongside starts f, which changes only routes, so that the kernel
+// installs them while the WireGuard device (for a userspace device, a
+// goroutine of this process) applies the peers sent meanwhile: routes
+// need the interface, not its peers. The function returned waits for f,
+// appends what it reported to rep, and returns its error.
+func alongside(f func(rep *Report) error) func(rep *Report) error {
+	var own Report
+	done := make(chan error, 1)
+	go func() { done <- f(&own) }()
+	return func(rep *Report) error {
+		err := <-done
+		rep.Changes = append(rep.Changes, own.Changes...)
+		return err
+	}
 }

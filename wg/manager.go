@@ -379,10 +379,11 @@ func (m *Manager) reconcileTunnel(st *tunnelState, rep *Report) error {
 	if err := m.syncLink(st, rep); err != nil {
 		errs = append(errs, err)
 	}
+	routes := alongside(func(rep *Report) error { return m.syncRoutes(st, rep) })
 	if err := m.syncPeers(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncRoutes(st, rep); err != nil {
+	if err := routes(rep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
