@@ -21,7 +21,9 @@ import (
 const peerScaleEnv = "EDGEFW_PEER_SCALE"
 
 // TestNetnsPeerScale configures N peers on one userspace interface
-// through the Manager, then adds one peer, and configures the same N
+// through the Manager, then adds one peer, applies the same declaration
+// again (the no-op an edit followed by a reload also makes, through the
+// daemon's policy watch), and configures the same N
 // peers with `wg setconf` on a userspace device of the same kind (the
 // helper's, started without peers) in another namespace: the reference
 // an operator would otherwise use.
