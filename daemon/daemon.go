@@ -123,6 +123,9 @@ type Daemon struct {
 	// policyFiles compares the policy files with a running policy given
 	// by `edgefwctl apply`; nil while the files run.
 	policyFiles *PolicyFiles
+	// savedSource is the source of the policy last saved as last good
+	// (persistLastGood); nil before the first save.
+	savedSource *PolicySource
 	drift       uint64
 	ready       bool
 	ourGen      uint32

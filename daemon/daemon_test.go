@@ -397,3 +397,33 @@ func TestPendingWithoutPreviousIsCleared(t *testing.T) {
 		t.Fatalf("pending state survived a restart: %v", err)
 	}
 }
+
+// TestReloadOfUnchangedFilesKeepsLastGood: a reload that finds the files
+// last saved does not encode and write the last good policy again; one
+// that finds them changed does.
+func TestReloadOfUnchangedFilesKeepsLastGood(t *testing.T) {
+	h := newHarness(t)
+	d := h.run(t)
+	path := filepath.Join(d.cfg.StateDir, lastGoodFile)
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A marker only a rewrite would remove.
+	if err := os.WriteFile(path, append(saved, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if resp := d.Reload(context.Background(), "test"); !resp.OK {
+		t.Fatalf("reload: %+v", resp)
+	}
+	if got, _ := os.ReadFile(path); len(got) != len(saved)+1 {
+		t.Error("a reload of unchanged files wrote the last good policy again")
+	}
+	h.write(t, policyB)
+	if resp := d.Reload(context.Background(), "test"); !resp.OK {
+		t.Fatalf("reload: %+v", resp)
+	}
+	if got, _ := os.ReadFile(path); !strings.Contains(string(got), `"metrics"`) {
+		t.Error("a reload of changed files did not save them as the last good policy")
+	}
+}

@@ -70,26 +70,35 @@ func (d *Daemon) closeJournal() {
 
 // record appends an event to the journal. A failure is logged and
 // counted, never fatal: the event has happened either way.
-func (d *Daemon) record(ev journal.Event) {
+func (d *Daemon) record(ev journal.Event) { d.recordAll([]journal.Event{ev}) }
+
+// recordAll appends events to the journal together, with one fsync (see
+// journal.AppendAll). A failure is logged and counted once per event.
+func (d *Daemon) recordAll(evs []journal.Event) {
+	if len(evs) == 0 {
+		return
+	}
 	d.jr.mu.Lock()
 	j, openErr := d.jr.j, d.jr.err
 	d.jr.mu.Unlock()
 	err := openErr
-	var e journal.Entry
+	var entries []journal.Entry
 	if j != nil {
-		e, err = j.Append(ev)
+		entries, err = j.AppendAll(evs)
 	} else if err == nil {
 		err = errors.New("journal not open")
 	}
 	if err != nil {
-		d.log.Error("event not journaled", "kind", ev.Kind, "trigger", ev.Trigger, "error", err)
-		if d.cfg.Metrics != nil {
-			d.cfg.Metrics.JournalAppendFailed()
+		for _, ev := range evs {
+			d.log.Error("event not journaled", "kind", ev.Kind, "trigger", ev.Trigger, "error", err)
+			if d.cfg.Metrics != nil {
+				d.cfg.Metrics.JournalAppendFailed()
+			}
 		}
 		return
 	}
 	if d.cfg.Metrics != nil {
-		d.cfg.Metrics.JournalAppended(e.Seq)
+		d.cfg.Metrics.JournalAppended(entries[len(entries)-1].Seq)
 	}
 }
 

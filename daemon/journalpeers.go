@@ -34,9 +34,7 @@ func (d *Daemon) checkPeers(ctx context.Context) {
 	}
 	var events []journal.Event
 	d.jr.peers, events = peerTransitions(d.jr.peers, tunnels)
-	for _, ev := range events {
-		d.record(ev)
-	}
+	d.recordAll(events)
 }
 
 // peerTransitions compares the declared peers' health with what was seen

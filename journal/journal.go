@@ -111,31 +111,62 @@ func Open(dir string, opts ...Option) (*Journal, error) {
 // Append stamps e with the next sequence number, the time and the hash of
 // the previous entry, and writes it durably (fsync) before it returns.
 func (j *Journal) Append(ev Event) (Entry, error) {
+	entries, err := j.AppendAll([]Event{ev})
+	if err != nil {
+		return Entry{}, err
+	}
+	return entries[0], nil
+}
+
+// AppendAll appends evs in order as Append does, but writes and syncs them
+// together: a tunnel's first check of 10,000 peers journals 10,000
+// events, and one fsync each took seconds. A rotation the entries call
+// for is made between them, as Append would. On error, none of the
+// entries after the last rotation is durable, and none is returned.
+func (j *Journal) AppendAll(evs []Event) ([]Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
-		return Entry{}, errors.New("journal: closed")
+		return nil, errors.New("journal: closed")
 	}
-	e := Entry{Seq: j.seq + 1, Time: j.now().UTC(), Prev: j.prev, Event: ev}
-	line, err := json.Marshal(e)
-	if err != nil {
-		return Entry{}, fmt.Errorf("journal: encode entry: %w", err)
-	}
-	if j.size > 0 && j.size+int64(len(line))+1 > j.maxBytes/segments {
-		if err := j.rotate(); err != nil {
-			return Entry{}, err
+	entries := make([]Entry, 0, len(evs))
+	var buf []byte
+	seq, prev, size := j.seq, j.prev, j.size
+	now := j.now().UTC()
+	for _, ev := range evs {
+		e := Entry{Seq: seq + 1, Time: now, Prev: prev, Event: ev}
+		line, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("journal: encode entry: %w", err)
 		}
-		// The rotation's own entry took the sequence number and hash.
-		e.Seq, e.Prev = j.seq+1, j.prev
-		if line, err = json.Marshal(e); err != nil {
-			return Entry{}, fmt.Errorf("journal: encode entry: %w", err)
+		if size > 0 && size+int64(len(line))+1 > j.maxBytes/segments {
+			if len(buf) > 0 {
+				if err := j.write(buf); err != nil {
+					return nil, err
+				}
+				j.seq, j.prev, buf = seq, prev, buf[:0]
+			}
+			if err := j.rotate(); err != nil {
+				return nil, err
+			}
+			// The rotation's own entry took the sequence number and hash.
+			e.Seq, e.Prev, size = j.seq+1, j.prev, j.size
+			if line, err = json.Marshal(e); err != nil {
+				return nil, fmt.Errorf("journal: encode entry: %w", err)
+			}
+		}
+		buf = append(append(buf, line...), '\n')
+		size += int64(len(line)) + 1
+		seq, prev = e.Seq, lineHash(line)
+		entries = append(entries, e)
+	}
+	if len(buf) > 0 {
+		if err := j.write(buf); err != nil {
+			return nil, err
 		}
 	}
-	if err := j.write(append(line, '\n')); err != nil {
-		return Entry{}, err
-	}
-	j.seq, j.prev = e.Seq, lineHash(line)
-	return e, nil
+	j.seq, j.prev = seq, prev
+	return entries, nil
 }
 
 // write appends data to the active file and syncs it.

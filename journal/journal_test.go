@@ -219,6 +219,36 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+// TestAppendAllAcrossRotations: a batch that fills several files is
+// written as the same entries one Append at a time would make: one
+// chain, rotations recorded in it, every entry numbered in order.
+func TestAppendAllAcrossRotations(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, WithMaxBytes(16<<10))
+	appendN(t, j, 3)
+	var evs []Event
+	for i := range 300 {
+		evs = append(evs, Event{Kind: KindPeerDown, Interface: "wg0", Peer: fmt.Sprintf("site-%d", i), Detail: "no handshake yet"})
+	}
+	entries, err := j.AppendAll(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(evs) || entries[0].Seq != 4 {
+		t.Fatalf("%d entries from %d, want %d from 4", len(entries), entries[0].Seq, len(evs))
+	}
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Seq <= entries[i-1].Seq || entries[i].Peer != evs[i].Peer {
+			t.Fatalf("entry %d: seq %d after %d, peer %q", i, entries[i].Seq, entries[i-1].Seq, entries[i].Peer)
+		}
+	}
+	appendN(t, j, 1)
+	v := verify(t, dir)
+	if !v.OK() || v.RotatedAway == 0 || v.LastSeq <= entries[len(entries)-1].Seq {
+		t.Fatalf("verify after a batch across rotations (last of the batch %d): %s", entries[len(entries)-1].Seq, v)
+	}
+}
+
 func TestConcurrentAppends(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, WithMaxBytes(64<<10))

@@ -15,11 +15,13 @@ import (
 // A full reconcile reads the whole device back and lists every route of
 // the namespace: with 10,000 peers, adding one took about a second, all
 // of it reading. When the tunnel's last sync succeeded and a new
-// declaration changes only its peers, the change is computed from the
-// two declarations instead, and only the peers and routes that differ
-// are sent. What changed behind edgefw's back is still found: by the
-// next full reconcile (an Apply that changes nothing else, or a
-// Refresh's device read every 30 s).
+// declaration changes only its peers, or nothing, the change is computed
+// from the two declarations instead, and only the peers and routes that
+// differ are sent. An unchanged declaration still checks the interface's
+// links and routes (an Apply restores a deleted address or route), but
+// does not read the device: what changed there behind edgefw's back is
+// found by Refresh, which reads it every 30 s, or by the next full
+// reconcile (a change to anything but peers, or a failed sync).
 
 // peerBefore is what a peer was declared and configured as before an
 // Apply.
@@ -29,12 +31,11 @@ type peerBefore struct {
 	pskErr error
 }
 
-// onlyPeersDiffer reports whether b differs from a in its peers and in
-// nothing else.
-func onlyPeersDiffer(a, b policy.Tunnel) bool {
+// sameButPeers reports whether b differs from a in nothing but its
+// peers, if at all.
+func sameButPeers(a, b policy.Tunnel) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.PrivateKeyFile == b.PrivateKeyFile &&
-		a.ListenPort == b.ListenPort && a.MTU == b.MTU && slices.Equal(a.Addresses, b.Addresses) &&
-		!slices.EqualFunc(a.Peers, b.Peers, samePeer)
+		a.ListenPort == b.ListenPort && a.MTU == b.MTU && slices.Equal(a.Addresses, b.Addresses)
 }
 
 func samePeer(a, b policy.TunnelPeer) bool {
@@ -43,8 +44,8 @@ func samePeer(a, b policy.TunnelPeer) bool {
 }
 
 // reconcilePeers applies a declaration st.decl that differs from prev,
-// which the device runs, only in its peers, neither of which declares a
-// prefix twice: an allowed-IPs prefix belongs to one peer of a device at
+// which the device runs, only in its peers if at all, neither of which
+// declares a prefix twice: an allowed-IPs prefix belongs to one peer of a device at
 // a time, the last configured with it, so which one runs would depend on
 // history that only reading the device tells. It reports false, having
 // changed nothing, when a full reconcile is needed instead: the private
@@ -57,38 +58,37 @@ func (m *Manager) reconcilePeers(st *tunnelState, prev policy.Tunnel, rep *Repor
 	if _, err := m.links.Link(st.name); err != nil {
 		return false, nil
 	}
-	before := make(map[wgtypes.Key]peerBefore, len(st.peers))
 	for _, p := range st.peers {
-		before[wgtypes.Key(p.decl.PublicKey)] = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}
+		p.before, p.ran = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}, true
 	}
-	errs := m.loadPeers(st)
-	cfg := wgtypes.Config{Peers: peerChanges(st.peers, before, m.dns)}
+	errs, gone := m.loadPeers(st)
+	cfg := wgtypes.Config{Peers: peerChanges(st.peers, gone, m.dns)}
+	routes := alongside(func(rep *Report) error {
+		return errors.Join(m.changeRoutes(st, prev.Addresses, gone, rep)...)
+	})
 	if len(cfg.Peers) == 0 {
 		rep.add(Change{Kind: DeviceUpToDate, Interface: st.name, PeerCount: len(st.peers)})
 	} else if err := m.configure(st, cfg, rep); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, m.changeRoutes(st, prev.Addresses, before, rep)...)
+	errs = append(errs, routes(rep))
+	for _, p := range st.peers {
+		p.before, p.ran = peerBefore{}, false
+	}
 	return true, errors.Join(errs...)
 }
 
 // peerChanges returns the configuration that turns the peers declared
-// before into peers: removals first, sorted by key, then in declared
-// order new peers in full and changed ones as UpdateOnly with the fields
-// that differ, as diffPeers makes them. An endpoint is written when its
-// target differs from the one last written (declared anew, or resolved
-// to a new address). A peer whose preshared key cannot be read is left
-// as it runs.
-func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[string]resolution) []wgtypes.PeerConfig {
-	declared := make(map[wgtypes.Key]bool, len(peers))
-	for _, p := range peers {
-		declared[wgtypes.Key(p.decl.PublicKey)] = true
-	}
+// before (p.before of those that p.ran, and gone) into peers: removals
+// first, sorted by key, then in declared order new peers in full and
+// changed ones as UpdateOnly with the fields that differ, as diffPeers
+// makes them. An endpoint is written when its target differs from the
+// one last written (declared anew, or resolved to a new address). A peer
+// whose preshared key cannot be read is left as it runs.
+func peerChanges(peers, gone []*peerState, dns map[string]resolution) []wgtypes.PeerConfig {
 	var changes []wgtypes.PeerConfig
-	for k := range before {
-		if !declared[k] {
-			changes = append(changes, wgtypes.PeerConfig{PublicKey: k, Remove: true})
-		}
+	for _, g := range gone {
+		changes = append(changes, wgtypes.PeerConfig{PublicKey: wgtypes.Key(g.decl.PublicKey), Remove: true})
 	}
 	slices.SortFunc(changes, func(a, b wgtypes.PeerConfig) int { return slices.Compare(a.PublicKey[:], b.PublicKey[:]) })
 	for _, p := range peers {
@@ -96,7 +96,7 @@ func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[
 			continue
 		}
 		key := wgtypes.Key(p.decl.PublicKey)
-		b, ran := before[key]
+		b, ran := p.before, p.ran
 		target, known := p.target(dns)
 		keepalive := p.decl.PersistentKeepalive.Truncate(time.Second)
 		if ran && b.pskErr == nil && p.psk == b.psk && keepalive == b.decl.PersistentKeepalive.Truncate(time.Second) &&
@@ -141,30 +141,28 @@ func peerChanges(peers []*peerState, before map[wgtypes.Key]peerBefore, dns map[
 }
 
 // changeRoutes adds the routes the tunnel's peers need now and did not
-// with the interface addresses and peers of before, and deletes those no
-// longer needed: what syncRoutes would do with the routes of before
-// installed.
-func (m *Manager) changeRoutes(st *tunnelState, addresses []netip.Prefix, before map[wgtypes.Key]peerBefore, rep *Report) []error {
+// with the interface addresses and peers declared before (p.before of
+// those that p.ran, and gone), and deletes those no longer needed: what
+// syncRoutes would do with the routes of before installed.
+func (m *Manager) changeRoutes(st *tunnelState, addresses []netip.Prefix, gone []*peerState, rep *Report) []error {
 	var errs []error
 	// No prefix is declared twice (reconcilePeers checked), so the routes
 	// of peers whose allowed IPs stayed are the same before and after.
 	var now, was []netip.Prefix
-	kept := make(map[wgtypes.Key]bool, len(st.peers))
 	for _, p := range st.peers {
 		for _, err := range defaultRouteErrors(p.decl.AllowedIPs) {
 			errs = append(errs, fmt.Errorf("peer %q: %w", p.decl.Name, err))
 		}
-		key := wgtypes.Key(p.decl.PublicKey)
-		if b, ok := before[key]; ok && slices.Equal(b.decl.AllowedIPs, p.decl.AllowedIPs) {
-			kept[key] = true
+		if p.ran && slices.Equal(p.before.decl.AllowedIPs, p.decl.AllowedIPs) {
 			continue
 		}
 		now = append(now, p.decl.AllowedIPs...)
-	}
-	for k, b := range before {
-		if !kept[k] {
-			was = append(was, b.decl.AllowedIPs...)
+		if p.ran {
+			was = append(was, p.before.decl.AllowedIPs...)
 		}
+	}
+	for _, g := range gone {
+		was = append(was, g.decl.AllowedIPs...)
 	}
 	add, del := diffPrefixes(routesFor(st.decl.Addresses, now), routesFor(addresses, was))
 	for i, err := range m.links.DelRoutes(st.name, del) {
@@ -198,4 +196,20 @@ func sharesAllowedIPs(peers []policy.TunnelPeer) bool {
 		}
 	}
 	return false
+}
+
+// alongside starts f, which changes only routes, so that the kernel
+// installs them while the WireGuard device (for a userspace device, a
+// goroutine of this process) applies the peers sent meanwhile: routes
+// need the interface, not its peers. The function returned waits for f,
+// appends what it reported to rep, and returns its error.
+func alongside(f func(rep *Report) error) func(rep *Report) error {
+	var own Report
+	done := make(chan error, 1)
+	go func() { done <- f(&own) }()
+	return func(rep *Report) error {
+		err := <-done
+		rep.Changes = append(rep.Changes, own.Changes...)
+		return err
+	}
 }

@@ -55,6 +55,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			tun.Peers = slices.Clone(tun.Peers)
 			tun.Peers[2].Endpoint = "192.0.2.44:51821"
 		}, false},
+		{"unchanged: links and routes checked, the device not read", func(*policy.Tunnel) {}, false},
 		{"renamed only", func(tun *policy.Tunnel) {
 			tun.Peers = slices.Clone(tun.Peers)
 			tun.Peers[0].Name = "b-renamed"

@@ -228,27 +228,11 @@ func (n *netlinkLinks) Routes(name string) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter := &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol}
-	routes, err := n.h.RouteListFiltered(netlink.FAMILY_ALL, filter,
-		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	routes, err := listRoutes(l.Attrs().Index)
 	if err != nil {
 		return nil, fmt.Errorf("list routes of %s: %w", name, err)
 	}
-	out := make([]netip.Prefix, 0, len(routes))
-	for _, r := range routes {
-		switch {
-		case r.Dst != nil:
-			if p, ok := prefixFromIPNet(r.Dst, true); ok {
-				out = append(out, p)
-			}
-		// rtnetlink omits the destination of a default route.
-		case r.Family == unix.AF_INET:
-			out = append(out, netip.PrefixFrom(netip.IPv4Unspecified(), 0))
-		case r.Family == unix.AF_INET6:
-			out = append(out, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
-		}
-	}
-	return out, nil
+	return routes, nil
 }
 
 // AddRoutes implements Links with batched rtnetlink requests

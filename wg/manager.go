@@ -125,6 +125,10 @@ type tunnelState struct {
 	dev     io.Closer // userspace device; nil for kernel
 	key     wgtypes.Key
 	peers   []*peerState // declared order
+	// byKey indexes peers by public key; pass counts loadPeers' calls,
+	// which mark the peers they find declared.
+	byKey map[wgtypes.Key]*peerState
+	pass  uint64
 	// names remembers peer names by public key, also of peers no longer
 	// declared, so that their removal is logged by name.
 	names map[wgtypes.Key]string
@@ -148,6 +152,12 @@ type peerState struct {
 	// lastSet is the endpoint this manager last wrote to the device, or,
 	// for a peer it found running, the one assumed written (assumedLastSet).
 	lastSet netip.AddrPort
+	// pass is the loadPeers call that last found the peer declared.
+	pass uint64
+	// before is what the peer was declared and configured as before the
+	// Apply that reconcilePeers runs; ran says whether it was declared.
+	before peerBefore
+	ran    bool
 }
 
 // target is the endpoint the peer should have, if one is known: its IP
@@ -340,8 +350,13 @@ func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 	}
 	prev, prevShares := st.decl, st.sharesAllowedIPs
 	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPs(t.Peers)
-	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && onlyPeersDiffer(prev, t) {
+	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && sameButPeers(prev, t) {
 		if done, err := m.reconcilePeers(st, prev, rep); done {
+			if slices.EqualFunc(prev.Peers, t.Peers, samePeer) {
+				// Unchanged: the links and routes are checked, but the
+				// device is not read back (see incremental.go).
+				err = errors.Join(err, m.syncLink(st, rep), m.syncRoutes(st, rep))
+			}
 			st.err = err
 			return err
 		}
@@ -357,49 +372,55 @@ func (m *Manager) reconcileTunnel(st *tunnelState, rep *Report) error {
 		return err
 	}
 	st.key = key
-	errs := m.loadPeers(st)
+	errs, _ := m.loadPeers(st)
 	if err := m.ensureInterface(st, rep); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	if err := m.syncLink(st, rep); err != nil {
 		errs = append(errs, err)
 	}
+	routes := alongside(func(rep *Report) error { return m.syncRoutes(st, rep) })
 	if err := m.syncPeers(st, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.syncRoutes(st, rep); err != nil {
+	if err := routes(rep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// loadPeers rebuilds the tunnel's peer states from its declaration: reads
-// preshared keys and parses endpoints, keeping the resolution and
-// last-written endpoint of peers that stay. It returns one error per peer
-// that cannot be configured as declared.
-func (m *Manager) loadPeers(st *tunnelState) []error {
+// loadPeers brings the tunnel's peer states up to its declaration:
+// reads preshared keys and parses changed endpoints, keeping the
+// resolution and last-written endpoint of peers that stay. The states are
+// kept indexed by public key across calls, so that a declaration of
+// 10,000 peers that changes one allocates for that one. It returns one
+// error per peer that cannot be configured as declared, and the states
+// of the peers no longer declared, unchanged.
+func (m *Manager) loadPeers(st *tunnelState) (errs []error, gone []*peerState) {
 	if st.names == nil {
-		st.names = make(map[wgtypes.Key]string)
+		st.names = make(map[wgtypes.Key]string, len(st.decl.Peers))
 	}
-	old := make(map[wgtypes.Key]*peerState, len(st.peers))
-	for _, p := range st.peers {
-		old[p.decl.PublicKey] = p
+	if st.byKey == nil {
+		st.byKey = make(map[wgtypes.Key]*peerState, len(st.decl.Peers))
 	}
-	var errs []error
+	st.pass++
 	peers := make([]*peerState, 0, len(st.decl.Peers))
-	seen := make(map[wgtypes.Key]string, len(st.decl.Peers))
 	for _, d := range st.decl.Peers {
 		key := wgtypes.Key(d.PublicKey)
-		if other, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("peer %q: same public key as peer %q", d.Name, other))
+		ps := st.byKey[key]
+		if ps != nil && ps.pass == st.pass {
+			errs = append(errs, fmt.Errorf("peer %q: same public key as peer %q", d.Name, ps.decl.Name))
 			continue
 		}
-		seen[key] = d.Name
-		st.names[key] = d.Name
-		ps := old[key]
+		if st.names[key] != d.Name {
+			st.names[key] = d.Name
+		}
+		parsed := ps != nil && ps.decl.Endpoint == d.Endpoint
 		if ps == nil {
 			ps = &peerState{}
+			st.byKey[key] = ps
 		}
+		ps.pass = st.pass
 		ps.decl = d
 		ps.psk, ps.pskErr = wgtypes.Key{}, nil
 		if d.PresharedKeyFile != "" {
@@ -407,14 +428,23 @@ func (m *Manager) loadPeers(st *tunnelState) []error {
 				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.pskErr))
 			}
 		}
-		ps.ep, ps.epErr = endpoint{}, nil
-		if d.Endpoint != "" {
-			if ps.ep, ps.epErr = parseEndpoint(d.Endpoint); ps.epErr != nil {
-				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.epErr))
+		if !parsed {
+			ps.ep, ps.epErr = endpoint{}, nil
+			if d.Endpoint != "" {
+				ps.ep, ps.epErr = parseEndpoint(d.Endpoint)
 			}
+		}
+		if ps.epErr != nil {
+			errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.epErr))
 		}
 		peers = append(peers, ps)
 	}
+	for key, ps := range st.byKey {
+		if ps.pass != st.pass {
+			delete(st.byKey, key)
+			gone = append(gone, ps)
+		}
+	}
 	st.peers = peers
-	return errs
+	return errs, gone
 }

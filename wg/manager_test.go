@@ -491,6 +491,37 @@ func TestManagerRepairsDrift(t *testing.T) {
 	e.assertConverged(tun)
 }
 
+// TestManagerUnchangedApplyRepairsLinksNotPeers: an Apply of the
+// declaration that runs restores a deleted route and address without
+// reading the device back; a peer changed behind edgefw's back is left
+// to Refresh, which reads the device.
+func TestManagerUnchangedApplyRepairsLinksNotPeers(t *testing.T) {
+	e := newTestEnv(t, true)
+	tun := e.tunnel("wg0", 51820, "10.0.0.10/24", testPeer("a", 1, "192.0.2.1:51820", "10.1.0.0/16"))
+	e.mustApply(tun)
+	if errs := e.host.DelRoutes("wg0", prefixes("10.1.0.0/16")); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := e.host.DelAddress("wg0", netip.MustParsePrefix("10.0.0.10/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.host.ConfigureDevice("wg0", wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: testKey(9), AllowedIPs: ipNets("10.9.0.0/16")}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.host.resetCalls()
+	e.mustApply(tun)
+	if n := e.host.reads(); n != 0 {
+		t.Errorf("an unchanged declaration read the device back %d times", n)
+	}
+	if got, want := e.host.changes(), []string{"add-address wg0 10.0.0.10/24", "add-route wg0 10.1.0.0/16"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("link changes: %q, want %q", got, want)
+	}
+	if err := e.refresh(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertConverged(tun)
+}
+
 func TestManagerRemovesOnlyItsOwnInterfaces(t *testing.T) {
 	e := newTestEnv(t, true, WithManagedInterfaces("wgold", "eth9", "wggone"))
 	e.host.addForeignLink("eth0", "veth")

@@ -133,17 +133,13 @@ func (m *Manager) applied(st *tunnelState, cfg wgtypes.Config, rep *Report) {
 	if cfg.ListenPort != nil {
 		rep.add(Change{Kind: ListenPortSet, Interface: st.name, ListenPort: *cfg.ListenPort})
 	}
-	byKey := make(map[wgtypes.Key]*peerState, len(st.peers))
-	for _, p := range st.peers {
-		byKey[wgtypes.Key(p.decl.PublicKey)] = p
-	}
 	for _, c := range cfg.Peers {
 		name := m.peerName(st, c.PublicKey)
 		if c.Remove {
 			rep.add(Change{Kind: PeerRemoved, Interface: st.name, Peer: name})
 			continue
 		}
-		if ps := byKey[c.PublicKey]; ps != nil && c.Endpoint != nil {
+		if ps := st.byKey[c.PublicKey]; ps != nil && c.Endpoint != nil {
 			ps.lastSet = udpAddrPort(c.Endpoint)
 		}
 		if !c.UpdateOnly {

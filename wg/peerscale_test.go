@@ -21,7 +21,9 @@ import (
 const peerScaleEnv = "EDGEFW_PEER_SCALE"
 
 // TestNetnsPeerScale configures N peers on one userspace interface
-// through the Manager, then adds one peer, and configures the same N
+// through the Manager, then adds one peer, applies the same declaration
+// again (the no-op an edit followed by a reload also makes, through the
+// daemon's policy watch), and configures the same N
 // peers with `wg setconf` on a userspace device of the same kind (the
 // helper's, started without peers) in another namespace: the reference
 // an operator would otherwise use.
@@ -64,6 +66,9 @@ func TestNetnsPeerScale(t *testing.T) {
 	h.signal(syscall.SIGHUP)
 	one := h.wait("applied")
 	t.Logf("edgefw: one peer added to %d: Apply %v", n, one.Duration.Round(time.Millisecond))
+	h.signal(syscall.SIGHUP)
+	same := h.wait("applied")
+	t.Logf("edgefw: the same %d peers again (no change): Apply %v", n+1, same.Duration.Round(time.Millisecond))
 	if got := len(wgShow(t, ns, ifname, "peers")); got != n+1 {
 		t.Errorf("wg show peers: %d, want %d", got, n+1)
 	}

@@ -1,9 +1,11 @@
 package wg
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,8 +61,9 @@ func TestChangeRoutesKernel(t *testing.T) {
 	if err := ns.Do(func() (err error) { have, err = links.Routes("efrt0"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if len(have) != len(dsts)-1 {
-		t.Errorf("Routes lists %d, want %d", len(have), len(dsts)-1)
+	ours := slices.DeleteFunc(slices.Clone(dsts), func(p netip.Prefix) bool { return p == netip.MustParsePrefix("10.9.0.77/32") })
+	if add, del := diffPrefixes(ours, have); len(have) != len(ours) || len(add)+len(del) != 0 {
+		t.Errorf("Routes lists %d, want %d: missing %v, extra %v", len(have), len(ours), add, del)
 	}
 	if err := ns.Do(func() error { errs = links.DelRoutes("efrt0", dsts); return nil }); err != nil {
 		t.Fatal(err)
@@ -76,5 +79,44 @@ func TestChangeRoutesKernel(t *testing.T) {
 	}
 	if left := ns.MustRun(t, "ip", "route", "show", "10.9.0.77/32"); left == "" {
 		t.Error("the route of another protocol was deleted")
+	}
+}
+
+// TestDecodeRouteDump keeps, from a constructed dump, the main-table
+// routes of RouteProtocol through the tunnel's link, and a default
+// route's destination, which rtnetlink omits.
+func TestDecodeRouteDump(t *testing.T) {
+	const ifindex = 7
+	var dump []byte
+	dump = appendRouteMessage(dump, 1, ifindex, true, netip.MustParsePrefix("10.9.0.1/32"))
+	dump = appendRouteMessage(dump, 1, ifindex, true, netip.MustParsePrefix("fd00:9::/64"))
+	dump = appendRouteMessage(dump, 1, ifindex+1, true, netip.MustParsePrefix("10.9.0.2/32")) // another link
+	other := len(dump)
+	dump = appendRouteMessage(dump, 1, ifindex, true, netip.MustParsePrefix("10.9.0.3/32"))
+	dump[other+nlmsgHeaderLen+5] = 4 // proto static: not ours
+	table := len(dump)
+	dump = appendRouteMessage(dump, 1, ifindex, true, netip.MustParsePrefix("10.9.0.4/32"))
+	dump[table+nlmsgHeaderLen+4] = 200 // another table
+	// A default route: no RTA_DST, only RTA_OIF.
+	def := appendRouteMessage(nil, 1, ifindex, true, netip.MustParsePrefix("0.0.0.0/0"))
+	oif := def[nlmsgHeaderLen+rtmsgLen+rtattrLen(4):]
+	def = append(def[:nlmsgHeaderLen+rtmsgLen:nlmsgHeaderLen+rtmsgLen], oif...)
+	binary.NativeEndian.PutUint32(def, uint32(len(def)))
+	dump = append(dump, def...)
+
+	got, done, err := decodeRouteDump(dump, ifindex, nil)
+	if err != nil || done {
+		t.Fatalf("decode: done %v, %v", done, err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.9.0.1/32"), netip.MustParsePrefix("fd00:9::/64"), netip.MustParsePrefix("0.0.0.0/0")}
+	if !slices.Equal(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	var end []byte
+	end = binary.NativeEndian.AppendUint32(end, nlmsgHeaderLen+4)
+	end = binary.NativeEndian.AppendUint16(end, 3) // NLMSG_DONE
+	end = append(end, make([]byte, 14)...)         // flags, seq, port id, int error
+	if _, done, err := decodeRouteDump(end, ifindex, got); err != nil || !done {
+		t.Errorf("NLMSG_DONE: done %v, %v", done, err)
 	}
 }
