@@ -56,7 +56,7 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 		d.recordFailure(start, trigger, fmt.Errorf("compile: %w", err))
 		return err
 	}
-	defer releaseMemory(rs)
+	defer d.releaseLater(rs)
 	res, err := d.cfg.Firewall.Apply(rs)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("apply firewall: %w", err))

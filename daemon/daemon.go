@@ -146,6 +146,10 @@ type Daemon struct {
 	// host in its log lines.
 	attrib *attribution
 	host   string
+	// releaseDue is set by an apply of large sets, whose memory the loop
+	// returns to the OS once it has answered (see releaseMemory); only
+	// the loop (and Start, before it) uses it.
+	releaseDue bool
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -258,6 +262,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		repair.request(false)
 	}
 	for {
+		d.releaseIfDue()
 		select {
 		case <-ctx.Done():
 			d.stopPendingTimer()

@@ -127,8 +127,31 @@ func withRanges(have, add []AddrRange) []AddrRange {
 		// in place (elementsAfter clones before it deletes).
 		return add
 	}
-	out := slices.Concat(have, add)
-	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
+	add = slices.Clone(add)
+	slices.SortFunc(add, compareRanges)
+	if !strictlySorted(have) {
+		out := slices.Concat(have, add)
+		slices.SortFunc(out, compareRanges)
+		return slices.Compact(out)
+	}
+	// One walk of both, rather than sorting 100,000 ranges again for
+	// the one a change added.
+	out := make([]AddrRange, 0, len(have)+len(add))
+	i, j := 0, 0
+	for i < len(have) && j < len(add) {
+		switch c := compareRanges(have[i], add[j]); {
+		case c < 0:
+			out = append(out, have[i])
+			i++
+		case c > 0:
+			out = append(out, add[j])
+			j++
+		default:
+			j++
+		}
+	}
+	out = append(out, have[i:]...)
+	out = append(out, add[j:]...)
 	return slices.Compact(out)
 }
 
