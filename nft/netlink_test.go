@@ -91,6 +91,30 @@ func TestSetDiffAndMergeMatchNaive(t *testing.T) {
 		if sorted && (!slices.Equal(del, nd) || !slices.Equal(add, na)) {
 			t.Fatalf("diffRanges(%v, %v) = %v, %v; want %v, %v", have, want, del, add, nd, na)
 		}
+		kept := withoutRanges(have, del)
+		naiveKept := slices.DeleteFunc(slices.Clone(have), func(r AddrRange) bool { return slices.Contains(del, r) })
+		if !slices.Equal(kept, naiveKept) {
+			t.Fatalf("withoutRanges(%v, %v) = %v, want %v", have, del, kept, naiveKept)
+		}
+		// The known elements after the patch: the ruleset's own list when
+		// the patch gives it, the patched list whatever the op claims.
+		claimed := want
+		if i%3 == 0 && sorted {
+			claimed = append(slices.Clone(want), AddrRange{From: netip.MustParseAddr("192.0.2.1"), To: netip.MustParseAddr("192.0.2.1")})
+		}
+		set := &AddrSet{Name: "s", Ranges: claimed}
+		var ops []Op
+		if len(del) > 0 {
+			ops = append(ops, DeleteElements{Set: set, Ranges: del})
+		}
+		if len(add) > 0 {
+			ops = append(ops, AddElements{Set: set, Ranges: add})
+		}
+		patched := elementsAfter(map[string][]AddrRange{"s": have}, ops)["s"]
+		naivePatched := slices.Compact(slices.SortedFunc(slices.Values(slices.Concat(naiveKept, add)), compareRanges))
+		if sorted && len(have) > 0 && len(ops) > 0 && !slices.Equal(patched, naivePatched) {
+			t.Fatalf("elementsAfter(%v, %v) = %v, want %v", have, ops, patched, naivePatched)
+		}
 		merged := withRanges(have, add)
 		naive := slices.Compact(slices.SortedFunc(slices.Values(slices.Concat(have, add)), compareRanges))
 		if len(have) > 0 && !slices.Equal(merged, naive) {
