@@ -71,8 +71,13 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 	before := d.cur
 	d.cur = after
 	d.mu.Unlock()
-	if err := saveLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}); err != nil {
+	// Synced once the loop has answered (see afterAnswer): the sync of a
+	// 100k set's policy took 10 to 30 ms here. The file is in place
+	// before the answer, for whatever reads it next.
+	if wrote, err := writeLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}, false); err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
+	} else if wrote {
+		d.syncDue = true
 	}
 	var tunErr error
 	if d.cfg.Tunnels != nil {

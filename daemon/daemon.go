@@ -147,9 +147,10 @@ type Daemon struct {
 	attrib *attribution
 	host   string
 	// releaseDue is set by an apply of large sets, whose memory the loop
-	// returns to the OS once it has answered (see releaseMemory); only
-	// the loop (and Start, before it) uses it.
-	releaseDue bool
+	// returns to the OS once it has answered (see releaseMemory), and
+	// syncDue by an apply that wrote the last good policy, which it syncs
+	// to the disk then; only the loop (and Start, before it) uses them.
+	releaseDue, syncDue bool
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -262,7 +263,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		repair.request(false)
 	}
 	for {
-		d.releaseIfDue()
+		d.afterAnswer()
 		select {
 		case <-ctx.Done():
 			d.stopPendingTimer()

@@ -31,8 +31,15 @@ func (d *Daemon) releaseLater(rs *nft.Ruleset) {
 	}
 }
 
-// releaseIfDue makes the release an apply left for later.
-func (d *Daemon) releaseIfDue() {
+// afterAnswer does what applies left for after the loop's answer: the
+// sync of the last good policy, then the release of memory.
+func (d *Daemon) afterAnswer() {
+	if d.syncDue {
+		d.syncDue = false
+		if err := syncLastGood(d.cfg.StateDir); err != nil {
+			d.log.Warn("could not sync the last good ruleset to the disk", "error", err)
+		}
+	}
 	if d.releaseDue {
 		d.releaseDue = false
 		debug.FreeOSMemory()

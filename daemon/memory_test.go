@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 
@@ -29,8 +30,35 @@ func TestReleaseLater(t *testing.T) {
 	if !d.releaseDue {
 		t.Fatal("a large apply left no release due")
 	}
-	d.releaseIfDue()
+	d.afterAnswer()
 	if d.releaseDue {
 		t.Fatal("the release stays due after it was made")
+	}
+}
+
+// TestLastGoodSyncedAfterAnswer: an apply puts the last good policy in
+// place at once and leaves its sync to the disk for after the answer;
+// an apply that changes nothing leaves no sync.
+func TestLastGoodSyncedAfterAnswer(t *testing.T) {
+	h := newHarness(t)
+	d := h.daemon(t)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := loadLastGood(h.state); err != nil || saved == nil {
+		t.Fatalf("no last good policy before the answer: %v", err)
+	}
+	if !d.syncDue {
+		t.Fatal("the new last good policy is not to be synced")
+	}
+	d.afterAnswer()
+	if d.syncDue {
+		t.Fatal("the sync stays due after it was made")
+	}
+	if err := d.reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if d.syncDue {
+		t.Error("a reload that saved the same policy left a sync due")
 	}
 }

@@ -32,12 +32,29 @@ type savedPolicy struct {
 }
 
 func saveLastGood(dir string, s *savedPolicy) error {
+	_, err := writeLastGood(dir, s, true)
+	return err
+}
+
+// writeLastGood replaces the last good policy with s, synced to the disk
+// before it replaces the old one if sync; it reports whether it wrote.
+func writeLastGood(dir string, s *savedPolicy, sync bool) (bool, error) {
 	path := filepath.Join(dir, lastGoodFile)
 	data, err := s.encode()
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
+		return false, fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, data)
+	return replaceFile(path, data, sync)
+}
+
+// syncLastGood syncs the last good policy to the disk.
+func syncLastGood(dir string) error {
+	f, err := os.Open(filepath.Join(dir, lastGoodFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // encode is json.Marshal(s) but for the sets' prefixes, which it writes
@@ -163,38 +180,40 @@ func writeFileJSON(path string, v any) error {
 // old or the new file, never half of one. A file that holds data already
 // is left alone: a no-op edgefwd --once writes nothing to the disk.
 func writeFileAtomic(path string, data []byte) error {
-	return replaceFile(path, data, true)
+	_, err := replaceFile(path, data, true)
+	return err
 }
 
 // replaceFile is writeFileAtomic, with the new file synced to the disk
 // before it replaces the old one only if sync. Without, a crash of the
-// machine (not of the process) may lose the new contents.
-func replaceFile(path string, data []byte, sync bool) error {
+// machine (not of the process) may lose the new contents. It reports
+// whether it wrote.
+func replaceFile(path string, data []byte, sync bool) (bool, error) {
 	// A file of another size holds other data: no need to read it.
 	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(len(data)) {
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-			return nil
+			return false, nil
 		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return err
+		return false, err
 	}
 	if sync {
 		if err := tmp.Sync(); err != nil {
 			tmp.Close()
-			return err
+			return false, err
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return false, err
 	}
-	return os.Rename(tmp.Name(), path)
+	return true, os.Rename(tmp.Name(), path)
 }
 
 func readFileJSON(path string, v any) (bool, error) {
@@ -291,7 +310,8 @@ func SaveMarkWithFiles(dir string, m *nft.Mark, files *policy.Digest) error {
 	// Not synced (a sync took 5 to 15 ms of every apply here): the record
 	// only saves --once a read of the table, and one lost with the
 	// machine is no loss, since after a reboot no record matches anyway.
-	return replaceFile(path, data, false)
+	_, err = replaceFile(path, data, false)
+	return err
 }
 
 // LoadMark returns the Mark recorded in dir, or nil when there is none or
