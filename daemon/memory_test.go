@@ -9,8 +9,7 @@ import (
 )
 
 // TestReleaseLater: an apply of large sets leaves the release of its
-// memory to the loop, which makes it once it has answered; small sets
-// leave none.
+// memory to the loop, which makes it once quiet; small sets leave none.
 func TestReleaseLater(t *testing.T) {
 	rs := func(n int) *nft.Ruleset {
 		s := &nft.AddrSet{Name: "s"}
@@ -30,9 +29,11 @@ func TestReleaseLater(t *testing.T) {
 	if !d.releaseDue {
 		t.Fatal("a large apply left no release due")
 	}
-	d.afterAnswer()
-	if d.releaseDue {
-		t.Fatal("the release stays due after it was made")
+	if !d.afterAnswer() {
+		t.Fatal("the loop was not told to release after the quiet wait")
+	}
+	if d.releaseDue || d.afterAnswer() {
+		t.Fatal("the release stays due after the loop was told")
 	}
 }
 
