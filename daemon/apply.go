@@ -25,12 +25,14 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 		return err
 	}
 	start := d.now()
-	pol, err := policy.Load(d.cfg.PolicyPath)
+	// The files' hashes are of the bytes loaded, not of a second read:
+	// with a large set file, that read cost 10 ms of every reload.
+	pol, files, err := policy.ReadBundle(d.cfg.PolicyPath)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err
 	}
-	src := sourceOf(d.cfg.PolicyPath, pol, false)
+	src := sourceFrom(d.cfg.PolicyPath, pol.Files, false, func(file string) ([]byte, error) { return files[file], nil })
 	err = d.applyNew(ctx, pol, src, trigger)
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
@@ -57,7 +59,7 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 		d.recordFailure(start, trigger, fmt.Errorf("compile: %w", err))
 		return err
 	}
-	defer releaseMemory(rs)
+	defer d.releaseLater(rs)
 	res, err := d.cfg.Firewall.Apply(rs)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("apply firewall: %w", err))
@@ -120,12 +122,19 @@ func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 		slices.Equal(saved.Files, src.Files) {
 		return
 	}
-	if err := saveLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}); err != nil {
+	// Synced once the loop has answered (see afterAnswer): the sync of a
+	// 100k set's policy took 10 to 30 ms here. The file is in place
+	// before the answer, for whatever reads it next.
+	wrote, err := writeLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}, false)
+	if err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
 		src = PolicySource{} // nothing known saved: save again next time
 	}
 	d.mu.Lock()
 	d.savedSource = &src
+	if wrote {
+		d.syncDue = true
+	}
 	d.mu.Unlock()
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,6 +150,11 @@ type Daemon struct {
 	// host in its log lines.
 	attrib *attribution
 	host   string
+	// releaseDue is set by an apply of large sets, whose memory the loop
+	// returns to the OS once quiet (see releaseLater), and
+	// syncDue by an apply that wrote the last good policy, which it syncs
+	// to the disk then; only the loop (and Start, before it) uses them.
+	releaseDue, syncDue bool
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -260,8 +266,15 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// not notified to it.
 		repair.request(false)
 	}
+	var release <-chan time.Time
 	for {
+		if d.afterAnswer() {
+			release = time.After(releaseQuiet)
+		}
 		select {
+		case <-release:
+			release = nil
+			debug.FreeOSMemory()
 		case <-ctx.Done():
 			d.stopPendingTimer()
 			if d.cfg.Tunnels != nil {

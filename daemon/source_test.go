@@ -152,3 +152,28 @@ func TestAppliedPolicyWithBrokenFiles(t *testing.T) {
 		t.Errorf("after a reload with the files still broken and unchanged, the applied policy gave way: %+v", st.Policy)
 	}
 }
+
+// TestReloadSourceIsTheFiles: a reload describes its policy by the files
+// it loaded, as a fresh read of them does, set files included.
+func TestReloadSourceIsTheFiles(t *testing.T) {
+	h := newHarness(t)
+	setFile := h.dir + "/blocklist.txt"
+	if err := os.WriteFile(setFile, []byte("192.0.2.0/24\n198.51.100.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.write(t, strings.Replace(policyA, "rules:", "sets:\n  blocklist: {file: blocklist.txt}\nrules:", 1))
+	d := h.daemon(t)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(setFile, []byte("192.0.2.0/24\n203.0.113.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	got := d.cur.source
+	if len(got.Files) != 2 || got.Hash != filesFingerprint(h.policy) {
+		t.Errorf("source %+v, want the hashes of the policy and its set file, %s", got, filesFingerprint(h.policy))
+	}
+}

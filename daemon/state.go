@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -31,7 +32,106 @@ type savedPolicy struct {
 }
 
 func saveLastGood(dir string, s *savedPolicy) error {
-	return writeFileJSON(filepath.Join(dir, lastGoodFile), s)
+	_, err := writeLastGood(dir, s, true)
+	return err
+}
+
+// writeLastGood replaces the last good policy with s, synced to the disk
+// before it replaces the old one if sync; it reports whether it wrote.
+func writeLastGood(dir string, s *savedPolicy, sync bool) (bool, error) {
+	path := filepath.Join(dir, lastGoodFile)
+	data, err := s.encode()
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", path, err)
+	}
+	return replaceFile(path, data, sync)
+}
+
+// syncLastGood syncs the last good policy to the disk.
+func syncLastGood(dir string) error {
+	f, err := os.Open(filepath.Join(dir, lastGoodFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// encode is json.Marshal(s) but for the sets' prefixes, which it writes
+// itself, as encoding/json would: through reflection and each prefix's
+// MarshalText, a set of 100,000 took 10 ms and as much garbage as the
+// text, most of what saving the policy cost after a one-line change of a
+// set file. The document is the same but for the order of its keys (the
+// sets come last), which no reader depends on: every version reads it.
+func (s *savedPolicy) encode() ([]byte, error) {
+	if s.Policy == nil {
+		return json.Marshal(s)
+	}
+	// The shadowing fields, empty and so omitted, hide the embedded
+	// ones of the same name from encoding/json.
+	type bareSet struct {
+		*policy.Set
+		Prefixes *struct{} `json:",omitempty"`
+	}
+	type barePolicy struct {
+		*policy.Policy
+		Sets *struct{} `json:",omitempty"`
+	}
+	head, err := json.Marshal(struct {
+		Source PolicySource `json:"source"`
+		Policy barePolicy   `json:"policy"`
+	}{s.Source, barePolicy{Policy: s.Policy}})
+	if err != nil {
+		return nil, err
+	}
+	// head ends with the policy's closing brace, then the document's;
+	// the policy has other fields before, so the sets follow a comma.
+	n := 0
+	for _, set := range s.Policy.Sets {
+		n += 64 + len(set.Prefixes)*20
+	}
+	out := make([]byte, 0, len(head)+n+16)
+	out = append(out, head[:len(head)-2]...)
+	out = append(out, `,"Sets":`...)
+	if s.Policy.Sets == nil {
+		out = append(out, "null"...)
+	} else {
+		out = append(out, '[')
+		for i := range s.Policy.Sets {
+			set := &s.Policy.Sets[i]
+			b, err := json.Marshal(bareSet{Set: set})
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, b[:len(b)-1]...)
+			out = append(out, `,"Prefixes":`...)
+			out = appendPrefixes(out, set.Prefixes)
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	return append(out, "}}"...), nil
+}
+
+// appendPrefixes appends the JSON of ps as encoding/json writes a
+// []netip.Prefix: an array of their texts, which need no escaping.
+func appendPrefixes(out []byte, ps []netip.Prefix) []byte {
+	if ps == nil {
+		return append(out, "null"...)
+	}
+	out = append(out, '[')
+	for i, p := range ps {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = p.AppendTo(out)
+		out = append(out, '"')
+	}
+	return append(out, ']')
 }
 
 func loadLastGood(dir string) (*savedPolicy, error) {
@@ -80,26 +180,40 @@ func writeFileJSON(path string, v any) error {
 // old or the new file, never half of one. A file that holds data already
 // is left alone: a no-op edgefwd --once writes nothing to the disk.
 func writeFileAtomic(path string, data []byte) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return nil
+	_, err := replaceFile(path, data, true)
+	return err
+}
+
+// replaceFile is writeFileAtomic, with the new file synced to the disk
+// before it replaces the old one only if sync. Without, a crash of the
+// machine (not of the process) may lose the new contents. It reports
+// whether it wrote.
+func replaceFile(path string, data []byte, sync bool) (bool, error) {
+	// A file of another size holds other data: no need to read it.
+	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return false, nil
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return err
+		return false, err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return false, err
+		}
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return false, err
 	}
-	return os.Rename(tmp.Name(), path)
+	return true, os.Rename(tmp.Name(), path)
 }
 
 func readFileJSON(path string, v any) (bool, error) {
@@ -193,7 +307,11 @@ func SaveMarkWithFiles(dir string, m *nft.Mark, files *policy.Digest) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	// Not synced (a sync took 5 to 15 ms of every apply here): the record
+	// only saves --once a read of the table, and one lost with the
+	// machine is no loss, since after a reboot no record matches anyway.
+	_, err = replaceFile(path, data, false)
+	return err
 }
 
 // LoadMark returns the Mark recorded in dir, or nil when there is none or

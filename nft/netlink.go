@@ -100,8 +100,8 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 	if after == nil {
 		after = map[string][]AddrRange{}
 	}
-	for _, op := range ops {
-		switch op := op.(type) {
+	for i := 0; i < len(ops); i++ {
+		switch op := ops[i].(type) {
 		case DeleteTable:
 			clear(after)
 		case DeleteSet:
@@ -112,16 +112,107 @@ func elementsAfter(before map[string][]AddrRange, ops []Op) map[string][]AddrRan
 			// A set that exists keeps its elements and gets these too.
 			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Set.Ranges)
 		case AddElements:
+			if patchGives(after[op.Set.Name], nil, op.Ranges, op.Set.Ranges) {
+				after[op.Set.Name] = op.Set.Ranges
+				continue
+			}
 			after[op.Set.Name] = withRanges(after[op.Set.Name], op.Ranges)
 		case DeleteElements:
-			gone := make(map[AddrRange]bool, len(op.Ranges))
-			for _, r := range op.Ranges {
-				gone[r] = true
+			// The planner patches a set with its deletions, then its
+			// additions: together they make it what the ruleset says.
+			var add []AddrRange
+			next, paired := AddElements{}, false
+			if i+1 < len(ops) {
+				next, paired = ops[i+1].(AddElements)
+				paired = paired && next.Set.Name == op.Set.Name
+				add = next.Ranges
 			}
-			after[op.Set.Name] = slices.DeleteFunc(slices.Clone(after[op.Set.Name]), func(r AddrRange) bool { return gone[r] })
+			if paired && patchGives(after[op.Set.Name], op.Ranges, add, next.Set.Ranges) {
+				after[op.Set.Name] = next.Set.Ranges
+				i++
+				continue
+			}
+			if !paired && patchGives(after[op.Set.Name], op.Ranges, nil, op.Set.Ranges) {
+				after[op.Set.Name] = op.Set.Ranges
+				continue
+			}
+			after[op.Set.Name] = withoutRanges(after[op.Set.Name], op.Ranges)
 		}
 	}
 	return after
+}
+
+// patchGives reports whether have without del and with add is exactly
+// want, all of them strictly sorted. Then the set holds want after the
+// patch, and the known elements are want itself (never changed in place)
+// rather than a copy: for a change of one element of a 100,000 set, the
+// copies (ranges hold pointers) took 30 to 90 ms of a loaded daemon's
+// reload, mostly helping the garbage collector.
+func patchGives(have, del, add, want []AddrRange) bool {
+	if len(have) == 0 || !strictlySorted(del) || !strictlySorted(add) || !strictlySorted(have) || !strictlySorted(want) {
+		return false
+	}
+	w, j, k := 0, 0, 0
+	emit := func(r AddrRange) bool {
+		if w >= len(want) || want[w] != r {
+			return false
+		}
+		w++
+		return true
+	}
+	for _, r := range have {
+		for j < len(del) && compareRanges(del[j], r) < 0 {
+			j++
+		}
+		if j < len(del) && del[j] == r {
+			continue
+		}
+		for k < len(add) && compareRanges(add[k], r) < 0 {
+			if !emit(add[k]) {
+				return false
+			}
+			k++
+		}
+		if k < len(add) && add[k] == r {
+			k++
+		}
+		if !emit(r) {
+			return false
+		}
+	}
+	for ; k < len(add); k++ {
+		if !emit(add[k]) {
+			return false
+		}
+	}
+	return w == len(want)
+}
+
+// withoutRanges returns have without the ranges of del, in a new list.
+func withoutRanges(have, del []AddrRange) []AddrRange {
+	del = slices.Clone(del)
+	slices.SortFunc(del, compareRanges)
+	if !strictlySorted(have) {
+		gone := make(map[AddrRange]bool, len(del))
+		for _, r := range del {
+			gone[r] = true
+		}
+		return slices.DeleteFunc(slices.Clone(have), func(r AddrRange) bool { return gone[r] })
+	}
+	// One walk of both: hashing each of 100,000 ranges to look it up
+	// took 30 ms on a loaded machine.
+	out := make([]AddrRange, 0, len(have))
+	j := 0
+	for _, r := range have {
+		for j < len(del) && compareRanges(del[j], r) < 0 {
+			j++
+		}
+		if j < len(del) && del[j] == r {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // withRanges returns have with add added. The kernel refuses ranges that
@@ -132,8 +223,31 @@ func withRanges(have, add []AddrRange) []AddrRange {
 		// in place (elementsAfter clones before it deletes).
 		return add
 	}
-	out := slices.Concat(have, add)
-	slices.SortFunc(out, func(a, b AddrRange) int { return a.From.Compare(b.From) })
+	add = slices.Clone(add)
+	slices.SortFunc(add, compareRanges)
+	if !strictlySorted(have) {
+		out := slices.Concat(have, add)
+		slices.SortFunc(out, compareRanges)
+		return slices.Compact(out)
+	}
+	// One walk of both, rather than sorting 100,000 ranges again for
+	// the one a change added.
+	out := make([]AddrRange, 0, len(have)+len(add))
+	i, j := 0, 0
+	for i < len(have) && j < len(add) {
+		switch c := compareRanges(have[i], add[j]); {
+		case c < 0:
+			out = append(out, have[i])
+			i++
+		case c > 0:
+			out = append(out, add[j])
+			j++
+		default:
+			j++
+		}
+	}
+	out = append(out, have[i:]...)
+	out = append(out, add[j:]...)
 	return slices.Compact(out)
 }
 
