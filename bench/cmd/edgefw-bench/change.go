@@ -14,7 +14,9 @@ import (
 // until it returns (the daemon has applied the change), against `nft add
 // element` of one CIDR into a namespace holding the same ruleset.
 func runDaemonChange(e *env) ([]bench.Row, error) {
-	plan := [][2]int{{10_000, 3}, {100_000, 5}}
+	// 1M: nft add element reads the whole set back (over a minute), so
+	// its side runs once.
+	plan := [][2]int{{10_000, 3}, {100_000, 5}, {1_000_000, 3}}
 	if e.quick {
 		plan = [][2]int{{10_000, 2}, {100_000, 2}}
 	}
@@ -26,15 +28,21 @@ func runDaemonChange(e *env) ([]bench.Row, error) {
 		}
 		row := bench.Row{Scenario: "one changed set line, running daemon", Size: sizeLabel(n), N: n, Unit: "ms",
 			Edgefw: bench.Side{Tool: "edgefwctl reload"}, Reference: bench.Side{Tool: "nft add element"}}
-		if n == 100_000 {
-			row.Target = "≤ 0.05× nft add element (and ≤ 10 ms at 1M, not run: the daemon takes minutes at 1M)"
+		switch n {
+		case 100_000:
+			row.Target = "≤ 0.05× nft add element"
+		case 1_000_000:
+			row.Target = "≤ 10 ms"
 		}
 		err := e.daemonChange(n, reps, &row)
 		if err != nil {
 			row.Error = err.Error()
 		}
-		if row.Target != "" {
+		switch n {
+		case 100_000:
 			row.Met = metRatio(row, 0.05, true)
+		case 1_000_000:
+			row.Met = yesNo(err == nil && bench.Median(row.Edgefw.Samples) <= 10)
 		}
 		rows = append(rows, row)
 	}
@@ -100,6 +108,9 @@ func (e *env) daemonChange(n, reps int, row *bench.Row) error {
 			return err
 		}
 		sides := []func() error{edgefw, ref}
+		if n >= 1_000_000 && k > 0 {
+			sides = sides[:1]
+		}
 		if k%2 == 1 {
 			slices.Reverse(sides)
 		}
