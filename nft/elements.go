@@ -65,47 +65,19 @@ const dumpReplyWait = 30 * time.Second
 // Whether a commit touched our table meanwhile is the Applier's read's to
 // tell, from nftables notifications (see tableWatch).
 func readSetElements(sock datagramReader, seq uint32, set string) ([]nftables.SetElement, error) {
-	buf := make([]byte, dumpBufferSize)
 	var out []nftables.SetElement
-	for {
-		n, err := sock.readDatagram(buf, time.Now().Add(dumpReplyWait))
-		if err != nil {
-			return nil, err
+	err := readReplies(sock, make([]byte, dumpBufferSize), seq, func(m netlink.Message) error {
+		if m.Header.Type != nftType(unix.NFT_MSG_NEWSETELEM) {
+			return nil
 		}
-		msgs, err := splitMessages(buf[:n])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			if m.Header.Sequence != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case netlink.Done:
-				errno, err := decodeDone(m)
-				if err != nil {
-					return nil, err
-				}
-				if errno != 0 {
-					return nil, errno
-				}
-				return out, nil
-			case netlink.Error:
-				a, err := decodeAck(m)
-				if err != nil {
-					return nil, err
-				}
-				if a.errno != 0 {
-					return nil, a.errno
-				}
-				return out, nil
-			case nftType(unix.NFT_MSG_NEWSETELEM):
-				if out, err = decodeSetElems(out, m.Data, set); err != nil {
-					return nil, err
-				}
-			}
-		}
+		var err error
+		out, err = decodeSetElems(out, m.Data, set)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Set elements are encoded here, straight from ranges into the bytes of

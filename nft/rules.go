@@ -2,7 +2,6 @@ package nft
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
@@ -48,49 +47,22 @@ func dumpRules(netns int) (map[string][]RuleState, error) {
 // NLMSG_DONE that ends them. An interrupted dump is read to its end, as
 // readSetElements says why.
 func readRules(sock datagramReader, seq uint32) (map[string][]RuleState, error) {
-	buf := make([]byte, dumpBufferSize)
 	out := map[string][]RuleState{}
-	for {
-		n, err := sock.readDatagram(buf, time.Now().Add(dumpReplyWait))
+	err := readReplies(sock, make([]byte, dumpBufferSize), seq, func(m netlink.Message) error {
+		if m.Header.Type != nftType(unix.NFT_MSG_NEWRULE) {
+			return nil
+		}
+		chain, r, err := decodeRule(m.Data)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		msgs, err := splitMessages(buf[:n])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			if m.Header.Sequence != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case netlink.Done:
-				errno, err := decodeDone(m)
-				if err != nil {
-					return nil, err
-				}
-				if errno != 0 {
-					return nil, errno
-				}
-				return out, nil
-			case netlink.Error:
-				a, err := decodeAck(m)
-				if err != nil {
-					return nil, err
-				}
-				if a.errno != 0 {
-					return nil, a.errno
-				}
-				return out, nil
-			case nftType(unix.NFT_MSG_NEWRULE):
-				chain, r, err := decodeRule(m.Data)
-				if err != nil {
-					return nil, err
-				}
-				out[chain] = append(out[chain], r)
-			}
-		}
+		out[chain] = append(out[chain], r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // decodeRule decodes an NFT_MSG_NEWRULE of table inet edgefw into its
