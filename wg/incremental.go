@@ -165,20 +165,7 @@ func (m *Manager) changeRoutes(st *tunnelState, addresses []netip.Prefix, gone [
 		was = append(was, g.decl.AllowedIPs...)
 	}
 	add, del := diffPrefixes(routesFor(st.decl.Addresses, now), routesFor(addresses, was))
-	for i, err := range m.links.DelRoutes(st.name, del) {
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.add(Change{Kind: RouteRemoved, Interface: st.name, Route: del[i]})
-	}
-	for i, err := range m.links.AddRoutes(st.name, add) {
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.add(Change{Kind: RouteAdded, Interface: st.name, Route: add[i]})
-	}
+	errs = append(errs, m.applyRouteDiff(st.name, add, del, rep)...)
 	return errs
 }
 

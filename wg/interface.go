@@ -228,21 +228,30 @@ func (m *Manager) syncRoutes(st *tunnelState, rep *Report) error {
 		return errors.Join(append(errs, err)...)
 	}
 	add, del := diffPrefixes(want, have)
-	for i, err := range m.links.DelRoutes(st.name, del) {
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.add(Change{Kind: RouteRemoved, Interface: st.name, Route: del[i]})
-	}
-	for i, err := range m.links.AddRoutes(st.name, add) {
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.add(Change{Kind: RouteAdded, Interface: st.name, Route: add[i]})
-	}
+	errs = append(errs, m.applyRouteDiff(st.name, add, del, rep)...)
 	return errors.Join(errs...)
+}
+
+// applyRouteDiff deletes del and adds add through the tunnel's link,
+// reporting each route changed, and returns the errors of those that were
+// not.
+func (m *Manager) applyRouteDiff(link string, add, del []netip.Prefix, rep *Report) []error {
+	var errs []error
+	for i, err := range m.links.DelRoutes(link, del) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.add(Change{Kind: RouteRemoved, Interface: link, Route: del[i]})
+	}
+	for i, err := range m.links.AddRoutes(link, add) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.add(Change{Kind: RouteAdded, Interface: link, Route: add[i]})
+	}
+	return errs
 }
 
 func mtuOf(t policy.Tunnel) int {
