@@ -82,17 +82,11 @@ func (e *env) scrape(c scrapeConfig, row *bench.Row) error {
 			return err
 		}
 	}
-	ns, err := e.lab.NewNS("m")
+	ns, _, stop, err := e.daemonInNewNS("m", dir, spec)
 	if err != nil {
 		return err
 	}
-	defer e.settle()
-	defer ns.Delete()
-	d, err := e.startDaemon(ns, dir, bench.Policy(spec), metricsAddress)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
+	defer stop()
 	client := nsHTTPClient(ns)
 	defer client.CloseIdleConnections()
 	get := func() (time.Duration, error) {
@@ -226,17 +220,11 @@ func (e *env) footprint(n, peers int, rss, cpu *bench.Row) error {
 	if spec.Tunnel, err = e.tunnelSpec(dir, peers); err != nil {
 		return err
 	}
-	ns, err := e.lab.NewNS("i")
+	_, d, stop, err := e.daemonInNewNS("i", dir, spec)
 	if err != nil {
 		return err
 	}
-	defer e.settle()
-	defer ns.Delete()
-	d, err := e.startDaemon(ns, dir, bench.Policy(spec), metricsAddress)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
+	defer stop()
 	time.Sleep(5 * time.Second) // past start-up's garbage
 	cpu0, ok0 := bench.ProcCPU(d.pid())
 	t0 := time.Now()
@@ -262,4 +250,21 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// daemonInNewNS starts edgefwd with spec's policy and metrics on
+// metricsAddress in a new namespace; stop stops it, deletes the namespace
+// and waits for the kernel to settle.
+func (e *env) daemonInNewNS(name, dir string, spec bench.PolicySpec) (*bench.NS, *edgefwdProc, func(), error) {
+	ns, err := e.lab.NewNS(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, err := e.startDaemon(ns, dir, bench.Policy(spec), metricsAddress)
+	if err != nil {
+		ns.Delete()
+		e.settle()
+		return nil, nil, nil, err
+	}
+	return ns, d, func() { d.stop(); ns.Delete(); e.settle() }, nil
 }
