@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefw/edgefw/nft"
@@ -205,10 +204,10 @@ func NewCollector(src KernelSource, log *slog.Logger, now func() time.Time) *Ker
 	c.readDuration = newFamilyDef("edgefw_kernel_read_duration_seconds", dto.MetricType_GAUGE,
 		"Time this scrape took to read the part's state from the kernel.",
 		part...)
-	c.missing = newSeries(c.countersMissing.desc)
+	c.missing = newSeries(c.countersMissing)
 	c.parts = partSeries{
-		nftablesUp: newSeries(c.readUp.desc, partNftables), wireguardUp: newSeries(c.readUp.desc, partWireGuard),
-		nftablesTook: newSeries(c.readDuration.desc, partNftables), wireguardTook: newSeries(c.readDuration.desc, partWireGuard),
+		nftablesUp: newSeries(c.readUp, partNftables), wireguardUp: newSeries(c.readUp, partWireGuard),
+		nftablesTook: newSeries(c.readDuration, partNftables), wireguardTook: newSeries(c.readDuration, partWireGuard),
 	}
 	return c
 }
@@ -252,12 +251,12 @@ func (c *KernelCollector) defs() []*familyDef {
 func (c *KernelCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.scrape()
 	for _, f := range s.families {
-		for _, m := range f.mf.Metric {
+		for _, m := range f.metricFamily().Metric {
 			ch <- &dtoMetric{desc: f.def.desc, m: m}
 		}
 	}
 	for _, inv := range s.invalid {
-		ch <- prometheus.NewInvalidMetric(inv.desc, inv.invalid)
+		ch <- prometheus.NewInvalidMetric(inv.def.desc, inv.invalid)
 	}
 }
 
@@ -370,14 +369,7 @@ func unixSeconds(t time.Time) float64 {
 // served, so one broken read never hides every other metric.
 func NewMetricsHandler(g prometheus.Gatherer, ready func() error) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", newGzipHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError,
-		// Each scrape dumps the counters over netlink; a handful of
-		// concurrent scrapers is plenty and more only load the kernel.
-		MaxRequestsInFlight: 4,
-		// newGzipHandler compresses, faster (see metricsgzip.go).
-		DisableCompression: true,
-	})))
+	mux.Handle("GET /metrics", newGzipHandler(newMetricsHandler(g)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})

@@ -22,20 +22,28 @@ import (
 
 // series is one metric series whose labels were built and checked once.
 type series struct {
-	desc *prometheus.Desc
+	def *familyDef
 	// labels are sorted by name, as prometheus.MakeLabelPairs makes them;
 	// shared by every scrape, which only read them.
 	labels []*dto.LabelPair
+	// sample is the series' line of the text exposition format up to its
+	// value: the name, the labels and a space (see metricstext.go).
+	sample []byte
 	// invalid is the error of labels the client library rejects (not
 	// UTF-8), reported as an invalid metric instead of the series.
 	invalid error
 }
 
-func newSeries(d *prometheus.Desc, labelValues ...string) series {
-	if _, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, 0, labelValues...); err != nil {
-		return series{desc: d, invalid: err}
+func newSeries(d *familyDef, labelValues ...string) series {
+	if _, err := prometheus.NewConstMetric(d.desc, prometheus.GaugeValue, 0, labelValues...); err != nil {
+		return series{def: d, invalid: err}
 	}
-	return series{desc: d, labels: prometheus.MakeLabelPairs(d, labelValues)}
+	labels := prometheus.MakeLabelPairs(d.desc, labelValues)
+	_, sample, err := renderSeries(d, labels)
+	if err != nil {
+		return series{def: d, invalid: err}
+	}
+	return series{def: d, labels: labels, sample: sample}
 }
 
 // ruleSeries are the series of one counter of the ruleset: packets and
@@ -89,10 +97,10 @@ func (c *KernelCollector) ruleSeries(rules []nft.RuleInfo) []ruleSeries {
 		mode := ruleMode(r)
 		rs := ruleSeries{counter: r.Name, limited: r.Kind == nft.KindLimited}
 		if rs.limited {
-			rs.packets = newSeries(c.limitedPackets.desc, r.Rule, mode)
+			rs.packets = newSeries(c.limitedPackets, r.Rule, mode)
 		} else {
-			rs.packets = newSeries(c.rulePackets.desc, r.Name, string(r.Direction), string(r.Action), mode)
-			rs.bytes = newSeries(c.ruleBytes.desc, r.Name, string(r.Direction), string(r.Action), mode)
+			rs.packets = newSeries(c.rulePackets, r.Name, string(r.Direction), string(r.Action), mode)
+			rs.bytes = newSeries(c.ruleBytes, r.Name, string(r.Direction), string(r.Action), mode)
 		}
 		built = append(built, rs)
 	}
@@ -125,10 +133,10 @@ func (c *KernelCollector) peerSeries(peers []peerRow) []*peerSeries {
 		ps := sc.peers[id]
 		if ps == nil {
 			ps = &peerSeries{
-				handshake: newSeries(c.peerHandshake.desc, id.iface, id.peer),
-				receive:   newSeries(c.peerReceive.desc, id.iface, id.peer),
-				transmit:  newSeries(c.peerTransmit.desc, id.iface, id.peer),
-				up:        newSeries(c.peerUp.desc, id.iface, id.peer),
+				handshake: newSeries(c.peerHandshake, id.iface, id.peer),
+				receive:   newSeries(c.peerReceive, id.iface, id.peer),
+				transmit:  newSeries(c.peerTransmit, id.iface, id.peer),
+				up:        newSeries(c.peerUp, id.iface, id.peer),
 			}
 		}
 		kept[id], out[i] = ps, ps

@@ -27,10 +27,19 @@ type familyDef struct {
 	name, help string
 	typ        dto.MetricType
 	desc       *prometheus.Desc
+	// header is the family's HELP and TYPE lines in the text exposition
+	// format.
+	header []byte
 }
 
 func newFamilyDef(name string, typ dto.MetricType, help string, labels ...string) *familyDef {
-	return &familyDef{name: name, help: help, typ: typ, desc: prometheus.NewDesc(name, help, labels, nil)}
+	d := &familyDef{name: name, help: help, typ: typ, desc: prometheus.NewDesc(name, help, labels, nil)}
+	header, _, err := renderSeries(d, nil)
+	if err != nil {
+		panic(fmt.Sprintf("metric family %s: %v", name, err)) // a constant of this package
+	}
+	d.header = header
+	return d
 }
 
 // scrape is what one scrape read: metric families in the order of the
@@ -41,57 +50,58 @@ type scrape struct {
 	invalid  []*series
 }
 
-// family is a metric family being filled. Its metrics, their values and
-// their counters or gauges are each allocated at once, for as many
-// series as the family will hold.
+// family is a metric family being filled: its series and their values,
+// in the exposition's order. The dto form that a registry's Gather and
+// Collect want is built from it only for them (metricFamily); the text
+// exposition is written from it directly (metricstext.go).
 type family struct {
-	def      *familyDef
-	mf       dto.MetricFamily
-	metrics  []dto.Metric
-	values   []float64
-	counters []dto.Counter
-	gauges   []dto.Gauge
+	def    *familyDef
+	series []*series
+	values []float64
 }
 
 // family starts the family of d in s, for up to n series.
 func (s *scrape) family(d *familyDef, n int) *family {
-	f := &family{def: d, metrics: make([]dto.Metric, 0, n), values: make([]float64, 0, n)}
-	f.mf.Name, f.mf.Help, f.mf.Type = &d.name, &d.help, d.typ.Enum()
-	f.mf.Metric = make([]*dto.Metric, 0, n)
-	if d.typ == dto.MetricType_COUNTER {
-		f.counters = make([]dto.Counter, 0, n)
-	} else {
-		f.gauges = make([]dto.Gauge, 0, n)
-	}
+	f := &family{def: d, series: make([]*series, 0, n), values: make([]float64, 0, n)}
 	s.families = append(s.families, f)
 	return f
 }
 
-// add adds the value v of series sr, which must be of f's family. It
-// never adds more than the n series family was given: the slices' arrays
-// are never moved, so the pointers into them hold.
+// add adds the value v of series sr, which must be of f's family.
 func (f *family) add(s *scrape, sr *series, v float64) {
 	if sr.invalid != nil {
 		s.invalid = append(s.invalid, sr)
 		return
 	}
-	i := len(f.metrics)
-	if i == cap(f.metrics) {
-		panic(fmt.Sprintf("metric family %s: more series than the %d it was made for", f.def.name, i))
-	}
-	f.metrics, f.values = f.metrics[:i+1], append(f.values, v)
-	m := &f.metrics[i]
-	m.Label = sr.labels
-	if f.counters != nil {
-		f.counters = f.counters[:i+1]
-		f.counters[i].Value = &f.values[i]
-		m.Counter = &f.counters[i]
+	f.series, f.values = append(f.series, sr), append(f.values, v)
+}
+
+// metricFamily is f as a dto.MetricFamily. Its metrics, their values and
+// their counters or gauges are each allocated at once.
+func (f *family) metricFamily() *dto.MetricFamily {
+	d, n := f.def, len(f.series)
+	mf := &dto.MetricFamily{Name: &d.name, Help: &d.help, Type: d.typ.Enum(), Metric: make([]*dto.Metric, n)}
+	metrics, values := make([]dto.Metric, n), slices.Clone(f.values)
+	var counters []dto.Counter
+	var gauges []dto.Gauge
+	if d.typ == dto.MetricType_COUNTER {
+		counters = make([]dto.Counter, n)
 	} else {
-		f.gauges = f.gauges[:i+1]
-		f.gauges[i].Value = &f.values[i]
-		m.Gauge = &f.gauges[i]
+		gauges = make([]dto.Gauge, n)
 	}
-	f.mf.Metric = append(f.mf.Metric, m)
+	for i, sr := range f.series {
+		m := &metrics[i]
+		m.Label = sr.labels
+		if counters != nil {
+			counters[i].Value = &values[i]
+			m.Counter = &counters[i]
+		} else {
+			gauges[i].Value = &values[i]
+			m.Gauge = &gauges[i]
+		}
+		mf.Metric[i] = m
+	}
+	return mf
 }
 
 // scrape reads the kernel: the counters and the WireGuard peers at once,
@@ -122,7 +132,7 @@ func (c *KernelCollector) scrape() *scrape {
 	out.families = append(out.families, tunnels.families...)
 	out.invalid = slices.Concat(rules.invalid, tunnels.invalid)
 	// Families in name order, and none empty, as a registry gathers them.
-	out.families = slices.DeleteFunc(out.families, func(f *family) bool { return len(f.mf.Metric) == 0 })
+	out.families = slices.DeleteFunc(out.families, func(f *family) bool { return len(f.series) == 0 })
 	slices.SortStableFunc(out.families, func(a, b *family) int { return strings.Compare(a.def.name, b.def.name) })
 	return out
 }
@@ -186,10 +196,10 @@ func (g kernelGatherer) Gather() ([]*dto.MetricFamily, error) {
 			errs = append(errs, fmt.Errorf("metric family %s is gathered twice: is the kernel collector also registered?", f.def.name))
 			continue
 		}
-		mfs = append(mfs, &f.mf)
+		mfs = append(mfs, f.metricFamily())
 	}
 	for _, sr := range s.invalid {
-		errs = append(errs, fmt.Errorf("metric %s: %w", sr.desc, sr.invalid))
+		errs = append(errs, fmt.Errorf("metric %s: %w", sr.def.desc, sr.invalid))
 	}
 	slices.SortStableFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return mfs, errs.MaybeUnwrap()
