@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -53,10 +54,15 @@ func renderSeries(d *familyDef, labels []*dto.LabelPair) (header, sample []byte,
 }
 
 // appendValue appends v as expfmt writes a sample's value: the shortest
-// representation, and 0 for -0.
+// representation in strconv's 'g' format, and 0 for -0. 'g' writes an
+// integer below 1e6 in magnitude as its digits, which AppendInt does for
+// a fraction of the cost; most counters are such integers.
 func appendValue(b []byte, v float64) []byte {
 	if v == 0 {
 		return append(b, '0')
+	}
+	if v > -1e6 && v < 1e6 && v == math.Trunc(v) {
+		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
@@ -81,8 +87,17 @@ func (f *family) writeText(buf *bytes.Buffer) {
 // leaves as they are (model.EscapeMetricFamily), so the lines rendered
 // once serve every text format Negotiate picks.
 func (g kernelGatherer) writeText(buf *bytes.Buffer, format expfmt.Format) bool {
-	mfs, err := g.reg.Gather()
+	// The registry's collectors (the process collector reads /proc)
+	// while the kernel is read.
+	var mfs []*dto.MetricFamily
+	var err error
+	gathered := make(chan struct{})
+	go func() {
+		defer close(gathered)
+		mfs, err = g.reg.Gather()
+	}()
 	s := g.k.scrape()
+	<-gathered
 	enc := expfmt.NewEncoder(buf, format)
 	written, i := 0, 0
 	encodeUpTo := func(name string) {
