@@ -16,11 +16,13 @@ import (
 // then checked again (label names and values, a hash against duplicates)
 // and sorted: that took as long as reading the kernel. The collector's
 // series are checked once, when their labels are built (metricseries.go),
-// and come out in the exposition's order, so a scrape builds its metric
-// families directly, a few allocations per family rather than several
-// per series, and WithKernelMetrics serves them beside a registry's.
-// Registered on a registry instead, the collector emits the same series
-// through Collect, which is how the tests hold both ways to one output.
+// and come out in the exposition's order, so a scrape fills its families
+// directly: series and values, a few allocations per family rather than
+// several per series. The text exposition is written from them
+// (metricstext.go); WithKernelMetrics builds their dto form, for the
+// other formats, beside a registry's. Registered on a registry instead,
+// the collector emits the same series through Collect, which is how the
+// tests hold every way to one output.
 
 // familyDef is one metric family of the collector.
 type familyDef struct {
