@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
+	"github.com/edgefw/edgefw/wg"
 )
 
 // TestMetricsTextMatchesExpfmt writes scrapes with the pre-rendered
@@ -113,4 +116,61 @@ func TestMetricsTextReusedBuffer(t *testing.T) {
 			t.Errorf("reused handler differs from a fresh one (-fresh +reused):\n%s", d)
 		}
 	}
+}
+
+// TestMetricsTextConcurrentScrapes scrapes one handler from several
+// goroutines at once (as many as it serves in parallel): each gets the
+// whole scrape, none another's buffer. Run with -race.
+func TestMetricsTextConcurrentScrapes(t *testing.T) {
+	k := &lockedKernel{k: scaleKernel(100, 20)}
+	h := NewMetricsHandler(WithKernelMetrics(prometheus.NewRegistry(), NewCollector(k, nil, fixedClock)), nil)
+	want := httptest.NewRecorder()
+	h.ServeHTTP(want, httptest.NewRequest("GET", "/metrics", nil))
+	bodies := make([]string, metricsInFlight)
+	var scrapers sync.WaitGroup
+	for i := range bodies {
+		scrapers.Go(func() {
+			for range 20 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+				if rec.Code == http.StatusServiceUnavailable {
+					continue // over the limit: another scrape was still running
+				}
+				bodies[i] = rec.Body.String()
+				if bodies[i] != want.Body.String() {
+					return
+				}
+			}
+		})
+	}
+	scrapers.Wait()
+	for i, body := range bodies {
+		if body != "" && body != want.Body.String() {
+			t.Errorf("scrape %d differs from a lone scrape:\n%s", i, cmp.Diff(want.Body.String(), body))
+		}
+	}
+}
+
+// lockedKernel is a fakeKernel safe for concurrent scrapes.
+type lockedKernel struct {
+	mu sync.Mutex
+	k  *fakeKernel
+}
+
+func (l *lockedKernel) Counters() (map[string]nft.Counter, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.k.Counters()
+}
+
+func (l *lockedKernel) Rules() []nft.RuleInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.k.Rules()
+}
+
+func (l *lockedKernel) Tunnels(ctx context.Context) ([]wg.TunnelStatus, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.k.Tunnels(ctx)
 }
