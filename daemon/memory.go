@@ -13,6 +13,11 @@ import (
 // the runtime would otherwise keep, and return only slowly: the idle
 // daemon's RSS was 40 to 64 MiB with a 100k set, about what the apply
 // peaked at. Below it, the release (a full collection) is not worth it.
+// Only free memory is returned: what an apply's garbage left dirty and a
+// long-lived allocation then took stays resident for good. The largest
+// such allocation, a userspace WireGuard device's 24 MiB of packet
+// buffers, was most of the idle daemon's anonymous memory until wg
+// released memory before creating a device (wg/userspace.go).
 const releaseAfterRanges = 10_000
 
 // releaseMemory returns freed memory to the OS after work on rs, if its
