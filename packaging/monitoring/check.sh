@@ -114,9 +114,12 @@ variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", []
 ds = variables.get("datasource")
 if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
     errors.append("dashboard needs a variable 'datasource' of type datasource, query prometheus")
-inst = variables.get("instance")
-if not inst or not inst.get("multi") or not inst.get("includeAll"):
-    errors.append("dashboard needs a multi-value variable 'instance' with All")
+# Site (the agents' external label) and host narrow every panel: fleet-wide
+# with All, one site, or one host.
+for name, what in (("site", "Site"), ("instance", "Host")):
+    v = variables.get(name)
+    if not v or not v.get("multi") or not v.get("includeAll") or v.get("allValue") != ".*":
+        errors.append(f"dashboard needs a multi-value variable {name!r} ({what}) with All as .*")
 
 def uses_variable(d):
     return isinstance(d, dict) and d.get("uid") == "${datasource}"
@@ -154,13 +157,19 @@ for a in dash.get("annotations", {}).get("list", []):
         if not uses_variable(a.get("datasource")):
             errors.append(f"annotation {a.get('name')!r}: datasource is not ${{datasource}}")
         exprs.append((f"annotation {a.get('name')!r}", a["expr"]))
+
+# Every selector of every query is narrowed by both variables.
+for where, expr in exprs:
+    for selector in re.findall(r"\b[a-z_:][a-z0-9_:]*\{[^}]*\}", expr):
+        if 'site=~"$site"' not in selector or 'instance=~"$instance"' not in selector:
+            errors.append(f'{where}: selector {selector} lacks site=~"$site" or instance=~"$instance"')
 for v in variables.values():
     if v.get("type") == "query" and not uses_variable(v.get("datasource")):
         errors.append(f"variable {v.get('name')!r}: datasource is not ${{datasource}}")
 
 # Grafana's variables, replaced by values that make the PromQL parseable.
 substitutions = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d",
-                 "$instance": ".*", "$job": ".*"}
+                 "$site": ".*", "$instance": ".*", "$job": ".*"}
 with open(queries_path, "w", encoding="utf-8") as out:
     out.write("groups:\n  - name: dashboard-queries\n    rules:\n")
     for i, (where, expr) in enumerate(exprs):
