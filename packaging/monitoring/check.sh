@@ -2,7 +2,8 @@
 # Checks the edgefw monitoring files.
 #
 #   check.sh                 check the rules (promtool check + unit tests), the
-#                            dashboard and the runbook links
+#                            dashboard, the runbook links and the fleet's agent
+#                            configuration (deploy/prometheus-agent)
 #   check.sh SCRAPE          also check that every edgefw_* metric the rules and
 #                            the dashboard use appears in SCRAPE, a Prometheus
 #                            text exposition (e.g. `curl -s HOST:PORT/metrics`)
@@ -22,7 +23,7 @@ runbook=$here/../../docs/runbook.md
 die() { echo "check.sh: $*" >&2; exit 1; }
 
 usage() {
-	sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -82,6 +83,12 @@ command -v promtool >/dev/null ||
 
 echo "== promtool check rules"
 promtool check rules "$rules" || die "promtool check rules failed"
+
+agent=$here/../../deploy/prometheus-agent/prometheus.yml
+if [[ -f $agent ]]; then
+	echo "== promtool check config --agent (the fleet's Prometheus agent example)"
+	promtool check config --agent "$agent" || die "promtool check config --agent $agent failed"
+fi
 
 echo "== promtool test rules"
 (cd "$here" && promtool test rules "$(basename "$tests")") || die "promtool test rules failed"
