@@ -49,8 +49,9 @@ for f in "$rules" "$tests" "$dashboard"; do
 done
 
 # Metric families referenced by the rules and the dashboard. Histogram series
-# (_bucket, and _sum/_count next to a _bucket or the bare name) are folded into
-# their family name, which is what a registry and `# TYPE` lines call them.
+# (_bucket, and _sum/_count next to a _bucket, the bare name or each other) are
+# folded into their family name, which is what a registry and `# TYPE` lines
+# call them.
 referenced_names() {
 	python3 - "$rules" "$dashboard" <<'PY'
 import re, sys
@@ -62,7 +63,8 @@ families = set()
 for n in names:
     for suffix in ("_bucket", "_sum", "_count"):
         base = n[: -len(suffix)]
-        if n.endswith(suffix) and (suffix == "_bucket" or base + "_bucket" in names or base in names):
+        if n.endswith(suffix) and (suffix == "_bucket" or base + "_bucket" in names or base in names
+                                   or {base + "_sum", base + "_count"} <= names):
             n = base
             break
     families.add(n)
