@@ -2,8 +2,9 @@
 # Brings what `make test` needs that a fresh machine lacks: the tools the
 # tests observe the kernel with (nft, ip, wg, tcpdump), make traffic with
 # (socat, ping), check metrics and packages with (promtool, lintian, rpm,
-# dpkg-dev), render the HTML report with (chromium) and boot the systemd
-# lab with (systemd, unshare, nsenter).
+# dpkg-dev), run the fleet metrics chain with (prometheus, victoria-metrics),
+# render the HTML report with (chromium) and boot the systemd lab with
+# (systemd, unshare, nsenter).
 #
 #   test-deps.sh           install what is missing (as root on Debian or
 #                          Ubuntu); elsewhere print the command and fail
@@ -25,6 +26,8 @@ deps=(
 	"chromium chromium"
 	"ping iputils-ping"
 	"promtool prometheus"
+	"prometheus prometheus"
+	"victoria-metrics victoria-metrics"
 	"python3 python3"
 	"python3:yaml python3-yaml"
 	"unshare util-linux"
@@ -74,7 +77,7 @@ case ${1:-} in
 	;;
 --check | "") ;;
 *)
-	sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac

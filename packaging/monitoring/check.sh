@@ -2,7 +2,8 @@
 # Checks the edgefw monitoring files.
 #
 #   check.sh                 check the rules (promtool check + unit tests), the
-#                            dashboard and the runbook links
+#                            dashboard, the runbook links and the fleet's agent
+#                            configuration (deploy/prometheus-agent)
 #   check.sh SCRAPE          also check that every edgefw_* metric the rules and
 #                            the dashboard use appears in SCRAPE, a Prometheus
 #                            text exposition (e.g. `curl -s HOST:PORT/metrics`)
@@ -22,7 +23,7 @@ runbook=$here/../../docs/runbook.md
 die() { echo "check.sh: $*" >&2; exit 1; }
 
 usage() {
-	sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -48,8 +49,9 @@ for f in "$rules" "$tests" "$dashboard"; do
 done
 
 # Metric families referenced by the rules and the dashboard. Histogram series
-# (_bucket, and _sum/_count next to a _bucket or the bare name) are folded into
-# their family name, which is what a registry and `# TYPE` lines call them.
+# (_bucket, and _sum/_count next to a _bucket, the bare name or each other) are
+# folded into their family name, which is what a registry and `# TYPE` lines
+# call them.
 referenced_names() {
 	python3 - "$rules" "$dashboard" <<'PY'
 import re, sys
@@ -61,7 +63,8 @@ families = set()
 for n in names:
     for suffix in ("_bucket", "_sum", "_count"):
         base = n[: -len(suffix)]
-        if n.endswith(suffix) and (suffix == "_bucket" or base + "_bucket" in names or base in names):
+        if n.endswith(suffix) and (suffix == "_bucket" or base + "_bucket" in names or base in names
+                                   or {base + "_sum", base + "_count"} <= names):
             n = base
             break
     families.add(n)
@@ -82,6 +85,12 @@ command -v promtool >/dev/null ||
 
 echo "== promtool check rules"
 promtool check rules "$rules" || die "promtool check rules failed"
+
+agent=$here/../../deploy/prometheus-agent/prometheus.yml
+if [[ -f $agent ]]; then
+	echo "== promtool check config --agent (the fleet's Prometheus agent example)"
+	promtool check config --agent "$agent" || die "promtool check config --agent $agent failed"
+fi
 
 echo "== promtool test rules"
 (cd "$here" && promtool test rules "$(basename "$tests")") || die "promtool test rules failed"
@@ -114,9 +123,12 @@ variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", []
 ds = variables.get("datasource")
 if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
     errors.append("dashboard needs a variable 'datasource' of type datasource, query prometheus")
-inst = variables.get("instance")
-if not inst or not inst.get("multi") or not inst.get("includeAll"):
-    errors.append("dashboard needs a multi-value variable 'instance' with All")
+# Site (the agents' external label) and host narrow every panel: fleet-wide
+# with All, one site, or one host.
+for name, what in (("site", "Site"), ("instance", "Host")):
+    v = variables.get(name)
+    if not v or not v.get("multi") or not v.get("includeAll") or v.get("allValue") != ".*":
+        errors.append(f"dashboard needs a multi-value variable {name!r} ({what}) with All as .*")
 
 def uses_variable(d):
     return isinstance(d, dict) and d.get("uid") == "${datasource}"
@@ -154,13 +166,19 @@ for a in dash.get("annotations", {}).get("list", []):
         if not uses_variable(a.get("datasource")):
             errors.append(f"annotation {a.get('name')!r}: datasource is not ${{datasource}}")
         exprs.append((f"annotation {a.get('name')!r}", a["expr"]))
+
+# Every selector of every query is narrowed by both variables.
+for where, expr in exprs:
+    for selector in re.findall(r"\b[a-z_:][a-z0-9_:]*\{[^}]*\}", expr):
+        if 'site=~"$site"' not in selector or 'instance=~"$instance"' not in selector:
+            errors.append(f'{where}: selector {selector} lacks site=~"$site" or instance=~"$instance"')
 for v in variables.values():
     if v.get("type") == "query" and not uses_variable(v.get("datasource")):
         errors.append(f"variable {v.get('name')!r}: datasource is not ${{datasource}}")
 
 # Grafana's variables, replaced by values that make the PromQL parseable.
 substitutions = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d",
-                 "$instance": ".*", "$job": ".*"}
+                 "$site": ".*", "$instance": ".*", "$job": ".*"}
 with open(queries_path, "w", encoding="utf-8") as out:
     out.write("groups:\n  - name: dashboard-queries\n    rules:\n")
     for i, (where, expr) in enumerate(exprs):
