@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -97,14 +98,29 @@ type DispatchElement struct {
 func (d *PortDispatch) String() string {
 	items := make([]string, len(d.Elements))
 	if d.Direct {
-		counters := make([]string, len(d.Elements))
+		// Hashed and rendered on every apply: built in one buffer.
+		var b strings.Builder
+		b.Grow(len(d.Elements) * (24 + len(d.Elements[0].Rule.Counter)))
+		b.WriteString("counter name " + string(d.Proto) + " dport map { ")
 		for i, e := range d.Elements {
-			key := renderPorts([]PortSpan{e.Ports})
-			counters[i] = fmt.Sprintf("%s : %q", key, e.Rule.Counter)
-			items[i] = key + " : " + string(e.Rule.Verdict)
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(portsName(e.Ports))
+			b.WriteString(" : ")
+			b.WriteString(strconv.Quote(e.Rule.Counter))
 		}
-		return fmt.Sprintf("counter name %s dport map { %s } %s dport vmap { %s }",
-			d.Proto, strings.Join(counters, ", "), d.Proto, strings.Join(items, ", "))
+		b.WriteString(" } " + string(d.Proto) + " dport vmap { ")
+		for i, e := range d.Elements {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(portsName(e.Ports))
+			b.WriteString(" : ")
+			b.WriteString(string(e.Rule.Verdict))
+		}
+		b.WriteString(" }")
+		return b.String()
 	}
 	for i, e := range d.Elements {
 		items[i] = renderPorts([]PortSpan{e.Ports}) + " : jump " + e.Chain
@@ -273,6 +289,10 @@ func (c *compiler) dispatch(ch *Chain, units []ruleUnit) {
 		ports []PortSpan
 	}
 	byProto := map[policy.Protocol][]entry{}
+	if len(units) > 0 && len(units[0].keys) > 0 && len(units[0].keys[0]) > 0 {
+		// Runs are mostly of one protocol: size its entries once.
+		byProto[units[0].keys[0][0].proto] = make([]entry, 0, len(units))
+	}
 	for _, u := range units {
 		for i, kr := range u.rules {
 			for _, k := range u.keys[i] {
@@ -285,9 +305,11 @@ func (c *compiler) dispatch(ch *Chain, units []ruleUnit) {
 	})
 	for _, proto := range protos {
 		entries := byProto[proto]
-		var jumps, direct []DispatchElement
+		var jumps []DispatchElement
+		intervals := disjointIntervals(len(entries), func(i int) []PortSpan { return entries[i].ports })
+		direct := make([]DispatchElement, 0, len(intervals))
 		chains := map[string]*Chain{} // by the indexes of their entries
-		for _, iv := range disjointIntervals(len(entries), func(i int) []PortSpan { return entries[i].ports }) {
+		for _, iv := range intervals {
 			if r := entries[iv.members[0]].rule; len(iv.members) == 1 && directRule(r) {
 				direct = append(direct, DispatchElement{Ports: iv.span, Rule: r})
 				continue
@@ -322,9 +344,9 @@ func DispatchChain(firstRule string, proto policy.Protocol, ports PortSpan) stri
 
 func portsName(p PortSpan) string {
 	if p.From == p.To {
-		return fmt.Sprint(p.From)
+		return strconv.Itoa(int(p.From))
 	}
-	return fmt.Sprintf("%d-%d", p.From, p.To)
+	return strconv.Itoa(int(p.From)) + "-" + strconv.Itoa(int(p.To))
 }
 
 // interval is a span of ports and the entries (by index, ascending) whose
@@ -402,14 +424,19 @@ func (b *exprBuilder) dispatchExprs(d *PortDispatch) ([]expr.Any, error) {
 // element carrying the jump or verdict, and an end element one past it
 // unless the next key starts there, as nft encodes adjacent intervals.
 func dispatchElements(es []DispatchElement) []nftables.SetElement {
-	var out []nftables.SetElement
+	out := make([]nftables.SetElement, 0, 2*len(es))
+	// google/nftables only reads an element's verdict: the keys of a
+	// direct map share theirs.
+	accept, drop := &expr.Verdict{Kind: expr.VerdictAccept}, &expr.Verdict{Kind: expr.VerdictDrop}
 	forEachInterval(es, func(from uint16, e *DispatchElement) {
-		v := &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain}
-		if e.Rule != nil {
-			v = &expr.Verdict{Kind: expr.VerdictAccept}
-			if e.Rule.Verdict == policy.Drop {
-				v.Kind = expr.VerdictDrop
-			}
+		var v *expr.Verdict
+		switch {
+		case e.Rule == nil:
+			v = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain}
+		case e.Rule.Verdict == policy.Drop:
+			v = drop
+		default:
+			v = accept
 		}
 		out = append(out, nftables.SetElement{Key: be16(from), VerdictData: v})
 	}, func(end uint16) {
