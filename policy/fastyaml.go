@@ -114,23 +114,12 @@ func (p *fastParser) scalar(value string, line, col int, style yaml.Style) *yaml
 		n.Tag, n.Style = "!!str", style
 		return n
 	}
-	// The common cases as yaml.v3 resolves them (resolve.go: a value
-	// starting with a letter is a string unless its table of words
-	// holds it; TestPlainDecimal), without its work; the rest by it.
-	switch {
-	case value == "true" || value == "True" || value == "TRUE" || value == "false" || value == "False" || value == "FALSE":
-		n.Tag = "!!bool"
-	case value == "null" || value == "Null" || value == "NULL":
-		n.Tag = "!!null"
-	case value[0] >= 'a' && value[0] <= 'z' || value[0] >= 'A' && value[0] <= 'Z':
-		n.Tag = "!!str"
-	default:
-		if _, ok := plainDecimal(value); ok {
-			n.Tag = "!!int"
-		} else {
-			n.Tag = n.ShortTag()
-		}
+	if _, ok := plainDecimal(value); ok {
+		// As yaml.v3 resolves it (TestPlainDecimal), without its parse.
+		n.Tag = "!!int"
+		return n
 	}
+	n.Tag = n.ShortTag()
 	return n
 }
 

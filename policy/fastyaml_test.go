@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -157,25 +156,4 @@ func TestFastParseAsYAMLV3(t *testing.T) {
 		}
 	}
 	t.Logf("fastParse took %d of %d policies and %d of %d mutations", fast, len(corpus), took, mutated)
-}
-
-// TestValidName checks validName against the pattern it stands for.
-func TestValidName(t *testing.T) {
-	pattern := regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	r := rand.New(rand.NewPCG(5, 5))
-	alphabet := "az09-_A.Z é"
-	for _, name := range []string{"", "a", "ssh", "ssh-from-mgmt", "a1", "1a", "-a", "a-", "A", "aB", "a_b", "a b", "a\n", "é"} {
-		if got, want := validName(name), pattern.MatchString(name); got != want {
-			t.Errorf("validName(%q) = %v, want %v", name, got, want)
-		}
-	}
-	for range 20000 {
-		b := make([]byte, r.IntN(6))
-		for i := range b {
-			b[i] = alphabet[r.IntN(len(alphabet))]
-		}
-		if got, want := validName(string(b)), pattern.MatchString(string(b)); got != want {
-			t.Errorf("validName(%q) = %v, want %v", b, got, want)
-		}
-	}
 }

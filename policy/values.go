@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -23,18 +24,7 @@ const (
 	reservedPrefix = "edgefw-"
 )
 
-// validName reports whether name is a lowercase letter, then lowercase
-// letters, digits and -: ^[a-z][a-z0-9-]*$, without a regular expression
-// (matching one was a twentieth of loading 10,000 rules).
-func validName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-')) {
-			return false
-		}
-	}
-	return name != ""
-}
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 const nameAlphabet = "use lowercase letters, digits and -, starting with a letter"
 
@@ -43,7 +33,7 @@ func checkName(name string, maxLen int) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("a name must not be empty; %s", nameAlphabet)
-	case !validName(name):
+	case !namePattern.MatchString(name):
 		return fmt.Errorf("%q is not a valid name; %s, like ssh-from-mgmt", name, nameAlphabet)
 	case len(name) > maxLen:
 		return fmt.Errorf("%q is %d characters long; at most %d are allowed", name, len(name), maxLen)
