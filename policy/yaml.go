@@ -78,28 +78,6 @@ func (d *decoder) fields(n *yaml.Node, path string, nodes map[string]*yaml.Node)
 // It refuses anchors and aliases, which no policy needs and which would let
 // a small file expand into a huge tree, and nesting beyond maxDepth.
 func (d *decoder) parseDocument(data []byte) *yaml.Node {
-	doc, ok := fastParse(data)
-	if !ok {
-		if doc = d.parseYAML(data); doc == nil {
-			return nil
-		}
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil
-	}
-	root := doc.Content[0]
-	if !d.checkStructure(root, nil, 1) {
-		return nil
-	}
-	if isNull(root) {
-		return nil
-	}
-	return root
-}
-
-// parseYAML parses data with yaml.v3: the first document, nil if there is
-// none, and errors for a second one.
-func (d *decoder) parseYAML(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -116,7 +94,17 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 	default:
 		d.errorf(&extra, "", "a second YAML document; a policy file holds exactly one document, so remove this --- and merge what follows into the first")
 	}
-	return &doc
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil
+	}
+	root := doc.Content[0]
+	if !d.checkStructure(root, nil, 1) {
+		return nil
+	}
+	if isNull(root) {
+		return nil
+	}
+	return root
 }
 
 // syntaxError reports a YAML syntax error. The YAML library gives at most a
