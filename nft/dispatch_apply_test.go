@@ -121,7 +121,7 @@ func TestManyRulesDispatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !hasDispatch(rs) {
+		if !hasDispatch(rs, false) {
 			t.Fatal("not dispatched")
 		}
 		return rs

@@ -179,7 +179,7 @@ func checkSameMeaning(t *testing.T, name string, p *policy.Policy, packets []Pac
 
 func TestDispatchRandomPoliciesMeanTheSame(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 1))
-	dispatchedAny := 0
+	dispatchedAny, directAny := 0, 0
 	const policies = 120
 	for i := range policies {
 		p := randomPolicy(r, 8+r.IntN(30))
@@ -191,8 +191,12 @@ func TestDispatchRandomPoliciesMeanTheSame(t *testing.T) {
 			packets = append(packets, randomPacket(r))
 		}
 		checkSameMeaning(t, fmt.Sprintf("policy %d", i), p, packets)
-		if rs, _ := Compile(p); hasDispatch(rs) {
+		rs, _ := Compile(p)
+		if hasDispatch(rs, false) {
 			dispatchedAny++
+		}
+		if hasDispatch(rs, true) {
+			directAny++
 		}
 		if t.Failed() {
 			return
@@ -201,12 +205,17 @@ func TestDispatchRandomPoliciesMeanTheSame(t *testing.T) {
 	if dispatchedAny < policies/2 {
 		t.Errorf("only %d of %d random policies were dispatched: the test does not exercise dispatch", dispatchedAny, policies)
 	}
+	if directAny < policies/4 {
+		t.Errorf("only %d of %d random policies have a direct map: the test does not exercise them", directAny, policies)
+	}
 }
 
-func hasDispatch(rs *Ruleset) bool {
+// hasDispatch reports whether rs dispatches by port; with onlyDirect,
+// whether it has a direct map.
+func hasDispatch(rs *Ruleset, onlyDirect bool) bool {
 	for _, ch := range rs.Chains {
 		for _, r := range ch.Rules {
-			if r.Dispatch != nil {
+			if r.Dispatch != nil && (r.Dispatch.Direct || !onlyDirect) {
 				return true
 			}
 		}

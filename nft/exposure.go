@@ -154,7 +154,13 @@ func (x *exposer) walk(ch *Chain) {
 		switch {
 		case r.Dispatch != nil:
 			// The chains of the map's keys hold the rules of a run of
-			// port rules, each as it would be in the base chain.
+			// port rules, each as it would be in the base chain; a
+			// direct map's keys stand for such rules themselves.
+			for _, e := range r.Dispatch.Elements {
+				if e.Rule != nil {
+					x.add(e.Rule.Counter, e.Rule.Matches, false)
+				}
+			}
 			for _, name := range r.Dispatch.chains() {
 				x.walk(x.chain(name))
 			}

@@ -18,6 +18,18 @@ import (
 type exprBuilder struct {
 	table  *nftables.Table
 	addSet func(s *nftables.Set, elems []nftables.SetElement) error
+	// addCounterMap queues the object map of a direct map's keys (see
+	// batch.addCounterMap); nil where only the expressions are counted.
+	addCounterMap func(es []DispatchElement) *counterMapRef
+}
+
+// counterMap returns the expression that counts through the object map
+// of a direct map's keys, which it queues.
+func (b *exprBuilder) counterMap(es []DispatchElement) (expr.Any, error) {
+	if b.addCounterMap == nil {
+		return &counterMapRef{}, nil
+	}
+	return b.addCounterMap(es), nil
 }
 
 func (b *exprBuilder) anon(key nftables.SetDatatype, interval bool, elems []nftables.SetElement) (*expr.Lookup, error) {

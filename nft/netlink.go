@@ -57,7 +57,7 @@ func (k *netlinkKernel) Commit(tx *Transaction) error {
 	last := k.last
 	k.known, k.last = nil, nil
 	var q *quietSpan
-	if tx.rangesWritten() >= quietRanges {
+	if tx.quietCommit() {
 		q = k.watch.quiet()
 	}
 	err := tx.batch.send(k.netns)

@@ -297,7 +297,7 @@ func (t *tracer) walk(ch *Chain, depth int) bool {
 	for i, r := range ch.Rules {
 		step := TraceStep{Chain: ch.Name, Position: i + 1, Owner: r.Owner, Nft: r.String()}
 		if r.Dispatch != nil {
-			if t.dispatch(ch, r, step, depth) {
+			if t.dispatch(ch, i, r, step, depth) {
 				return true
 			}
 			continue

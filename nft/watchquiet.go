@@ -14,7 +14,10 @@ import (
 // that the next read trusted nothing it knew. So the watch leaves the
 // group while we commit, and tells from the generations before and after
 // whether the commit it did not hear was ours alone. Only transactions of
-// quietRanges or more are not listened to.
+// quietRanges or more, or of quietMessages or more messages, are not
+// listened to: a rule, chain or counter is a notification too, and
+// committing 10,000 port rules with the watch listening took 0.27 s of
+// system time instead of 0.15 s (what nft -f of the same ruleset took).
 
 // quietRanges is how many set ranges a transaction must write for the
 // watch to pause. A pause in which another tool commits costs a loss (the
@@ -22,6 +25,15 @@ import (
 // changes of a few elements, are listened to as before: their
 // notifications cost the kernel little and fit the watch's buffer.
 const quietRanges = 1000
+
+// quietMessages is how many messages a transaction must have for the
+// watch to pause, whatever it writes.
+const quietMessages = 1000
+
+// quietCommit reports whether the watch pauses for tx.
+func (tx *Transaction) quietCommit() bool {
+	return tx.rangesWritten() >= quietRanges || tx.Messages() >= quietMessages
+}
 
 // rangesWritten is the number of set ranges a transaction adds or deletes.
 func (tx *Transaction) rangesWritten() int {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/edgefw/edgefw/internal/netnstest"
+	"github.com/edgefw/edgefw/policy"
 )
 
 // TestPauseAccounting: a pause in which the generation moved by our
@@ -80,4 +81,32 @@ func TestOwnCommitUnheard(t *testing.T) {
 		t.Errorf("after another tool's commit: changes %q, want %q", res.Changes, want)
 	}
 	checkSet(t, ns, rs.Set("blocklist-v4"))
+}
+
+// TestQuietCommit: the watch pauses for a transaction of many set ranges
+// or of many messages (rules, chains, counters: 1,000 port rules), and
+// listens to small ones, such as a daemon's change of a few elements.
+func TestQuietCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		p     *policy.Policy
+		quiet bool
+	}{
+		{"a few rules", manyRulesPolicy(10, -1), false},
+		{"1,000 port rules", manyRulesPolicy(1000, -1), true},
+		{"1,000 ranges", largeSetPolicy(randomPrefixes(3, 1000)), true},
+		{"100 ranges", largeSetPolicy(randomPrefixes(3, 100)), false},
+	} {
+		rs, err := Compile(tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, _, err := prepare(&TableState{}, rs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tx.quietCommit(); got != tc.quiet {
+			t.Errorf("%s (%d messages): quiet %v, want %v", tc.name, tx.Messages(), got, tc.quiet)
+		}
+	}
 }

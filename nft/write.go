@@ -146,6 +146,9 @@ func (op AddRule) encode(b *batch, c *nftables.Conn) error {
 	eb := &exprBuilder{table: table, addSet: func(s *nftables.Set, elems []nftables.SetElement) error {
 		sets = true
 		return b.addSet(c, s, elems)
+	}, addCounterMap: func(es []DispatchElement) *counterMapRef {
+		sets = true
+		return b.addCounterMap(es)
 	}}
 	exprs, err := eb.ruleExprs(op.Rule)
 	if err != nil {

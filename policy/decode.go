@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -173,6 +174,9 @@ func (d *decoder) prefix(n *yaml.Node, path string, check func(netip.Prefix) err
 
 func (d *decoder) rules(n *yaml.Node) {
 	items, _ := d.list(n, "rules", "rules")
+	// A rule is some 200 bytes: growing the list by appending copied
+	// them over and over (a third of decoding 10,000 rules).
+	d.l.policy.Rules = slices.Grow(d.l.policy.Rules, len(items))
 	for i, item := range items {
 		if r, ok := d.rule(item, indexPath("rules", i)); ok {
 			d.l.policy.Rules = append(d.l.policy.Rules, r)
