@@ -62,13 +62,14 @@ func Binaries() (apiserver, etcd string, ok bool) {
 		}
 	}
 	for _, cache := range caches {
-		apiserver = filepath.Join(cache, "kube-"+KubeVersion, "kube-apiserver")
-		etcd = filepath.Join(cache, "etcd-"+EtcdVersion, "etcd")
-		if executable(apiserver) && executable(etcd) {
-			return apiserver, etcd, true
+		a := filepath.Join(cache, "kube-"+KubeVersion, "kube-apiserver")
+		e := filepath.Join(cache, "etcd-"+EtcdVersion, "etcd")
+		if executable(a) && executable(e) {
+			return a, e, true
 		}
 	}
-	return apiserver, etcd, false
+	// Missing: the paths of the first cache, where kube-deps.sh puts them.
+	return filepath.Join(caches[0], "kube-"+KubeVersion, "kube-apiserver"), filepath.Join(caches[0], "etcd-"+EtcdVersion, "etcd"), false
 }
 
 func executable(path string) bool {
@@ -375,8 +376,8 @@ func (p *process) stop() error {
 // do. Pdeathsig fires when the thread that started a child exits, not the
 // process: started from an arbitrary thread, a child could be killed when
 // the Go runtime ends that thread (as it does for a goroutine that exits
-// locked to its thread, which namespace tests do), or survive a test
-// binary that died if the thread outlived nothing.
+// locked to its thread, which namespace tests do) while the test still
+// needs it.
 type launcher struct {
 	reqs chan func()
 }
