@@ -111,6 +111,19 @@ rules:
     action: reject
   - {name: veths, direction: forward, from: [{interface: "veth*"}], to: [{interface: eth0}], action: accept}
 `},
+	{name: "every value of every enumeration", want: valid, doc: `
+rules:
+  - name: protocols
+    direction: input
+    ports: [{protocol: tcp}, {protocol: udp, port: 53}, {protocol: sctp, port: 9, endPort: 10}, {protocol: icmp}]
+    action: accept
+  - {name: v6, direction: output, family: ipv6, ports: [{protocol: icmpv6}], action: reject, mode: enforce}
+  - {name: v4, direction: forward, family: ipv4, action: drop, mode: audit, log: false}
+tunnels:
+  - {name: wg-a, backend: auto, privateKeyFile: /k/a, addresses: [10.0.0.1/24]}
+  - {name: wg-k, backend: kernel, privateKeyFile: /k/k, addresses: [10.0.1.1/24]}
+  - {name: wg-u, backend: userspace, privateKeyFile: /k/u, addresses: [10.0.2.1/24]}
+`},
 	{name: "keepalive as seconds and as minutes", want: valid, doc: `
 tunnels:
   - name: wg1
