@@ -80,7 +80,9 @@ func readManifests(t *testing.T) []*unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	var kustomization struct {
-		Resources []string `json:"resources"`
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
 	}
 	if err := yaml.UnmarshalStrict(data, &kustomization); err != nil {
 		t.Fatalf("kustomization.yaml: %v", err)
