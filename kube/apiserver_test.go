@@ -39,6 +39,7 @@ func TestAPIServer(t *testing.T) {
 	t.Run("NodeStateOwnNodeOnly", func(t *testing.T) { testNodeStateOwnNodeOnly(t, c, admin) })
 	t.Run("NodeAccess", func(t *testing.T) { testNodeAccess(t, c, admin) })
 	t.Run("AggregatorAccess", func(t *testing.T) { testAggregatorAccess(t, c, admin) })
+	t.Run("PrinterColumns", func(t *testing.T) { testPrinterColumns(t, c) })
 }
 
 func dynamicClient(t *testing.T, kubeconfig string) *dynamic.DynamicClient {
