@@ -7,8 +7,9 @@
 #   $EDGEFW_CACHE/etcd-v3.6.17/etcd
 #
 # EDGEFW_CACHE defaults to /var/cache/edgefw-test (~/.cache/edgefw-test when
-# that is not writable). Warm, it only prints the two paths; cold it takes
-# about 13 minutes on 2 cores and 2 GB of memory (see ../LAB.md). It shares
+# that is neither built nor writable). Warm, it only prints the two paths;
+# cold it takes about 15 minutes on an idle 2-core machine and 2 GB of
+# memory (40 minutes on a busy one), for 125 MB of binaries. It shares
 # the normal Go module and build caches and never writes into the
 # repository: each binary is built from a throwaway wrapper module in a
 # temporary directory, because the k8s.io/kubernetes module zip has no
@@ -25,16 +26,21 @@ KUBE_VERSION=v1.34.4 # k8s.io/kubernetes; staging modules are v0.34.4
 ETCD_VERSION=v3.6.17 # go.etcd.io/etcd/server/v3
 GO=${GO:-go}
 
-cache=${EDGEFW_CACHE:-/var/cache/edgefw-test}
-if [[ -z ${EDGEFW_CACHE:-} ]] && ! mkdir -p "$cache" 2>/dev/null; then
-	cache=${XDG_CACHE_HOME:-$HOME/.cache}/edgefw-test
-fi
-kube_dir=$cache/kube-$KUBE_VERSION
-etcd_dir=$cache/etcd-$ETCD_VERSION
-apiserver=$kube_dir/kube-apiserver
-etcd=$etcd_dir/etcd
+# paths sets the paths of the binaries in the cache directory $1.
+paths() {
+	cache=$1
+	apiserver=$cache/kube-$KUBE_VERSION/kube-apiserver
+	etcd=$cache/etcd-$ETCD_VERSION/etcd
+}
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; }
+built() { [[ -x $apiserver && -x $etcd ]]; }
+
+paths "${EDGEFW_CACHE:-/var/cache/edgefw-test}"
+if [[ -z ${EDGEFW_CACHE:-} ]] && ! built && ! { mkdir -p "$cache" 2>/dev/null && [[ -w $cache ]]; }; then
+	paths "${XDG_CACHE_HOME:-$HOME/.cache}/edgefw-test"
+fi
+
+usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; }
 
 case ${1:-} in
 --check)
@@ -101,11 +107,13 @@ kube_replaces() {
 	echo ")"
 }
 
-mkdir -p "$cache"
-exec 9>"$cache/.kube-deps.lock"
-if ! flock -n 9; then
-	log "another kube-deps build is running; waiting for it"
-	flock 9
+if ! built; then
+	mkdir -p "$cache"
+	exec 9>"$cache/.kube-deps.lock"
+	if ! flock -n 9; then
+		log "another kube-deps build is running; waiting for it"
+		flock 9
+	fi
 fi
 
 if [[ ! -x $apiserver ]]; then
@@ -120,14 +128,13 @@ if [[ ! -x $etcd ]]; then
 	build go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$etcd"
 fi
 
-# One directory holding both, for EDGEFW_KUBE_BIN (or envtest's
-# KUBEBUILDER_ASSETS).
-bin=$cache/bin-kube-$KUBE_VERSION-etcd-$ETCD_VERSION
-mkdir -p "$bin"
-ln -sfn "$apiserver" "$bin/kube-apiserver"
-ln -sfn "$etcd" "$bin/etcd"
-
 if [[ ${1:-} == --dir ]]; then
+	# One directory holding both, for EDGEFW_KUBE_BIN (or envtest's
+	# KUBEBUILDER_ASSETS).
+	bin=$cache/bin-kube-$KUBE_VERSION-etcd-$ETCD_VERSION
+	mkdir -p "$bin"
+	ln -sfn "$apiserver" "$bin/kube-apiserver"
+	ln -sfn "$etcd" "$bin/etcd"
 	echo "$bin"
 else
 	echo "$apiserver"
