@@ -113,6 +113,9 @@ type loader struct {
 	fsys fs.FS
 	// bundle, unless nil, receives every file read (ReadBundle).
 	bundle Bundle
+	// peerLists, unless nil, receives where each tunnel's peers are
+	// written (Reader).
+	peerLists *peerLists
 
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
@@ -187,6 +190,7 @@ func (l *loader) decodeFile(file string, data []byte, main bool) {
 		return
 	}
 	d.top(root, main)
+	l.peerLists.end(d.file, data, root)
 }
 
 // addAbs appends the absolute path of file to files unless it was added
