@@ -61,7 +61,7 @@ func (m *Manager) reconcilePeers(st *tunnelState, prev policy.Tunnel, rep *Repor
 	for _, p := range st.peers {
 		p.before, p.ran = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}, true
 	}
-	errs, gone := m.loadPeers(st)
+	errs, gone := m.loadChangedPeers(st, prev.Peers)
 	cfg := wgtypes.Config{Peers: peerChanges(st.peers, gone, m.dns)}
 	routes := alongside(func(rep *Report) error {
 		return errors.Join(m.changeRoutes(st, prev.Addresses, gone, rep)...)
