@@ -92,7 +92,7 @@ func (s *savedPolicy) encode() ([]byte, error) {
 		n += 64 + len(set.Prefixes)*20
 	}
 	for _, t := range s.Policy.Tunnels {
-		n += len(t.Peers) * 320
+		n += peersSize(t.Peers)
 	}
 	out := make([]byte, 0, len(head)+n+16)
 	out = append(out, head[:len(head)-2]...)
