@@ -57,15 +57,7 @@ func (m *Manager) loadChangedPeers(st *tunnelState, prev []policy.TunnelPeer) (e
 	if st.byKey == nil || len(st.peers) != len(prev) || len(st.byKey) != len(prev) {
 		return m.loadPeers(st)
 	}
-	n := min(len(prev), len(decl))
-	head := 0
-	for head < n && samePeer(prev[head], decl[head]) {
-		head++
-	}
-	tail := 0
-	for tail < n-head && samePeer(prev[len(prev)-1-tail], decl[len(decl)-1-tail]) {
-		tail++
-	}
+	head, tail := sameEnds(prev, decl)
 	wasMiddle := st.peers[head : len(prev)-tail]
 	middle := decl[head : len(decl)-tail]
 	// A peer of the middle with the key of one at the head or tail: which

@@ -114,3 +114,41 @@ func stateKeys(states []*peerState) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// TestSharesAllowedIPsAfter: for random changes of a peer list, whether
+// two peers share an allowed-IPs prefix is found as a check of the whole
+// list finds it.
+func TestSharesAllowedIPsAfter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	peer := func() policy.TunnelPeer {
+		var ips []string
+		for range 1 + rng.IntN(2) {
+			ips = append(ips, fmt.Sprintf("10.4.%d.%d/%d", rng.IntN(3), rng.IntN(60), 30+rng.IntN(3)))
+		}
+		return policy.TunnelPeer{Name: "p", PublicKey: [32]byte{byte(rng.IntN(256))}, AllowedIPs: prefixes(ips...)}
+	}
+	var prev []policy.TunnelPeer
+	prevShares := false
+	for round := range 2000 {
+		next := slices.Clone(prev)
+		switch op := rng.IntN(4); {
+		case op == 0 || len(next) == 0:
+			next = slices.Insert(next, rng.IntN(len(next)+1), peer())
+		case op == 1:
+			k := rng.IntN(len(next))
+			next = slices.Delete(next, k, k+1)
+		case op == 2:
+			next[rng.IntN(len(next))] = peer()
+		default:
+			next = nil
+			for range rng.IntN(30) {
+				next = append(next, peer())
+			}
+		}
+		want := sharesAllowedIPs(next)
+		if got := sharesAllowedIPsAfter(prev, next, prevShares); got != want {
+			t.Fatalf("round %d: %v, want %v", round, got, want)
+		}
+		prev, prevShares = next, want
+	}
+}

@@ -348,7 +348,7 @@ func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 		m.tunnels[t.Name] = st
 	}
 	prev, prevShares := st.decl, st.sharesAllowedIPs
-	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPs(t.Peers)
+	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPsAfter(prev.Peers, t.Peers, prevShares)
 	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && sameButPeers(prev, t) {
 		if done, err := m.reconcilePeers(st, prev, rep); done {
 			if slices.EqualFunc(prev.Peers, t.Peers, samePeer) {
