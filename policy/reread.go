@@ -2,8 +2,11 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io/fs"
+	"iter"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -34,8 +37,9 @@ const maxSplicedPeers = 64
 
 // Reader reads a policy as ReadBundle does, and again cheaply after a
 // change to a few of a tunnel's peers. It is safe for concurrent use.
-// The policies and bundles it returns share memory with each other: they
-// must not be modified.
+// The policies it returns share memory with each other: they must not be
+// modified. It keeps the bytes of the files that hold peer lists, and of
+// the others (a large set file) only their SHA-256.
 type Reader struct {
 	mu   sync.Mutex
 	last *readState
@@ -47,7 +51,10 @@ type Reader struct {
 type readState struct {
 	path   string
 	policy *Policy
-	bundle Bundle
+	// texts holds the bytes of the files read that hold a peer list, sums
+	// the SHA-256 of the others.
+	sums  map[string][sha256.Size]byte
+	texts map[string][]byte
 	// yamlAbs are the main file and its drop-ins, in merge order.
 	yamlAbs []string
 	lists   []peerList
@@ -71,12 +78,12 @@ func (r *Reader) ReadBundle(path string) (*Policy, Bundle, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.last; s != nil && s.path == path {
-		if next, spliced, ok := s.reread(osRoot()); ok {
+		if next, bundle, spliced, ok := s.reread(osRoot()); ok {
 			r.last = next
 			if spliced {
 				r.spliced++
 			}
-			return next.policy, next.bundle, nil
+			return next.policy, bundle, nil
 		}
 	}
 	l := newLoader(osRoot())
@@ -86,42 +93,73 @@ func (r *Reader) ReadBundle(path string) (*Policy, Bundle, error) {
 		r.last = nil
 		return nil, nil, err
 	}
-	r.last = &readState{path: path, policy: p, bundle: l.bundle, yamlAbs: l.yamlAbs, lists: l.peerLists.lists}
+	r.last = newReadState(path, p, l.bundle, l.yamlAbs, l.peerLists.lists)
 	return p, l.bundle, nil
 }
 
-// reread reads the files of s again and returns the state they give, if
-// they are the same files and read as s's but for peers it can splice.
-func (s *readState) reread(fsys fs.FS) (next *readState, spliced, ok bool) {
-	if !s.sameDropIns(fsys) {
-		return nil, false, false
+// newReadState is what a Reader keeps of a read of the files of bundle.
+func newReadState(path string, p *Policy, bundle Bundle, yamlAbs []string, lists []peerList) *readState {
+	s := &readState{path: path, policy: p, sums: make(map[string][sha256.Size]byte, len(bundle)),
+		texts: map[string][]byte{}, yamlAbs: yamlAbs, lists: lists}
+	for _, pl := range lists {
+		s.texts[pl.abs] = bundle[pl.abs]
 	}
-	bundle := make(Bundle, len(s.bundle))
+	for name, data := range bundle {
+		if s.texts[name] == nil {
+			s.sums[name] = sha256.Sum256(data)
+		}
+	}
+	return s
+}
+
+// reread reads the files of s again and returns the state they give and
+// their bytes, if they are the same files and read as s's but for peers
+// it can splice.
+func (s *readState) reread(fsys fs.FS) (next *readState, bundle Bundle, spliced, ok bool) {
+	if !s.sameDropIns(fsys) {
+		return nil, nil, false, false
+	}
+	bundle = make(Bundle, len(s.sums)+len(s.texts))
 	var changed []string
-	for name, old := range s.bundle {
+	for name := range s.files() {
 		limit := int64(maxSetFileSize)
 		if slices.Contains(s.yamlAbs, name) {
 			limit = maxPolicyFileSize
 		}
 		data, err := readBounded(fsys, strings.TrimPrefix(name, "/"), limit)
 		if err != nil {
-			return nil, false, false
+			return nil, nil, false, false
 		}
 		bundle[name] = data
-		if !bytes.Equal(data, old) {
+		if old, ok := s.texts[name]; ok && !bytes.Equal(data, old) || !ok && sha256.Sum256(data) != s.sums[name] {
 			changed = append(changed, name)
 		}
 	}
-	n := *s
-	n.bundle = bundle
 	switch {
 	case len(changed) == 0:
-		return &n, false, true
-	case len(changed) == 1 && slices.Contains(s.yamlAbs, changed[0]):
-		ok := n.splice(fsys, changed[0], s.bundle[changed[0]])
-		return &n, true, ok
+		return s, bundle, false, true
+	case len(changed) == 1 && s.texts[changed[0]] != nil:
+		if n := s.splice(fsys, changed[0], bundle); n != nil {
+			return n, bundle, true, true
+		}
 	}
-	return nil, false, false
+	return nil, nil, false, false
+}
+
+// files returns the names of the files read.
+func (s *readState) files() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for name := range s.texts {
+			if !yield(name) {
+				return
+			}
+		}
+		for name := range s.sums {
+			if !yield(name) {
+				return
+			}
+		}
+	}
 }
 
 // sameDropIns reports whether the drop-ins beside the main file are the
@@ -149,19 +187,18 @@ func (s *readState) sameDropIns(fsys fs.FS) bool {
 	return len(s.yamlAbs) > 0 && slices.Equal(dropIns, s.yamlAbs[1:])
 }
 
-// splice updates s, whose bundle holds the new bytes of the YAML file abs
-// (old before), if the change is to whole entries of one peer list and
-// they pass every check. It reports whether it did; s is not to be used
-// otherwise.
-func (s *readState) splice(fsys fs.FS, abs string, old []byte) bool {
-	data := s.bundle[abs]
+// splice returns the state after a change of the YAML file abs, whose
+// new bytes bundle holds, if the change is to whole entries of one peer
+// list and they pass every check; nil otherwise.
+func (s *readState) splice(fsys fs.FS, abs string, bundle Bundle) *readState {
+	old, data := s.texts[abs], bundle[abs]
 	first, endOld, endNew := changedLines(old, data)
 	delta := endNew - endOld
 	li := slices.IndexFunc(s.lists, func(pl peerList) bool {
 		return pl.abs == abs && pl.starts[0] <= first && endOld <= pl.end
 	})
 	if li < 0 {
-		return false
+		return nil
 	}
 	pl := s.lists[li]
 	// The entries the change touches, from k0 up to k1. A change that
@@ -180,15 +217,15 @@ func (s *readState) splice(fsys fs.FS, abs string, old []byte) bool {
 	text := data[lineOffset(lines, len(data), from):lineOffset(lines, len(data), to+delta)]
 	added, starts, ok := pl.decode(fsys, text, from, lines, data)
 	if !ok {
-		return false
+		return nil
 	}
 	t := s.policy.Tunnels[pl.tunnel]
 	if len(t.Peers) != len(pl.starts) || conflicts(t.Peers[:k0], added) || conflicts(t.Peers[k1:], added) {
-		return false
+		return nil
 	}
 	peers := slices.Concat(t.Peers[:k0], added, t.Peers[k1:])
 	if len(peers) == 0 {
-		return false // an empty list is no list: read in full
+		return nil // an empty list is no list: read in full
 	}
 	for i := k0 + len(added); i < len(peers); i++ {
 		shiftPos(&peers[i].Pos, pl.file, 0, delta)
@@ -198,7 +235,10 @@ func (s *readState) splice(fsys fs.FS, abs string, old []byte) bool {
 	p.Tunnels = slices.Clone(p.Tunnels)
 	p.Tunnels[pl.tunnel].Peers = peers
 	shiftPolicy(&p, pl.tunnel, pl.file, to, delta)
-	s.policy = &p
+	n := *s
+	n.policy = &p
+	n.texts = maps.Clone(s.texts)
+	n.texts[abs] = data
 
 	lists := slices.Clone(s.lists)
 	for i := range lists {
@@ -211,8 +251,8 @@ func (s *readState) splice(fsys fs.FS, abs string, old []byte) bool {
 			lists[i].end += delta
 		}
 	}
-	s.lists = lists
-	return true
+	n.lists = lists
+	return &n
 }
 
 // decode decodes text, the lines of data from line from on that replace

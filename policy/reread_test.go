@@ -199,6 +199,9 @@ func TestReaderReadsInFull(t *testing.T) {
 		{"a peer less indented", func(e *rereadEnv) {
 			e.write("policy.yaml", rereadPolicy(flow+strings.TrimPrefix(flowPeer(20), "  "), block))
 		}},
+		{"the set file changed", func(e *rereadEnv) {
+			e.write("blocked.txt", "198.51.100.0/24\n")
+		}},
 		{"the set file changed too", func(e *rereadEnv) {
 			e.write("blocked.txt", "198.51.100.0/24\n")
 			e.write("policy.yaml", rereadPolicy(flow+flowPeer(20), block))
