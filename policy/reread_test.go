@@ -300,3 +300,34 @@ func TestReaderRandomEdits(t *testing.T) {
 	}
 	t.Logf("%d of 300 edits spliced", spliced)
 }
+
+// BenchmarkReaderOnePeerAdded re-reads a policy whose tunnel of 10,000
+// peers gains one, then loses it again.
+func BenchmarkReaderOnePeerAdded(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	head := "version: 1\ntunnels:\n  - name: wg0\n    privateKeyFile: /k\n    addresses: [10.8.0.1/16]\n    peers:\n"
+	base := []byte(head + peerRange(flowPeer, 0, 10_000))
+	more := []byte(head + peerRange(flowPeer, 0, 10_001))
+	if err := os.WriteFile(path, base, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	r := &Reader{}
+	if _, _, err := r.ReadBundle(path); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, data := range [][]byte{more, base} {
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := r.ReadBundle(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if r.spliced == 0 {
+		b.Fatal("read in full")
+	}
+}
