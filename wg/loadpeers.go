@@ -26,13 +26,7 @@ func (m *Manager) loadPeers(st *tunnelState) (errs []error, gone []*peerState) {
 	st.pass++
 	peers := make([]*peerState, 0, len(st.decl.Peers))
 	for _, d := range st.decl.Peers {
-		ps, err := st.lookUpPeer(d)
-		if ps == nil {
-			errs = append(errs, err)
-			continue
-		}
-		errs = ps.load(d, errs)
-		peers = append(peers, ps)
+		peers, errs = st.loadDeclared(d, peers, errs)
 	}
 	for key, ps := range st.byKey {
 		if ps.pass != st.pass {
@@ -72,13 +66,7 @@ func (m *Manager) loadChangedPeers(st *tunnelState, prev []policy.TunnelPeer) (e
 	peers := make([]*peerState, 0, len(decl))
 	for i, d := range decl {
 		if i >= head && i < len(decl)-tail {
-			ps, err := st.lookUpPeer(d)
-			if ps == nil {
-				errs = append(errs, err)
-				continue
-			}
-			errs = ps.load(d, errs)
-			peers = append(peers, ps)
+			peers, errs = st.loadDeclared(d, peers, errs)
 			continue
 		}
 		was := i // at the head; at the tail, as far from the end
@@ -111,6 +99,16 @@ func stateSet(states []*peerState) func(*peerState) bool {
 		set[s] = true
 	}
 	return func(ps *peerState) bool { return set[ps] }
+}
+
+// loadDeclared looks up and loads the state of declared peer d, and
+// appends it to peers, or why it has none to errs.
+func (st *tunnelState) loadDeclared(d policy.TunnelPeer, peers []*peerState, errs []error) ([]*peerState, []error) {
+	ps, err := st.lookUpPeer(d)
+	if ps == nil {
+		return peers, append(errs, err)
+	}
+	return append(peers, ps), ps.load(d, errs)
 }
 
 // lookUpPeer returns the state of declared peer d, new if it has none,
