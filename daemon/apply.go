@@ -27,7 +27,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	start := d.now()
 	// The files' hashes are of the bytes loaded, not of a second read:
 	// with a large set file, that read cost 10 ms of every reload.
-	pol, files, err := policy.ReadBundle(d.cfg.PolicyPath)
+	pol, files, err := d.files.ReadBundle(d.cfg.PolicyPath)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err

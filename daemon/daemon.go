@@ -155,6 +155,9 @@ type Daemon struct {
 	// syncDue by an apply that wrote the last good policy, which it syncs
 	// to the disk then; only the loop (and Start, before it) uses them.
 	releaseDue, syncDue bool
+	// files reads the policy files at reload; it keeps the last read, so
+	// that a change to a few of a tunnel's peers is decoded alone.
+	files policy.Reader
 }
 
 // event is one thing for the loop to do; done receives the outcome.

@@ -75,7 +75,8 @@ func (s *savedPolicy) encode() ([]byte, error) {
 	}
 	type barePolicy struct {
 		*policy.Policy
-		Sets *struct{} `json:",omitempty"`
+		Sets    *struct{} `json:",omitempty"`
+		Tunnels *struct{} `json:",omitempty"`
 	}
 	head, err := json.Marshal(struct {
 		Source PolicySource `json:"source"`
@@ -89,6 +90,9 @@ func (s *savedPolicy) encode() ([]byte, error) {
 	n := 0
 	for _, set := range s.Policy.Sets {
 		n += 64 + len(set.Prefixes)*20
+	}
+	for _, t := range s.Policy.Tunnels {
+		n += peersSize(t.Peers)
 	}
 	out := make([]byte, 0, len(head)+n+16)
 	out = append(out, head[:len(head)-2]...)
@@ -112,6 +116,11 @@ func (s *savedPolicy) encode() ([]byte, error) {
 			out = append(out, '}')
 		}
 		out = append(out, ']')
+	}
+	// The tunnels' peers likewise (statepeers.go).
+	out = append(out, `,"Tunnels":`...)
+	if out, err = appendTunnels(out, s.Policy.Tunnels); err != nil {
+		return nil, err
 	}
 	return append(out, "}}"...), nil
 }

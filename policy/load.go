@@ -113,6 +113,9 @@ type loader struct {
 	fsys fs.FS
 	// bundle, unless nil, receives every file read (ReadBundle).
 	bundle Bundle
+	// peerLists, unless nil, receives where each tunnel's peers are
+	// written (Reader).
+	peerLists *peerLists
 
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
@@ -187,6 +190,7 @@ func (l *loader) decodeFile(file string, data []byte, main bool) {
 		return
 	}
 	d.top(root, main)
+	l.peerLists.end(d.file, data, root)
 }
 
 // addAbs appends the absolute path of file to files unless it was added
@@ -404,9 +408,22 @@ func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// Room for the size seen, and a byte to find out that the file grew:
+	// io.ReadAll would grow its buffer, copying a large file many times.
+	data := make([]byte, 0, fi.Size()+1)
+	r := io.LimitReader(f, limit+1)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if int64(len(data)) > limit {
 		return nil, tooLarge(limit)

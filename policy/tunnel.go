@@ -30,6 +30,7 @@ func (d *decoder) tunnels(n *yaml.Node) {
 	items, _ := d.list(n, "tunnels", "tunnels")
 	for i, item := range items {
 		if t, ok := d.tunnel(item, indexPath("tunnels", i)); ok {
+			d.l.notePeerList(d, len(d.l.policy.Tunnels), item)
 			d.l.policy.Tunnels = append(d.l.policy.Tunnels, t)
 		}
 	}

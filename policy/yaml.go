@@ -30,10 +30,14 @@ type decoder struct {
 	file string // the file as named in positions
 	dir  string // directory that relative paths in the file are resolved against
 	l    *loader
+	// lineOffset and depth place a part of a file decoded on its own (a
+	// Reader's changed peers) where it is in the file: lines before it,
+	// and the nesting depth of its root.
+	lineOffset, depth int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
-	return Pos{File: d.file, Line: n.Line, Col: n.Column}
+	return Pos{File: d.file, Line: n.Line + d.lineOffset, Col: n.Column}
 }
 
 // errorf reports a problem with node n at field path.
@@ -98,7 +102,7 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 		return nil
 	}
 	root := doc.Content[0]
-	if !d.checkStructure(root, nil, 1) {
+	if !d.checkStructure(root, nil, 1+d.depth) {
 		return nil
 	}
 	if isNull(root) {
@@ -116,7 +120,7 @@ func (d *decoder) syntaxError(data []byte, err error) {
 	if m := syntaxErrorLine.FindStringSubmatch(msg); m != nil {
 		msg = msg[len(m[0]):]
 		if line, err := strconv.Atoi(m[1]); err == nil && line > 0 {
-			pos.Line = line
+			pos.Line = line + d.lineOffset
 		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
@@ -288,7 +292,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []string, misplaced 
 		}
 		name := k.Value
 		if first, _ := m.lookup(name); first != nil {
-			d.errorf(k, joinPath(path, name), "duplicate key %q; it is first set at line %d, so keep only one", name, first.Line)
+			d.errorf(k, joinPath(path, name), "duplicate key %q; it is first set at line %d, so keep only one", name, first.Line+d.lineOffset)
 			continue
 		}
 		if why, ok := misplaced[name]; ok {

@@ -61,7 +61,7 @@ func (m *Manager) reconcilePeers(st *tunnelState, prev policy.Tunnel, rep *Repor
 	for _, p := range st.peers {
 		p.before, p.ran = peerBefore{decl: p.decl, psk: p.psk, pskErr: p.pskErr}, true
 	}
-	errs, gone := m.loadPeers(st)
+	errs, gone := m.loadChangedPeers(st, prev.Peers)
 	cfg := wgtypes.Config{Peers: peerChanges(st.peers, gone, m.dns)}
 	routes := alongside(func(rep *Report) error {
 		return errors.Join(m.changeRoutes(st, prev.Addresses, gone, rep)...)
@@ -183,6 +183,46 @@ func sharesAllowedIPs(peers []policy.TunnelPeer) bool {
 		}
 	}
 	return false
+}
+
+// sharesAllowedIPsAfter is sharesAllowedIPs(next) for a declaration
+// whose peers were prev, which shares none unless prevShares: the peers
+// declared alike at the head and tail of both lists share none among
+// themselves, so a few peers between them are checked against all by a
+// scan, without the set of 10,000 peers' prefixes.
+func sharesAllowedIPsAfter(prev, next []policy.TunnelPeer, prevShares bool) bool {
+	head, tail := sameEnds(prev, next)
+	middle := next[head : len(next)-tail]
+	if prevShares || len(middle) > 16 {
+		return sharesAllowedIPs(next)
+	}
+	for i, p := range middle {
+		if sharesAllowedIPs([]policy.TunnelPeer{p}) {
+			return true
+		}
+		for _, a := range p.AllowedIPs {
+			a = a.Masked()
+			for j, q := range next {
+				if j != head+i && slices.ContainsFunc(q.AllowedIPs, func(b netip.Prefix) bool { return b.Masked() == a }) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// sameEnds returns how many peers are declared alike at the head of prev
+// and next, and then how many at their tail.
+func sameEnds(prev, next []policy.TunnelPeer) (head, tail int) {
+	n := min(len(prev), len(next))
+	for head < n && samePeer(prev[head], next[head]) {
+		head++
+	}
+	for tail < n-head && samePeer(prev[len(prev)-1-tail], next[len(next)-1-tail]) {
+		tail++
+	}
+	return head, tail
 }
 
 // alongside starts f, which changes only routes, so that the kernel

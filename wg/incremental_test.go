@@ -65,6 +65,15 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			tun.Peers = append(slices.Clone(tun.Peers), p)
 		}, true},
 		{"the sharer removed", func(tun *policy.Tunnel) { tun.Peers = tun.Peers[:len(tun.Peers)-1] }, true},
+		{"peers added at the start and in the middle", func(tun *policy.Tunnel) {
+			tun.Peers = slices.Insert(slices.Clone(tun.Peers), 1, testPeer("f", 6, "192.0.2.6:51820", "10.201.0.6/32"))
+			tun.Peers = slices.Insert(tun.Peers, 0, testPeer("g", 7, "", "10.201.0.7/32"))
+		}, false},
+		{"a peer moved and another changed", func(tun *policy.Tunnel) {
+			tun.Peers = slices.Clone(tun.Peers)
+			tun.Peers[0], tun.Peers[len(tun.Peers)-1] = tun.Peers[len(tun.Peers)-1], tun.Peers[0]
+			tun.Peers[1].AllowedIPs = prefixes("10.201.0.66/32")
+		}, false},
 		{"all removed", func(tun *policy.Tunnel) { tun.Peers = nil }, false},
 		{"back", func(tun *policy.Tunnel) {
 			tun.Peers = []policy.TunnelPeer{testPeer("a", 1, "192.0.2.1:51820", "10.201.0.1/32")}

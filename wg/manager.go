@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -349,7 +348,7 @@ func (m *Manager) applyTunnel(t policy.Tunnel, rep *Report) error {
 		m.tunnels[t.Name] = st
 	}
 	prev, prevShares := st.decl, st.sharesAllowedIPs
-	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPs(t.Peers)
+	st.decl, st.sharesAllowedIPs = t, sharesAllowedIPsAfter(prev.Peers, t.Peers, prevShares)
 	if st.err == nil && st.backend != "" && !prevShares && !st.sharesAllowedIPs && sameButPeers(prev, t) {
 		if done, err := m.reconcilePeers(st, prev, rep); done {
 			if slices.EqualFunc(prev.Peers, t.Peers, samePeer) {
@@ -387,64 +386,4 @@ func (m *Manager) reconcileTunnel(st *tunnelState, rep *Report) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// loadPeers brings the tunnel's peer states up to its declaration:
-// reads preshared keys and parses changed endpoints, keeping the
-// resolution and last-written endpoint of peers that stay. The states are
-// kept indexed by public key across calls, so that a declaration of
-// 10,000 peers that changes one allocates for that one. It returns one
-// error per peer that cannot be configured as declared, and the states
-// of the peers no longer declared, unchanged.
-func (m *Manager) loadPeers(st *tunnelState) (errs []error, gone []*peerState) {
-	if st.names == nil {
-		st.names = make(map[wgtypes.Key]string, len(st.decl.Peers))
-	}
-	if st.byKey == nil {
-		st.byKey = make(map[wgtypes.Key]*peerState, len(st.decl.Peers))
-	}
-	st.pass++
-	peers := make([]*peerState, 0, len(st.decl.Peers))
-	for _, d := range st.decl.Peers {
-		key := wgtypes.Key(d.PublicKey)
-		ps := st.byKey[key]
-		if ps != nil && ps.pass == st.pass {
-			errs = append(errs, fmt.Errorf("peer %q: same public key as peer %q", d.Name, ps.decl.Name))
-			continue
-		}
-		if st.names[key] != d.Name {
-			st.names[key] = d.Name
-		}
-		parsed := ps != nil && ps.decl.Endpoint == d.Endpoint
-		if ps == nil {
-			ps = &peerState{}
-			st.byKey[key] = ps
-		}
-		ps.pass = st.pass
-		ps.decl = d
-		ps.psk, ps.pskErr = wgtypes.Key{}, nil
-		if d.PresharedKeyFile != "" {
-			if ps.psk, ps.pskErr = readPresharedKey(d.PresharedKeyFile, os.Geteuid()); ps.pskErr != nil {
-				errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.pskErr))
-			}
-		}
-		if !parsed {
-			ps.ep, ps.epErr = endpoint{}, nil
-			if d.Endpoint != "" {
-				ps.ep, ps.epErr = parseEndpoint(d.Endpoint)
-			}
-		}
-		if ps.epErr != nil {
-			errs = append(errs, fmt.Errorf("peer %q: %w", d.Name, ps.epErr))
-		}
-		peers = append(peers, ps)
-	}
-	for key, ps := range st.byKey {
-		if ps.pass != st.pass {
-			delete(st.byKey, key)
-			gone = append(gone, ps)
-		}
-	}
-	st.peers = peers
-	return errs, gone
 }

@@ -96,3 +96,42 @@ func BenchmarkAddOnePeer(b *testing.B) {
 		}
 	}
 }
+
+// TestOnePeerAddedLeavesOthersToRefresh: adding one peer sends only it
+// and does not read the device, so peers changed, added or removed
+// behind edgefw's back stay as they are until Refresh, which reads the
+// device and repairs them all.
+func TestOnePeerAddedLeavesOthersToRefresh(t *testing.T) {
+	e := newTestEnv(t, true)
+	var peers []policy.TunnelPeer
+	for i := range 50 {
+		peers = append(peers, testPeer(fmt.Sprintf("site-%d", i), byte(i+1), "", fmt.Sprintf("10.201.0.%d/32", i+1)))
+	}
+	tun := e.tunnel("wg0", 51820, "10.200.0.1/16", peers...)
+	e.mustApply(tun)
+	// Behind edgefw's back: one peer's allowed IPs replaced, one removed,
+	// one added.
+	if err := e.host.ConfigureDevice("wg0", wgtypes.Config{Peers: []wgtypes.PeerConfig{
+		{PublicKey: testKey(10), UpdateOnly: true, ReplaceAllowedIPs: true, AllowedIPs: ipNets("10.99.0.0/16")},
+		{PublicKey: testKey(20), Remove: true},
+		{PublicKey: testKey(200), AllowedIPs: ipNets("10.98.0.0/16")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	e.host.resetCalls()
+	tun.Peers = slices.Insert(slices.Clone(tun.Peers), 25, testPeer("one-more", 100, "", "10.250.0.1/32"))
+	e.mustApply(tun)
+	if n := e.host.reads(); n != 0 {
+		t.Errorf("the device was read back %d times to add one peer", n)
+	}
+	if calls := e.host.calls(); len(calls) != 1 || len(calls[0].cfg.Peers) != 1 || calls[0].cfg.Peers[0].PublicKey != testKey(100) {
+		t.Fatalf("configure calls: %+v, want one holding the added peer", calls)
+	}
+	if got, want := e.host.changes(), []string{"add-route wg0 10.250.0.1/32"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("link changes: %q, want %q", got, want)
+	}
+	if err := e.refresh(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertConverged(tun)
+}
