@@ -113,6 +113,8 @@ type loader struct {
 	fsys fs.FS
 	// bundle, unless nil, receives every file read (ReadBundle).
 	bundle Bundle
+	// setCache, unless nil, parses set files from their last parse.
+	setCache *SetFileCache
 
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
@@ -258,14 +260,40 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 	set.File = abs
 	d.l.setFiles = append(d.l.setFiles, file)
 	d.l.setAbs = d.l.addAbs(d.l.setAbs, file)
-	setPath := strings.TrimSuffix(path, ".file")
+	cache := d.l.setCache
+	if cache != nil {
+		if ps, ok := cache.lookup(abs, data); ok {
+			set.Prefixes = ps
+			return
+		}
+	}
+	parsed, clean := d.parseSetFile(file, strings.TrimSuffix(path, ".file"), data, cache != nil)
+	set.Prefixes = parsed.prefixes
+	switch {
+	case cache == nil:
+	case clean:
+		cache.store(abs, parsed)
+		set.Prefixes = clip(parsed.prefixes)
+	default:
+		cache.forget(abs)
+	}
+}
+
+// parseSetFile parses the set file file, holding data, for the set at
+// setPath, and reports whether it found no error. The lines of the
+// prefixes are kept only for a SetFileCache.
+func (d *decoder) parseSetFile(file, setPath string, data []byte, keepLines bool) (*parsedSetFile, bool) {
 	// A set file of a million CIDRs is a million prefixes: sized at once,
 	// and told apart from duplicates by a compact key (prefixSeen).
 	lines := min(bytes.Count(data, []byte{'\n'})+1, maxSetFileHint)
-	set.Prefixes = make([]netip.Prefix, 0, lines)
-	seen := newPrefixSeen(lines)
+	f := &parsedSetFile{data: data, prefixes: make([]netip.Prefix, 0, lines), seen: newPrefixSeen(lines)}
+	if keepLines {
+		f.lines = make([]int32, 0, lines)
+	}
+	clean := true
 	for e := range setFileEntries(data) {
 		if e.err != nil {
+			clean = false
 			if d.l.full() {
 				// Stop: a file of millions of bad lines is the wrong file.
 				d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}})
@@ -274,8 +302,14 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 			d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}, Path: setPath, Msg: e.err.Error()})
 			continue
 		}
-		set.Prefixes = appendUnique(set.Prefixes, seen, e.prefix)
+		if f.seen.add(e.prefix) {
+			f.prefixes = append(f.prefixes, e.prefix)
+			if keepLines {
+				f.lines = append(f.lines, int32(e.line))
+			}
+		}
 	}
+	return f, clean
 }
 
 // resolve returns a path named in the file being decoded, relative to the
@@ -317,28 +351,63 @@ func appendUnique(list []netip.Prefix, seen *prefixSeen, p netip.Prefix) []netip
 type prefixSeen struct {
 	v4    map[uint64]struct{}
 	other map[netip.Prefix]struct{}
+	// extra counts the occurrences after the first of the prefixes added
+	// more than once, for SetFileCache; nil until there is one.
+	extra map[netip.Prefix]int
 }
 
 func newPrefixSeen(hint int) *prefixSeen {
 	return &prefixSeen{v4: make(map[uint64]struct{}, hint), other: map[netip.Prefix]struct{}{}}
 }
 
+// v4Key is the key of an IPv4 prefix in prefixSeen.v4.
+func v4Key(p netip.Prefix) uint64 {
+	a := p.Addr().As4()
+	return uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
+}
+
 // add adds p and reports whether it was new.
 func (s *prefixSeen) add(p netip.Prefix) bool {
-	if p.Addr().Is4() {
-		a := p.Addr().As4()
-		k := uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
-		if _, ok := s.v4[k]; ok {
-			return false
+	if s.has(p) {
+		if s.extra == nil {
+			s.extra = map[netip.Prefix]int{}
 		}
-		s.v4[k] = struct{}{}
-		return true
-	}
-	if _, ok := s.other[p]; ok {
+		s.extra[p]++
 		return false
 	}
-	s.other[p] = struct{}{}
+	if p.Addr().Is4() {
+		s.v4[v4Key(p)] = struct{}{}
+	} else {
+		s.other[p] = struct{}{}
+	}
 	return true
+}
+
+// has reports whether p was added.
+func (s *prefixSeen) has(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		_, ok := s.v4[v4Key(p)]
+		return ok
+	}
+	_, ok := s.other[p]
+	return ok
+}
+
+// count returns how many times p was added (and not removed).
+func (s *prefixSeen) count(p netip.Prefix) int {
+	if !s.has(p) {
+		return 0
+	}
+	return 1 + s.extra[p]
+}
+
+// remove removes p, added once.
+func (s *prefixSeen) remove(p netip.Prefix) {
+	if p.Addr().Is4() {
+		delete(s.v4, v4Key(p))
+	} else {
+		delete(s.other, p)
+	}
 }
 
 // tooLarge is the error for a file over its size limit, in bytes.
@@ -404,10 +473,14 @@ func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
+	// Room for the whole file at once: io.ReadAll's doublings copied and
+	// cleared about three times a large set file's size.
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return nil, err
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > limit {
 		return nil, tooLarge(limit)
 	}
