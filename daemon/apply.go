@@ -27,18 +27,33 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	start := d.now()
 	// The files' hashes are of the bytes loaded, not of a second read:
 	// with a large set file, that read cost 10 ms of every reload.
-	pol, files, err := policy.ReadBundle(d.cfg.PolicyPath)
+	pol, src, err := d.loader.load(d.cfg.PolicyPath)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err
 	}
-	src := sourceFrom(d.cfg.PolicyPath, pol.Files, false, func(file string) ([]byte, error) { return files[file], nil })
+	if trigger == triggerFileChange && d.runsFiles(src) {
+		// An edit followed by `edgefwctl reload` is seen by the watch
+		// too, which reloaded the same files again 300 ms later.
+		d.log.Info("policy files unchanged since they were applied: nothing to do", "trigger", trigger, "policy", src.Path)
+		return nil
+	}
 	err = d.applyNew(ctx, pol, src, trigger)
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)
 	}
 	return err
+}
+
+// runsFiles reports whether the running policy was loaded from the policy
+// files as src describes them, and applied in full: loading them again
+// would apply the same policy. The firewall's drift is repaired apart.
+func (d *Daemon) runsFiles(src PolicySource) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur != nil && !d.cur.source.Applied && d.pending == nil && d.cur.source.Path == src.Path &&
+		d.cur.source.Hash == src.Hash && d.lastApply != nil && d.lastApply.OK
 }
 
 // setPolicyFiles records how the policy files compare with a running

@@ -155,6 +155,8 @@ type Daemon struct {
 	// syncDue by an apply that wrote the last good policy, which it syncs
 	// to the disk then; only the loop (and Start, before it) uses them.
 	releaseDue, syncDue bool
+	// loader loads the policy files for reloads; only the loop uses it.
+	loader policyLoader
 }
 
 // event is one thing for the loop to do; done receives the outcome.

@@ -164,8 +164,8 @@ func (f *parsedSetFile) update(data []byte) ([]netip.Prefix, bool) {
 	}
 	shift := int32(bytes.Count(now, []byte{'\n'}) - bytes.Count(was, []byte{'\n'}))
 	n := len(f.prefixes) - len(removed) + len(added)
-	prefixes := slices.Concat(make([]netip.Prefix, 0, n), f.prefixes[:lo], added, f.prefixes[hi:])
-	lines := slices.Concat(make([]int32, 0, n), f.lines[:lo], addedLines, f.lines[hi:])
+	prefixes := append(append(append(make([]netip.Prefix, 0, n), f.prefixes[:lo]...), added...), f.prefixes[hi:]...)
+	lines := append(append(append(make([]int32, 0, n), f.lines[:lo]...), addedLines...), f.lines[hi:]...)
 	for i := lo + len(added); i < n; i++ {
 		lines[i] += shift
 	}
