@@ -129,6 +129,12 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 // comparing it with the file took about a tenth of a reload's CPU, and
 // an edit followed by `edgefwctl reload` reloads twice (the policy
 // watch's reload finds the files the other applied).
+//
+// The first save of the process (at start) is in place when it returns,
+// and synced once the loop has answered (see afterAnswer): the sync of a
+// 100k set's policy took 10 to 30 ms here. Later saves replace a saved
+// policy and are written in the background (lastGoodWriter), after the
+// answer to the reload that applied them.
 func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 	d.mu.Lock()
 	saved := d.savedSource
@@ -137,13 +143,23 @@ func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 		slices.Equal(saved.Files, src.Files) {
 		return
 	}
-	// Synced once the loop has answered (see afterAnswer): the sync of a
-	// 100k set's policy took 10 to 30 ms here. The file is in place
-	// before the answer, for whatever reads it next.
-	wrote, err := writeLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}, false)
+	s := &savedPolicy{Source: src, Policy: pol}
+	if saved != nil {
+		d.mu.Lock()
+		d.savedSource = &src
+		d.mu.Unlock()
+		d.lastGood.save(d.cfg.StateDir, s, func(err error) {
+			d.log.Warn("could not persist the last good ruleset", "error", err)
+			d.mu.Lock()
+			d.savedSource = nil // nothing known saved: save again next time
+			d.mu.Unlock()
+		})
+		return
+	}
+	wrote, err := writeLastGood(d.cfg.StateDir, s, false)
 	if err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
-		src = PolicySource{} // nothing known saved: save again next time
+		return // nothing known saved: save again next time
 	}
 	d.mu.Lock()
 	d.savedSource = &src

@@ -157,6 +157,8 @@ type Daemon struct {
 	releaseDue, syncDue bool
 	// loader loads the policy files for reloads; only the loop uses it.
 	loader policyLoader
+	// lastGood writes the last good policy after the first.
+	lastGood lastGoodWriter
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -219,6 +221,7 @@ func New(cfg Config) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.ctx.Store(&ctx)
 	defer d.closeJournal()
+	defer d.lastGood.wait()
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
