@@ -220,7 +220,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 	hadPending := d.pending != nil
 	d.mu.Unlock()
 	src := req.source(pol)
-	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, filesFingerprint(d.cfg.PolicyPath)
+	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, d.filesFingerprint()
 	err = d.applyNew(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
 		return respond(err, "")

@@ -41,12 +41,22 @@ func (d *Daemon) keptApplied(trigger string) *running {
 		d.log.Info("returning to the policy files", "replaces", cur.source.Path, "applied_by", cur.source.AppliedBy.String())
 		return nil
 	}
-	if fp := filesFingerprint(d.cfg.PolicyPath); fp != cur.source.FilesFingerprint {
+	if fp := d.filesFingerprint(); fp != cur.source.FilesFingerprint {
 		d.log.Warn("the policy files changed since edgefwctl apply: returning to them",
 			"policy", d.cfg.PolicyPath, "replaces", cur.source.Path, "applied_by", cur.source.AppliedBy.String(), "applied_at", cur.source.AppliedAt)
 		return nil
 	}
 	return cur
+}
+
+// filesFingerprint is the fingerprint of the daemon's policy files,
+// loaded as reloads load them (policyLoader): while a policy given by
+// `edgefwctl apply` runs, every reload asks for it.
+func (d *Daemon) filesFingerprint() string {
+	if _, src, err := d.loader.load(d.cfg.PolicyPath); err == nil {
+		return src.Hash
+	}
+	return filesFingerprint(d.cfg.PolicyPath)
 }
 
 // filesFingerprint identifies the contents of the policy files: the main
@@ -76,7 +86,7 @@ func filesFingerprint(path string) string {
 // a policy given by `edgefwctl apply`.
 func (d *Daemon) compareFiles(rs *nft.Ruleset) *PolicyFiles {
 	pf := &PolicyFiles{Path: d.cfg.PolicyPath}
-	pol, err := policy.Load(d.cfg.PolicyPath)
+	pol, _, err := d.loader.load(d.cfg.PolicyPath)
 	if err == nil {
 		var files *nft.Ruleset
 		if files, err = nft.Compile(pol); err == nil {
