@@ -82,8 +82,7 @@ func (c *SetFileCache) lookup(abs string, data []byte) ([]netip.Prefix, bool) {
 	if f == nil {
 		return nil, false
 	}
-	edited := !bytes.Equal(f.data, data)
-	ps, ok := f.update(data)
+	ps, edited, ok := f.update(data)
 	if !ok {
 		// Parsed in full next, then stored again if clean.
 		delete(c.files, abs)
@@ -119,31 +118,32 @@ func clip(ps []netip.Prefix) []netip.Prefix { return ps[:len(ps):len(ps)] }
 // lines that differ between them change the prefixes plainly: every line
 // they had held a valid prefix found nowhere else in the file, and every
 // line they have now holds a valid prefix found nowhere else. It reports
-// false otherwise, and then leaves f unusable.
-func (f *parsedSetFile) update(data []byte) ([]netip.Prefix, bool) {
+// false otherwise, and then leaves f unusable; edited is whether data
+// differs from f.data.
+func (f *parsedSetFile) update(data []byte) (ps []netip.Prefix, edited, ok bool) {
 	if bytes.Equal(f.data, data) {
 		f.data = data // the same bytes; the older copy can be freed
-		return f.prefixes, true
+		return f.prefixes, false, true
 	}
 	start, suffix := changedLines(f.data, data)
 	was, now := f.data[start:len(f.data)-suffix], data[start:len(data)-suffix]
 	if (len(was)+len(now))*maxIncrementalShare > len(data) {
-		return nil, false
+		return nil, true, false
 	}
 	first := 1 + bytes.Count(f.data[:start], []byte{'\n'})
 	removed, _, ok := cleanEntries(was, first)
 	if !ok {
-		return nil, false
+		return nil, true, false
 	}
 	added, addedLines, ok := cleanEntries(now, first)
 	if !ok {
-		return nil, false
+		return nil, true, false
 	}
 	gone := newPrefixSeen(len(removed))
 	for _, p := range removed {
 		// Seen elsewhere too, a removed prefix stays, perhaps moved.
 		if f.seen.count(p) != 1 {
-			return nil, false
+			return nil, true, false
 		}
 		gone.add(p)
 	}
@@ -151,7 +151,7 @@ func (f *parsedSetFile) update(data []byte) ([]netip.Prefix, bool) {
 	for _, p := range added {
 		// A duplicate, of another line or of one added with it.
 		if f.seen.count(p) > 0 && gone.count(p) == 0 || !fresh.add(p) {
-			return nil, false
+			return nil, true, false
 		}
 	}
 	// The removed prefixes are the first occurrences on the changed
@@ -160,7 +160,7 @@ func (f *parsedSetFile) update(data []byte) ([]netip.Prefix, bool) {
 	lo := sort.Search(len(f.lines), func(i int) bool { return int(f.lines[i]) >= first })
 	hi := lo + len(removed)
 	if hi > len(f.prefixes) || !slices.Equal(f.prefixes[lo:hi], removed) {
-		return nil, false
+		return nil, true, false
 	}
 	shift := int32(bytes.Count(now, []byte{'\n'}) - bytes.Count(was, []byte{'\n'}))
 	n := len(f.prefixes) - len(removed) + len(added)
@@ -176,7 +176,7 @@ func (f *parsedSetFile) update(data []byte) ([]netip.Prefix, bool) {
 		f.seen.add(p)
 	}
 	f.data, f.prefixes, f.lines = data, prefixes, lines
-	return prefixes, true
+	return prefixes, true, true
 }
 
 // cleanEntries parses lines of a set file, the first of which is line
