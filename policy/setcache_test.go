@@ -39,12 +39,12 @@ func TestSetFileCacheMatchesFullLoad(t *testing.T) {
 	})
 	setFile := filepath.Join(dir, "set.txt")
 
-	lines := make([]string, 400)
+	lines := make([]string, 1500)
 	for i := range lines {
 		lines[i] = randomSetLine(rng)
 	}
 	cache := NewSetFileCache()
-	for step := range 600 {
+	for step := range 400 {
 		if step > 0 {
 			lines = editSetLines(rng, lines)
 		}
@@ -64,8 +64,9 @@ func TestSetFileCacheMatchesFullLoad(t *testing.T) {
 			t.Fatalf("step %d: through the cache (-full +cached):\n%s\nfile:\n%s", step, diff, data)
 		}
 	}
-	if cache.edits < 100 {
-		t.Errorf("only %d of 600 edits were parsed from the last parse: the test does not exercise the cache", cache.edits)
+	t.Logf("%d of 400 edits parsed from the last parse", cache.edits)
+	if cache.edits < 80 {
+		t.Errorf("only %d of 400 edits were parsed from the last parse: the test does not exercise the cache", cache.edits)
 	}
 }
 
