@@ -164,8 +164,10 @@ func (f *parsedSetFile) update(data []byte) (ps []netip.Prefix, edited, ok bool)
 	}
 	shift := int32(bytes.Count(now, []byte{'\n'}) - bytes.Count(was, []byte{'\n'}))
 	n := len(f.prefixes) - len(removed) + len(added)
+	// A new slice: the policies of earlier loads hold the old one. The
+	// lines are the cache's own, changed in place.
 	prefixes := append(append(append(make([]netip.Prefix, 0, n), f.prefixes[:lo]...), added...), f.prefixes[hi:]...)
-	lines := append(append(append(make([]int32, 0, n), f.lines[:lo]...), addedLines...), f.lines[hi:]...)
+	lines := slices.Replace(f.lines, lo, hi, addedLines...)
 	for i := lo + len(added); i < n; i++ {
 		lines[i] += shift
 	}
