@@ -286,7 +286,8 @@ func (d *decoder) parseSetFile(file, setPath string, data []byte, keepLines bool
 	// A set file of a million CIDRs is a million prefixes: sized at once,
 	// and told apart from duplicates by a compact key (prefixSeen).
 	lines := min(bytes.Count(data, []byte{'\n'})+1, maxSetFileHint)
-	f := &parsedSetFile{data: data, prefixes: make([]netip.Prefix, 0, lines), seen: newPrefixSeen(lines)}
+	f := &parsedSetFile{data: data, prefixes: make([]netip.Prefix, 0, lines)}
+	seen := newPrefixSeen(lines)
 	if keepLines {
 		f.lines = make([]int32, 0, lines)
 	}
@@ -302,12 +303,15 @@ func (d *decoder) parseSetFile(file, setPath string, data []byte, keepLines bool
 			d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}, Path: setPath, Msg: e.err.Error()})
 			continue
 		}
-		if f.seen.add(e.prefix) {
+		if seen.add(e.prefix) {
 			f.prefixes = append(f.prefixes, e.prefix)
 			if keepLines {
 				f.lines = append(f.lines, int32(e.line))
 			}
 		}
+	}
+	if keepLines && clean {
+		f.counts = countsOf(f.prefixes, seen)
 	}
 	return f, clean
 }
@@ -352,7 +356,8 @@ type prefixSeen struct {
 	v4    map[uint64]struct{}
 	other map[netip.Prefix]struct{}
 	// extra counts the occurrences after the first of the prefixes added
-	// more than once, for SetFileCache; nil until there is one.
+	// more than once, for SetFileCache (prefixCounts); nil until there is
+	// one.
 	extra map[netip.Prefix]int
 }
 
@@ -391,23 +396,6 @@ func (s *prefixSeen) has(p netip.Prefix) bool {
 	}
 	_, ok := s.other[p]
 	return ok
-}
-
-// count returns how many times p was added (and not removed).
-func (s *prefixSeen) count(p netip.Prefix) int {
-	if !s.has(p) {
-		return 0
-	}
-	return 1 + s.extra[p]
-}
-
-// remove removes p, added once.
-func (s *prefixSeen) remove(p netip.Prefix) {
-	if p.Addr().Is4() {
-		delete(s.v4, v4Key(p))
-	} else {
-		delete(s.other, p)
-	}
 }
 
 // tooLarge is the error for a file over its size limit, in bytes.
