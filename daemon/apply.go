@@ -156,6 +156,8 @@ func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 		})
 		return
 	}
+	// After a failed background write too: none may land after this one.
+	d.lastGood.wait()
 	wrote, err := writeLastGood(d.cfg.StateDir, s, false)
 	if err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
