@@ -27,18 +27,33 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	start := d.now()
 	// The files' hashes are of the bytes loaded, not of a second read:
 	// with a large set file, that read cost 10 ms of every reload.
-	pol, files, err := d.files.ReadBundle(d.cfg.PolicyPath)
+	pol, src, err := d.loader.load(d.cfg.PolicyPath)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err
 	}
-	src := sourceFrom(d.cfg.PolicyPath, pol.Files, false, func(file string) ([]byte, error) { return files[file], nil })
+	if trigger == triggerFileChange && d.runsFiles(src) {
+		// An edit followed by `edgefwctl reload` is seen by the watch
+		// too, which reloaded the same files again 300 ms later.
+		d.log.Info("policy files unchanged since they were applied: nothing to do", "trigger", trigger, "policy", src.Path)
+		return nil
+	}
 	err = d.applyNew(ctx, pol, src, trigger)
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)
 	}
 	return err
+}
+
+// runsFiles reports whether the running policy was loaded from the policy
+// files as src describes them, and applied in full: loading them again
+// would apply the same policy. The firewall's drift is repaired apart.
+func (d *Daemon) runsFiles(src PolicySource) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur != nil && !d.cur.source.Applied && d.pending == nil && d.cur.source.Path == src.Path &&
+		d.cur.source.Hash == src.Hash && d.lastApply != nil && d.lastApply.OK
 }
 
 // setPolicyFiles records how the policy files compare with a running
@@ -114,6 +129,12 @@ func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource
 // comparing it with the file took about a tenth of a reload's CPU, and
 // an edit followed by `edgefwctl reload` reloads twice (the policy
 // watch's reload finds the files the other applied).
+//
+// The first save of the process (at start) is in place when it returns,
+// and synced once the loop has answered (see afterAnswer): the sync of a
+// 100k set's policy took 10 to 30 ms here. Later saves replace a saved
+// policy and are written in the background (lastGoodWriter), after the
+// answer to the reload that applied them.
 func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 	d.mu.Lock()
 	saved := d.savedSource
@@ -122,13 +143,25 @@ func (d *Daemon) persistLastGood(pol *policy.Policy, src PolicySource) {
 		slices.Equal(saved.Files, src.Files) {
 		return
 	}
-	// Synced once the loop has answered (see afterAnswer): the sync of a
-	// 100k set's policy took 10 to 30 ms here. The file is in place
-	// before the answer, for whatever reads it next.
-	wrote, err := writeLastGood(d.cfg.StateDir, &savedPolicy{Source: src, Policy: pol}, false)
+	s := &savedPolicy{Source: src, Policy: pol}
+	if saved != nil {
+		d.mu.Lock()
+		d.savedSource = &src
+		d.mu.Unlock()
+		d.lastGood.save(d.cfg.StateDir, s, func(err error) {
+			d.log.Warn("could not persist the last good ruleset", "error", err)
+			d.mu.Lock()
+			d.savedSource = nil // nothing known saved: save again next time
+			d.mu.Unlock()
+		})
+		return
+	}
+	// After a failed background write too: none may land after this one.
+	d.lastGood.wait()
+	wrote, err := writeLastGood(d.cfg.StateDir, s, false)
 	if err != nil {
 		d.log.Warn("could not persist the last good ruleset", "error", err)
-		src = PolicySource{} // nothing known saved: save again next time
+		return // nothing known saved: save again next time
 	}
 	d.mu.Lock()
 	d.savedSource = &src
@@ -189,7 +222,7 @@ func (d *Daemon) applyRequest(ctx context.Context, req *ApplyRequest, caller *Ca
 	hadPending := d.pending != nil
 	d.mu.Unlock()
 	src := req.source(pol)
-	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, filesFingerprint(d.cfg.PolicyPath)
+	src.AppliedAt, src.AppliedBy, src.FilesFingerprint = d.now(), caller, d.filesFingerprint()
 	err = d.applyNew(ctx, pol, src, "apply")
 	if !firewallApplied(err) {
 		return respond(err, "")

@@ -155,9 +155,10 @@ type Daemon struct {
 	// syncDue by an apply that wrote the last good policy, which it syncs
 	// to the disk then; only the loop (and Start, before it) uses them.
 	releaseDue, syncDue bool
-	// files reads the policy files at reload; it keeps the last read, so
-	// that a change to a few of a tunnel's peers is decoded alone.
-	files policy.Reader
+	// loader loads the policy files for reloads; only the loop uses it.
+	loader policyLoader
+	// lastGood writes the last good policy after the first.
+	lastGood lastGoodWriter
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -220,6 +221,7 @@ func New(cfg Config) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.ctx.Store(&ctx)
 	defer d.closeJournal()
+	defer d.lastGood.wait()
 	if err := d.Start(ctx); err != nil {
 		return err
 	}

@@ -123,6 +123,8 @@ func (h *harness) daemon(t *testing.T) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before the state directory is removed.
+	t.Cleanup(d.lastGood.wait)
 	return d
 }
 
@@ -423,6 +425,7 @@ func TestReloadOfUnchangedFilesKeepsLastGood(t *testing.T) {
 	if resp := d.Reload(context.Background(), "test"); !resp.OK {
 		t.Fatalf("reload: %+v", resp)
 	}
+	d.lastGood.wait()
 	if got, _ := os.ReadFile(path); !strings.Contains(string(got), `"metrics"`) {
 		t.Error("a reload of changed files did not save them as the last good policy")
 	}

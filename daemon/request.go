@@ -38,7 +38,7 @@ func (r *PolicyRequest) source(pol *policy.Policy) PolicySource {
 		return sourceOf(r.Path, pol, true)
 	}
 	read := func(file string) ([]byte, error) { return r.Files[file], nil }
-	return sourceFrom(r.Path, pol.Files, true, read)
+	return sourceFrom(r.Path, pol.Files, true, read, nil)
 }
 
 // note is what the answer to the request says besides its outcome: that

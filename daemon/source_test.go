@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +177,26 @@ func TestReloadSourceIsTheFiles(t *testing.T) {
 	got := d.cur.source
 	if len(got.Files) != 2 || got.Hash != filesFingerprint(h.policy) {
 		t.Errorf("source %+v, want the hashes of the policy and its set file, %s", got, filesFingerprint(h.policy))
+	}
+}
+
+// TestPolicyLoaderHashesAsRead: the loader's hashes, reused for files
+// whose bytes did not change, are those of the files as read now.
+func TestPolicyLoaderHashesAsRead(t *testing.T) {
+	h := newHarness(t)
+	setFile := filepath.Join(h.dir, "block.txt")
+	h.write(t, policyA+"sets:\n  block: {file: block.txt}\n")
+	var pl policyLoader
+	for i, set := range []string{"192.0.2.0/24\n", "192.0.2.0/24\n", "192.0.2.0/24\n198.51.100.7\n", "198.51.100.7\n"} {
+		if err := os.WriteFile(setFile, []byte(set), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pol, src, err := pl.load(h.policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sourceOf(h.policy, pol, false); !reflect.DeepEqual(src, want) {
+			t.Errorf("load %d: source %+v, want %+v", i, src, want)
+		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+// triggerFileChange is the reload of the policy watch.
+const triggerFileChange = "file-change"
+
 // watchDebounce lets an editor or configuration management finish writing
 // several files before one reload.
 const watchDebounce = 300 * time.Millisecond
@@ -110,7 +113,7 @@ func (pw *PolicyWatch) Run(ctx context.Context) error {
 			// reload must be watched before its files are read, or a
 			// drop-in written in between goes unseen.
 			rewatch()
-			d.Reload(ctx, "file-change")
+			d.Reload(ctx, triggerFileChange)
 			rewatch()
 		}
 	}

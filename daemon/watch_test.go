@@ -47,3 +47,62 @@ func TestPolicyWatchSeesChangesBeforeRun(t *testing.T) {
 		return false
 	})
 }
+
+// TestWatchSkipsUnchangedFiles: the policy watch's reload of files that
+// hash the same as the running policy's applies nothing (an edit followed
+// by `edgefwctl reload` is seen by both), but any real change, a set
+// file's included, is applied; other triggers always apply, and so does
+// the watch after a failed apply, even of the same files.
+func TestWatchSkipsUnchangedFiles(t *testing.T) {
+	h := newHarness(t)
+	setFile := filepath.Join(h.dir, "block.txt")
+	writeSet := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(setFile, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSet("192.0.2.0/24\n198.51.100.7\n")
+	withSet := policyA + "sets:\n  block: {file: block.txt}\n"
+	h.write(t, withSet)
+	d := h.run(t)
+	last := func() *ApplyInfo {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.lastApply
+	}
+	applied := func(trigger string) bool {
+		t.Helper()
+		before := last()
+		d.Reload(context.Background(), trigger)
+		return last() != before
+	}
+	if applied(triggerFileChange) {
+		t.Error("the watch applied unchanged files")
+	}
+	h.write(t, withSet) // written again, the same bytes
+	if applied(triggerFileChange) {
+		t.Error("the watch applied files rewritten unchanged")
+	}
+	if !applied("reload") {
+		t.Error("edgefwctl reload of unchanged files applied nothing")
+	}
+	writeSet("192.0.2.0/24\n198.51.100.8\n")
+	if !applied(triggerFileChange) || !last().OK {
+		t.Fatalf("the watch did not apply a changed set file: %+v", last())
+	}
+	if got := d.cur.pol.Sets[0].Prefixes; len(got) != 2 || got[1].String() != "198.51.100.8/32" {
+		t.Errorf("running set %v, want the changed line", got)
+	}
+	h.write(t, "version: 2\n")
+	if !applied(triggerFileChange) || last().OK {
+		t.Fatalf("a broken edit was not tried: %+v", last())
+	}
+	h.write(t, withSet) // back to the running files
+	if !applied(triggerFileChange) || !last().OK {
+		t.Errorf("after a failed apply, the watch did not apply the files: %+v", last())
+	}
+	if applied(triggerFileChange) {
+		t.Error("the watch applied unchanged files after the fix")
+	}
+}

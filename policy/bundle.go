@@ -24,9 +24,18 @@ import (
 type Bundle map[string][]byte
 
 // ReadBundle is Load that also returns the bytes of every file it read.
-func ReadBundle(path string) (*Policy, Bundle, error) {
+func ReadBundle(path string) (*Policy, Bundle, error) { return ReadBundleCached(path, nil) }
+
+// ReadBundleCached is ReadBundle that parses set files from their last
+// parse in cache (nil: none), and keeps them there for the next.
+func ReadBundleCached(path string, cache *SetFileCache) (*Policy, Bundle, error) {
 	l := newLoader(osRoot())
 	l.bundle = Bundle{}
+	if cache != nil {
+		l.setCache = cache
+		cache.begin()
+		defer cache.end()
+	}
 	p, err := l.load(path)
 	if err != nil {
 		return nil, nil, err

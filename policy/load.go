@@ -116,6 +116,8 @@ type loader struct {
 	// peerLists, unless nil, receives where each tunnel's peers are
 	// written (Reader).
 	peerLists *peerLists
+	// setCache, unless nil, parses set files from their last parse.
+	setCache *SetFileCache
 
 	errs ErrorList
 	// firstDropped is the first error beyond maxErrors, which are not kept.
@@ -262,14 +264,41 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 	set.File = abs
 	d.l.setFiles = append(d.l.setFiles, file)
 	d.l.setAbs = d.l.addAbs(d.l.setAbs, file)
-	setPath := strings.TrimSuffix(path, ".file")
+	cache := d.l.setCache
+	if cache != nil {
+		if ps, ok := cache.lookup(abs, data); ok {
+			set.Prefixes = ps
+			return
+		}
+	}
+	parsed, clean := d.parseSetFile(file, strings.TrimSuffix(path, ".file"), data, cache != nil)
+	set.Prefixes = parsed.prefixes
+	switch {
+	case cache == nil:
+	case clean:
+		cache.store(abs, parsed)
+		set.Prefixes = clip(parsed.prefixes)
+	default:
+		cache.forget(abs)
+	}
+}
+
+// parseSetFile parses the set file file, holding data, for the set at
+// setPath, and reports whether it found no error. The lines of the
+// prefixes are kept only for a SetFileCache.
+func (d *decoder) parseSetFile(file, setPath string, data []byte, keepLines bool) (*parsedSetFile, bool) {
 	// A set file of a million CIDRs is a million prefixes: sized at once,
 	// and told apart from duplicates by a compact key (prefixSeen).
 	lines := min(bytes.Count(data, []byte{'\n'})+1, maxSetFileHint)
-	set.Prefixes = make([]netip.Prefix, 0, lines)
+	f := &parsedSetFile{data: data, prefixes: make([]netip.Prefix, 0, lines)}
 	seen := newPrefixSeen(lines)
+	if keepLines {
+		f.lines = make([]int32, 0, lines)
+	}
+	clean := true
 	for e := range setFileEntries(data) {
 		if e.err != nil {
+			clean = false
 			if d.l.full() {
 				// Stop: a file of millions of bad lines is the wrong file.
 				d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}})
@@ -278,8 +307,17 @@ func (d *decoder) readSetFile(set *Set, n *yaml.Node, path string) {
 			d.l.add(&Error{Pos: Pos{File: file, Line: e.line, Col: e.col}, Path: setPath, Msg: e.err.Error()})
 			continue
 		}
-		set.Prefixes = appendUnique(set.Prefixes, seen, e.prefix)
+		if seen.add(e.prefix) {
+			f.prefixes = append(f.prefixes, e.prefix)
+			if keepLines {
+				f.lines = append(f.lines, int32(e.line))
+			}
+		}
 	}
+	if keepLines && clean {
+		f.counts = countsOf(f.prefixes, seen)
+	}
+	return f, clean
 }
 
 // resolve returns a path named in the file being decoded, relative to the
@@ -321,28 +359,47 @@ func appendUnique(list []netip.Prefix, seen *prefixSeen, p netip.Prefix) []netip
 type prefixSeen struct {
 	v4    map[uint64]struct{}
 	other map[netip.Prefix]struct{}
+	// extra counts the occurrences after the first of the prefixes added
+	// more than once, for SetFileCache (prefixCounts); nil until there is
+	// one.
+	extra map[netip.Prefix]int
 }
 
 func newPrefixSeen(hint int) *prefixSeen {
 	return &prefixSeen{v4: make(map[uint64]struct{}, hint), other: map[netip.Prefix]struct{}{}}
 }
 
+// v4Key is the key of an IPv4 prefix in prefixSeen.v4.
+func v4Key(p netip.Prefix) uint64 {
+	a := p.Addr().As4()
+	return uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
+}
+
 // add adds p and reports whether it was new.
 func (s *prefixSeen) add(p netip.Prefix) bool {
-	if p.Addr().Is4() {
-		a := p.Addr().As4()
-		k := uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits())
-		if _, ok := s.v4[k]; ok {
-			return false
+	if s.has(p) {
+		if s.extra == nil {
+			s.extra = map[netip.Prefix]int{}
 		}
-		s.v4[k] = struct{}{}
-		return true
-	}
-	if _, ok := s.other[p]; ok {
+		s.extra[p]++
 		return false
 	}
-	s.other[p] = struct{}{}
+	if p.Addr().Is4() {
+		s.v4[v4Key(p)] = struct{}{}
+	} else {
+		s.other[p] = struct{}{}
+	}
 	return true
+}
+
+// has reports whether p was added.
+func (s *prefixSeen) has(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		_, ok := s.v4[v4Key(p)]
+		return ok
+	}
+	_, ok := s.other[p]
+	return ok
 }
 
 // tooLarge is the error for a file over its size limit, in bytes.
@@ -408,23 +465,14 @@ func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// Room for the size seen, and a byte to find out that the file grew:
-	// io.ReadAll would grow its buffer, copying a large file many times.
-	data := make([]byte, 0, fi.Size()+1)
-	r := io.LimitReader(f, limit+1)
-	for {
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-		n, err := r.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	// Room for the whole file at once: io.ReadAll's doublings copied and
+	// cleared about three times a large set file's size.
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+		return nil, err
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > limit {
 		return nil, tooLarge(limit)
 	}

@@ -41,6 +41,10 @@ const maxSplicedPeers = 64
 // modified. It keeps the bytes of the files that hold peer lists, and of
 // the others (a large set file) only their SHA-256.
 type Reader struct {
+	// Sets, unless nil, parses set files from their last parse when a
+	// read must decode the policy in full (ReadBundleCached).
+	Sets *SetFileCache
+
 	mu   sync.Mutex
 	last *readState
 	// spliced counts the reads that decoded only changed peers (tests).
@@ -88,6 +92,11 @@ func (r *Reader) ReadBundle(path string) (*Policy, Bundle, error) {
 	}
 	l := newLoader(osRoot())
 	l.bundle, l.peerLists = Bundle{}, &peerLists{}
+	if r.Sets != nil {
+		l.setCache = r.Sets
+		r.Sets.begin()
+		defer r.Sets.end()
+	}
 	p, err := l.load(path)
 	if err != nil {
 		r.last = nil
