@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -163,10 +164,10 @@ func splitSet(s *AddrSet, bounds []netip.Addr) []shardPart {
 		if b+1 < len(bounds) {
 			span.To = bounds[b+1].Prev()
 		}
+		// The ranges are sorted: the shard's end from a binary search,
+		// not a walk of a million ranges.
 		lo := i
-		for i < len(s.Ranges) && s.Ranges[i].From.Compare(span.To) <= 0 {
-			i++
-		}
+		i += sort.Search(len(s.Ranges)-lo, func(j int) bool { return span.To.Less(s.Ranges[lo+j].From) })
 		rs := s.Ranges[lo:i]
 		if n := len(rs); n > 0 && (rs[0].From.Less(span.From) || span.To.Less(rs[n-1].To)) {
 			rs = slices.Clone(rs)
