@@ -301,3 +301,19 @@ func foldShards(ks *TableState) *TableState {
 	}
 	return &out
 }
+
+// KernelSet returns the name of the kernel set of table inet edgefw
+// that holds addr for the policy's set named set (SetName's), given the
+// names of the table's sets: the shard whose span holds addr, or set
+// itself when it is not sharded. For tools that look elements up in the
+// kernel, such as the bench.
+func KernelSet(set string, names []string, addr netip.Addr) string {
+	best, bestFrom := set, netip.Addr{}
+	for _, name := range names {
+		if s, from, ok := parseShardName(name); ok && s == set && from.Is4() == addr.Is4() &&
+			!addr.Less(from) && (best == set || bestFrom.Less(from)) {
+			best, bestFrom = name, from
+		}
+	}
+	return best
+}

@@ -322,3 +322,20 @@ func TestParseShardName(t *testing.T) {
 		}
 	}
 }
+
+func TestKernelSet(t *testing.T) {
+	names := []string{"small-v4", "big-v4.s.00000000", "big-v4.s.0a000000", "big-v4.s.c0000000", "big-v6.s.00000000000000000000000000000000"}
+	for addr, want := range map[string]string{
+		"9.255.255.255":   "big-v4.s.00000000",
+		"10.0.0.0":        "big-v4.s.0a000000",
+		"191.1.1.1":       "big-v4.s.0a000000",
+		"255.255.255.255": "big-v4.s.c0000000",
+	} {
+		if got := KernelSet("big-v4", names, netip.MustParseAddr(addr)); got != want {
+			t.Errorf("KernelSet(big-v4, %s) = %s, want %s", addr, got, want)
+		}
+	}
+	if got := KernelSet("small-v4", names, netip.MustParseAddr("10.0.0.1")); got != "small-v4" {
+		t.Errorf("an unsharded set: %s", got)
+	}
+}
