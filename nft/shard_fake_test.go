@@ -2,6 +2,7 @@ package nft_test
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -136,6 +137,43 @@ func TestShardedSetOnFake(t *testing.T) {
 	if s := res.Summary; s.ElementsAdded != 1 || s.ElementsRemoved != 1 || len(s.RulesChanged)+len(s.RulesAdded)+len(s.RulesRemoved) != 0 {
 		t.Errorf("one element changed: summary %+v", s)
 	}
+
+	// Drift: one shard rule deleted, a stray element in a shard. The
+	// table then shows the remaining shard rules one by one, the stray
+	// element in the policy's set; the repair writes one rule and deletes
+	// one element, and keeps the shards.
+	ks := k.Snapshot()
+	input := ks.Chains["input"].Rules
+	var shardRules []nft.RuleState
+	for _, r := range input {
+		if slices.Contains(r.Counters, "drop-big") {
+			shardRules = append(shardRules, r)
+		}
+	}
+	// drop-big's rules: the log rule's shards, the drop rule's, then
+	// IPv6's two. Delete the drop rule's last shard.
+	if err := k.DeleteRule("input", shardRules[2*len(first)-1].Handle); err != nil {
+		t.Fatal(err)
+	}
+	stray := nft.AddrRange{From: netip.MustParseAddr("10.0.1.1"), To: netip.MustParseAddr("10.0.1.1")}
+	if err := k.AddElements(first[0], stray); err != nil {
+		t.Fatal(err)
+	}
+	in, err := fw.Inspect(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(in.Text, "ip saddr @"+first[0]) || !strings.Contains(in.Text, "10.0.1.1") {
+		t.Errorf("drift: the table does not show the remaining shard rules or the stray element:\n%s", in.Text)
+	}
+	res, err = fw.Apply(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 2 || !slices.Equal(shards(), first) {
+		t.Errorf("drift repaired with %q; shards %q", res.Changes, shards())
+	}
+	check("drift repaired", changed)
 
 	grown := compile(t, shardedYAML(4000, -1), "", nil)
 	if _, err := fw.Apply(grown); err != nil {
