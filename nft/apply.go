@@ -142,7 +142,9 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 // encodes the plan. The transaction is nil when there is nothing to
 // write.
 func (a *Applier) prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, error) {
-	rs = shard(rs, ks, a.shardAbove)
+	layout := planShards(rs, ks, a.shardAbove)
+	moved := layout.resharded(rs, ks)
+	rs = layout.apply(rs)
 	ops, err := plan(ks, rs, full)
 	if err != nil {
 		return nil, Result{}, err
@@ -151,7 +153,7 @@ func (a *Applier) prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction,
 	if err != nil || tx.Messages() == 0 {
 		return nil, Result{}, err
 	}
-	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops)}
+	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops, moved)}
 	for _, op := range ops {
 		res.Changes = append(res.Changes, op.Change())
 		switch op := op.(type) {

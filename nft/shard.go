@@ -69,14 +69,19 @@ type shardLayout map[string][]shardPart
 // when no set is that large; it never changes rs. A threshold of 0 or
 // less shards nothing.
 func shard(rs *Ruleset, ks *TableState, threshold int) *Ruleset {
-	layout := planShards(rs, ks, threshold)
-	if len(layout) == 0 {
+	return planShards(rs, ks, threshold).apply(rs)
+}
+
+// apply returns rs with the sets of l sharded and the rules that look
+// them up once per shard; rs itself when l shards nothing.
+func (l shardLayout) apply(rs *Ruleset) *Ruleset {
+	if len(l) == 0 {
 		return rs
 	}
 	out := *rs
 	out.Sets = make([]*AddrSet, 0, len(rs.Sets))
 	for _, s := range rs.Sets {
-		parts, ok := layout[s.Name]
+		parts, ok := l[s.Name]
 		if !ok {
 			out.Sets = append(out.Sets, s)
 			continue
@@ -90,11 +95,61 @@ func shard(rs *Ruleset, ks *TableState, threshold int) *Ruleset {
 		c := *ch
 		c.Rules = make([]*Rule, 0, len(ch.Rules))
 		for _, r := range ch.Rules {
-			c.Rules = append(c.Rules, layout.rule(r)...)
+			c.Rules = append(c.Rules, l.rule(r)...)
 		}
 		out.Chains[i] = &c
 	}
 	return &out
+}
+
+// resharded returns the hashes of the rules that change only because
+// their sets' shards do: for each rule of rs whose shards in l differ
+// from its shards in the layout ks holds, all of which ks holds, the
+// hashes of both. Such a rule is rewritten in the kernel but has not
+// changed in the policy's terms (see summarize).
+func (l shardLayout) resharded(rs *Ruleset, ks *TableState) map[string]bool {
+	if ks == nil || !ks.Exists {
+		return nil
+	}
+	held := shardLayout{}
+	for _, s := range rs.Sets {
+		if kept := keptBounds(ks, s); kept != nil {
+			held[s.Name] = splitSet(s, kept)
+		}
+	}
+	if len(held) == 0 && len(l) == 0 {
+		return nil
+	}
+	inKernel := map[string]bool{}
+	for _, ch := range ks.Chains {
+		for _, r := range ch.Rules {
+			inKernel[r.Hash] = true
+		}
+	}
+	hashes := func(rules []*Rule) []string {
+		out := make([]string, len(rules))
+		for i, r := range rules {
+			out[i] = r.Hash()
+		}
+		return out
+	}
+	moved := map[string]bool{}
+	for _, ch := range rs.Chains {
+		for _, r := range ch.Rules {
+			before, after := held.rule(r), l.rule(r)
+			if len(before) == 1 && len(after) == 1 && before[0] == r && after[0] == r {
+				continue // looks up no sharded set
+			}
+			was, is := hashes(before), hashes(after)
+			if slices.Equal(was, is) || slices.ContainsFunc(was, func(h string) bool { return !inKernel[h] }) {
+				continue
+			}
+			for _, h := range slices.Concat(was, is) {
+				moved[h] = true
+			}
+		}
+	}
+	return moved
 }
 
 // planShards decides the shards of each set of rs that needs them.
