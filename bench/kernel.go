@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgefw/edgefw/nft"
 )
 
 // getBatch is how many elements one NFT_MSG_GETSETELEM request asks for.
 const getBatch = 200
 
 // CheckElements asks the kernel, in the namespace, for the start of every
-// prefix in an interval set of table inet edgefw, by key (a lookup each,
+// prefix in an interval set of table inet edgefw (or its shards), by key (a lookup each,
 // unlike a dump of an interval set, which walks the tree again for every
 // message and takes minutes at 1M). It returns how many the kernel did
 // not find. A lost element is ENOENT for its request; the requests are
@@ -28,8 +31,8 @@ func CheckElements(ns *NS, set string, prefixes []netip.Prefix) (missing int, er
 	if err := forceReadBuffer(c, 8<<20); err != nil {
 		return 0, err
 	}
-	var check func([]netip.Prefix) error
-	check = func(ps []netip.Prefix) error {
+	var check func(string, []netip.Prefix) error
+	check = func(set string, ps []netip.Prefix) error {
 		err := getElements(c, set, ps)
 		if err == nil {
 			return nil
@@ -41,17 +44,52 @@ func CheckElements(ns *NS, set string, prefixes []netip.Prefix) (missing int, er
 			missing++
 			return nil
 		}
-		if err := check(ps[:len(ps)/2]); err != nil {
+		if err := check(set, ps[:len(ps)/2]); err != nil {
 			return err
 		}
-		return check(ps[len(ps)/2:])
+		return check(set, ps[len(ps)/2:])
 	}
-	for i := 0; i < len(prefixes); i += getBatch {
-		if err := check(prefixes[i:min(i+getBatch, len(prefixes))]); err != nil {
-			return missing, fmt.Errorf("get elements of %s: %w", set, err)
+	names, err := setNames(ns)
+	if err != nil {
+		return 0, err
+	}
+	// A large set is sharded (see nft's shard.go): each prefix is looked
+	// up in the kernel set that holds its start.
+	bySet := map[string][]netip.Prefix{}
+	var order []string
+	for _, p := range prefixes {
+		ks := nft.KernelSet(set, names, p.Addr())
+		if _, ok := bySet[ks]; !ok {
+			order = append(order, ks)
+		}
+		bySet[ks] = append(bySet[ks], p)
+	}
+	for _, ks := range order {
+		ps := bySet[ks]
+		for i := 0; i < len(ps); i += getBatch {
+			if err := check(ks, ps[i:min(i+getBatch, len(ps))]); err != nil {
+				return missing, fmt.Errorf("get elements of %s: %w", ks, err)
+			}
 		}
 	}
 	return missing, nil
+}
+
+// setNames lists the names of the sets of table inet edgefw.
+func setNames(ns *NS) ([]string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(ns.FD()))
+	if err != nil {
+		return nil, err
+	}
+	sets, err := c.GetSets(&nftables.Table{Name: nft.TableName, Family: nftables.TableFamilyINet})
+	if err != nil {
+		return nil, fmt.Errorf("list the sets of table inet %s: %w", nft.TableName, err)
+	}
+	names := make([]string, len(sets))
+	for i, s := range sets {
+		names[i] = s.Name
+	}
+	return names, nil
 }
 
 func getElements(c *netlink.Conn, set string, ps []netip.Prefix) error {

@@ -12,14 +12,18 @@ import (
 type Applier struct {
 	mu     sync.Mutex
 	kernel Kernel
+	// shardAbove is the most ranges a set is written as one kernel set
+	// (see shard.go).
+	shardAbove int
 }
 
 // Option configures an Applier.
 type Option func(*options)
 
 type options struct {
-	netns  int
-	kernel Kernel
+	netns      int
+	kernel     Kernel
+	shardAbove int
 }
 
 // WithNetNS makes the Applier work, through netlink, in the network
@@ -30,17 +34,23 @@ func WithNetNS(fd int) Option { return func(o *options) { o.netns = fd } }
 // nftables, e.g. on the fake of nft/nfttest; WithNetNS then does nothing.
 func WithKernel(k Kernel) Option { return func(o *options) { o.kernel = k } }
 
+// WithShardThreshold makes the Applier write sets of more than n ranges
+// as several kernel sets (shards) of n/2 to n ranges each, instead of
+// DefaultShardThreshold; n < 0 never shards. Tests lower it to shard
+// small sets.
+func WithShardThreshold(n int) Option { return func(o *options) { o.shardAbove = n } }
+
 // NewApplier returns an Applier for the caller's network namespace unless
 // WithNetNS or WithKernel says otherwise.
 func NewApplier(opts ...Option) *Applier {
-	var o options
+	o := options{shardAbove: DefaultShardThreshold}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.kernel == nil {
 		o.kernel = newNetlinkKernel(o.netns)
 	}
-	return &Applier{kernel: o.kernel}
+	return &Applier{kernel: o.kernel, shardAbove: o.shardAbove}
 }
 
 // Result says what an Apply did.
@@ -87,7 +97,7 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	tx, res, err := prepare(ks, rs, false)
+	tx, res, err := a.prepare(ks, rs, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -110,7 +120,7 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	}
 	// The patch was refused as a whole, so the kernel is as it was: try
 	// replacing the contents, which depends less on what is there.
-	ftx, fres, ferr := prepare(ks, rs, true)
+	ftx, fres, ferr := a.prepare(ks, rs, true)
 	if ferr != nil {
 		return Result{}, errors.Join(err, ferr)
 	}
@@ -128,9 +138,13 @@ func (a *Applier) Apply(rs *Ruleset) (Result, error) {
 	return fres, nil
 }
 
-// prepare plans rs over ks and encodes the plan. The transaction is nil
-// when there is nothing to write.
-func prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, error) {
+// prepare plans rs over ks, its large sets sharded (shard.go), and
+// encodes the plan. The transaction is nil when there is nothing to
+// write.
+func (a *Applier) prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, error) {
+	layout := planShards(rs, ks, a.shardAbove)
+	moved := layout.resharded(rs, ks)
+	rs = layout.apply(rs)
 	ops, err := plan(ks, rs, full)
 	if err != nil {
 		return nil, Result{}, err
@@ -139,7 +153,7 @@ func prepare(ks *TableState, rs *Ruleset, full bool) (*Transaction, Result, erro
 	if err != nil || tx.Messages() == 0 {
 		return nil, Result{}, err
 	}
-	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops)}
+	res := Result{Messages: tx.Messages(), Summary: summarize(ks, rs, ops, moved)}
 	for _, op := range ops {
 		res.Changes = append(res.Changes, op.Change())
 		switch op := op.(type) {
@@ -160,7 +174,7 @@ func (a *Applier) Equal(rs *Ruleset) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	tx, _, err := prepare(ks, rs, false)
+	tx, _, err := a.prepare(ks, rs, false)
 	if err != nil {
 		return false, err
 	}

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +87,31 @@ func BenchmarkFingerprintLargeSet(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Fingerprint(rs)
+	}
+}
+
+// BenchmarkPlanShardedChange plans one changed element of a sharded
+// 1,000,000-range set over the table the ruleset before it left, as the
+// running daemon does for one changed line: sharding and planning only,
+// no kernel.
+func BenchmarkPlanShardedChange(b *testing.B) {
+	prefixes := randomPrefixes(2, 1_000_000)
+	before, err := Compile(largeSetPolicy(prefixes))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefixes[500_000] = netip.MustParsePrefix("192.0.2.77/32")
+	after, err := Compile(largeSetPolicy(prefixes))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ks := stateOf(shard(before, &TableState{}, DefaultShardThreshold))
+	ks.Chains, ks.Counters = map[string]*ChainState{}, map[string]Counter{}
+	fw := &Applier{shardAbove: DefaultShardThreshold}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := fw.prepare(ks, after, false); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -20,7 +20,7 @@ func ApplyFull(a *Applier, rs *Ruleset) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	tx, res, err := prepare(ks, rs, true)
+	tx, res, err := a.prepare(ks, rs, true)
 	if err != nil || tx == nil {
 		return Result{}, err
 	}

@@ -43,11 +43,11 @@ func (a *Applier) Inspect(rs *Ruleset, known ...*Ruleset) (Inspection, error) {
 		return Inspection{}, err
 	}
 	refs := slices.DeleteFunc(append([]*Ruleset{rs}, known...), func(r *Ruleset) bool { return r == nil })
-	in := Inspection{Text: renderKernel(ks, refs)}
+	in := Inspection{Text: renderKernel(ks, refs, a.shardAbove)}
 	if rs == nil {
 		return in, nil
 	}
-	_, res, err := prepare(ks, rs, false)
+	_, res, err := a.prepare(ks, rs, false)
 	if err != nil {
 		return Inspection{}, err
 	}
@@ -57,13 +57,19 @@ func (a *Applier) Inspect(rs *Ruleset, known ...*Ruleset) (Inspection, error) {
 
 // renderKernel renders what the kernel holds, laid out in the order of
 // refs: each object where the first ruleset that has it puts it, then
-// objects no ruleset has, by name.
-func renderKernel(ks *TableState, refs []*Ruleset) string {
+// objects no ruleset has, by name. Shards are shown as the policy's sets
+// and rules (see shard.go): the refs are sharded over ks as the Applier
+// with threshold shardAbove would write them, and the kernel's rules
+// that are one ref rule's shards, in order, are that one rule.
+func renderKernel(ks *TableState, refs []*Ruleset, shardAbove int) string {
 	if !ks.Exists {
 		return ""
 	}
 	var counters, sets, chains []string
 	texts := map[string]string{}
+	// sharded maps the hash of a rule's first shard to its shards' hashes
+	// and the rule's text.
+	sharded := map[string]shardedRule{}
 	for _, rs := range refs {
 		counters = append(counters, rs.Counters...)
 		for _, s := range rs.Sets {
@@ -72,13 +78,25 @@ func renderKernel(ks *TableState, refs []*Ruleset) string {
 		for _, m := range rs.Meters {
 			sets = append(sets, m.Name)
 		}
+		layout := planShards(rs, ks, shardAbove)
 		for _, ch := range rs.Chains {
 			chains = append(chains, ch.Name)
 			for _, r := range ch.Rules {
 				texts[r.Hash()] = r.String()
+				shards := layout.rule(r)
+				if len(shards) < 2 {
+					continue
+				}
+				hashes := make([]string, len(shards))
+				for i, sr := range shards {
+					hashes[i] = sr.Hash()
+					texts[hashes[i]] = sr.String()
+				}
+				sharded[hashes[0]] = shardedRule{hashes: hashes, text: r.String()}
 			}
 		}
 	}
+	ks = foldShards(ks)
 	t := &tableText{counters: inOrder(ks.Counters, counters)}
 	// Named sets before meters, as a ruleset renders them.
 	var meters []setText
@@ -92,12 +110,39 @@ func renderKernel(ks *TableState, refs []*Ruleset) string {
 	t.sets = append(t.sets, meters...)
 	for _, name := range inOrder(ks.Chains, chains) {
 		ct := chainText{name: name, header: ks.Chains[name].Base.header()}
-		for _, r := range ks.Chains[name].Rules {
-			ct.rules = append(ct.rules, kernelRuleText(r, texts))
+		rules := ks.Chains[name].Rules
+		for i := 0; i < len(rules); i++ {
+			if sr, ok := sharded[rules[i].Hash]; ok && sr.heads(rules[i:]) {
+				ct.rules = append(ct.rules, sr.text)
+				i += len(sr.hashes) - 1
+				continue
+			}
+			ct.rules = append(ct.rules, kernelRuleText(rules[i], texts))
 		}
 		t.chains = append(t.chains, ct)
 	}
 	return t.String()
+}
+
+// shardedRule is a rule of a ruleset as the kernel holds it sharded: the
+// hashes of its shards' rules, in order, and its own text.
+type shardedRule struct {
+	hashes []string
+	text   string
+}
+
+// heads reports whether rules start with all of the rule's shards, in
+// order: then they show as the one rule.
+func (sr shardedRule) heads(rules []RuleState) bool {
+	if len(rules) < len(sr.hashes) {
+		return false
+	}
+	for i, h := range sr.hashes {
+		if rules[i].Hash != h {
+			return false
+		}
+	}
+	return true
 }
 
 // inOrder returns the keys of present in the order they first appear in

@@ -40,7 +40,10 @@ type Namespace struct {
 // fingerprintVersion is part of every Fingerprint. Bump it when the same
 // Ruleset is applied as another kernel table (the planner's comparison
 // changes), so that Marks of older versions no longer match.
-const fingerprintVersion = "1"
+//
+// 2: the Applier writes sets of more than DefaultShardThreshold ranges as
+// shards (shard.go); a Mark of 1 may stand for the set as one.
+const fingerprintVersion = "2"
 
 // Fingerprint hashes everything of rs that an Apply writes: its nft text,
 // the rule encoding (encodingVersion, which rule hashes carry), and the

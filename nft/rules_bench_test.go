@@ -14,7 +14,7 @@ func BenchmarkPrepareManyRules(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := prepare(&TableState{}, rs, false); err != nil {
+		if _, _, err := (&Applier{}).prepare(&TableState{}, rs, false); err != nil {
 			b.Fatal(err)
 		}
 		Fingerprint(rs)

@@ -28,8 +28,10 @@ func (s Summary) Empty() bool {
 }
 
 // summarize says what ops, planned over ks to make rs, change. It is
-// pure, like plan.
-func summarize(ks *TableState, rs *Ruleset, ops []Op) Summary {
+// pure, like plan. Rules whose hash is in resharded are rewritten only
+// because their sets' shards moved (see shardLayout.resharded): they do
+// not count as changed.
+func summarize(ks *TableState, rs *Ruleset, ops []Op, resharded map[string]bool) Summary {
 	before, after := map[string]bool{}, map[string]bool{}
 	for name := range ks.Counters {
 		before[ruleOfCounter(name)] = true
@@ -43,11 +45,15 @@ func summarize(ks *TableState, rs *Ruleset, ops []Op) Summary {
 	for _, op := range ops {
 		switch op := op.(type) {
 		case AddRule:
-			if !copied(op) {
+			if !copied(op) && !resharded[op.ruleHash()] {
 				touched[ruleOfCounter(cmp.Or(op.Rule.Owner, op.Rule.Counter))] = true
 			}
 		case DeleteRule:
-			for _, name := range countersOf(ks, op.Chain, op.Handle) {
+			r := ruleAt(ks, op.Chain, op.Handle)
+			if r == nil || resharded[r.Hash] {
+				continue
+			}
+			for _, name := range r.Counters {
 				touched[ruleOfCounter(name)] = true
 			}
 		case ResetCounter:
@@ -120,15 +126,15 @@ func ruleOfCounter(name string) string {
 	return name
 }
 
-// countersOf returns the counters of the kernel's rule with this handle.
-func countersOf(ks *TableState, chain string, handle uint64) []string {
+// ruleAt returns the kernel's rule with this handle, or nil.
+func ruleAt(ks *TableState, chain string, handle uint64) *RuleState {
 	ch, ok := ks.Chains[chain]
 	if !ok {
 		return nil
 	}
-	for _, r := range ch.Rules {
-		if r.Handle == handle {
-			return r.Counters
+	for i := range ch.Rules {
+		if ch.Rules[i].Handle == handle {
+			return &ch.Rules[i]
 		}
 	}
 	return nil

@@ -83,7 +83,8 @@ func neighbour(t *testing.T, ns *netnstest.NS, interval time.Duration) func() in
 // ends that trust and is repaired.
 func TestBusyNeighbour(t *testing.T) {
 	ns := netnstest.New(t, "busy")
-	fw := NewApplier(WithNetNS(ns.FD))
+	// One set of 20,000 ranges, not shards: this is about the watch.
+	fw := NewApplier(WithNetNS(ns.FD), WithShardThreshold(-1))
 	rs, err := Compile(largeSetPolicy(randomPrefixes(3, 20_000)))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestBusyNeighbour(t *testing.T) {
 
 	// A fresh Applier reads the set back, while generations go by.
 	start := time.Now()
-	fresh := NewApplier(WithNetNS(ns.FD))
+	fresh := NewApplier(WithNetNS(ns.FD), WithShardThreshold(-1))
 	if eq, err := fresh.Equal(rs); !eq || err != nil {
 		t.Fatalf("a fresh Applier's Equal = %v, %v", eq, err)
 	}

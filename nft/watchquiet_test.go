@@ -49,7 +49,8 @@ func TestPauseAccounting(t *testing.T) {
 func TestOwnCommitUnheard(t *testing.T) {
 	ns := netnstest.New(t, "unheard")
 	netnstest.RequireTool(t, "nft")
-	fw := NewApplier(WithNetNS(ns.FD))
+	// One set of 20,000 ranges, not shards: this is about the watch.
+	fw := NewApplier(WithNetNS(ns.FD), WithShardThreshold(-1))
 	defer fw.Close()
 	rs, err := Compile(largeSetPolicy(randomPrefixes(11, 20_000)))
 	if err != nil {
