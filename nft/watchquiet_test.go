@@ -102,7 +102,7 @@ func TestQuietCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx, _, err := prepare(&TableState{}, rs, false)
+		tx, _, err := NewApplier(WithShardThreshold(-1)).prepare(&TableState{}, rs, false)
 		if err != nil {
 			t.Fatal(err)
 		}
