@@ -52,10 +52,11 @@ func TestReadRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := &fakeSocket{reads: datagrams(msgs[:2], append([]netlink.Message{ruleMsg(seq+1, "other", "x", 1, "z")}, msgs[2:]...))}
-	got, err := readRules(sock, seq)
+	d, err := readRules(sock, make([]byte, dumpBufferSize), seq)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := d.rules
 	want := map[string][]RuleState{
 		"input":             {rule(4, "ssh"), rule(5, "api")},
 		"edgefw-dispatch-a": {rule(7, "web")},
@@ -75,7 +76,7 @@ func TestReadRules(t *testing.T) {
 			Data: errnoBytes(unix.EMSGSIZE)}}), unix.EMSGSIZE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := readRules(&fakeSocket{reads: tc.reads}, seq); !errors.Is(err, tc.err) {
+			if _, err := readRules(&fakeSocket{reads: tc.reads}, make([]byte, dumpBufferSize), seq); !errors.Is(err, tc.err) {
 				t.Errorf("readRules: %v, want %v", err, tc.err)
 			}
 		})

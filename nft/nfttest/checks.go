@@ -365,9 +365,9 @@ func ruleOf(op nft.AddRule) *ruleSpec {
 	}
 	s.zeroRate = s.zeroRate || r.Limit != nil && r.Limit.Rate == 0
 	_, s.clampsMSS = r.Stmt.(nft.MSSClampStmt)
-	if r.Counter != "" {
-		s.counters = []string{r.Counter}
-	}
+	// A direct map's counters are in its object map's elements, which
+	// the kernel checks before the rule, and a read lists with it.
+	s.counters = r.Counters()
 	return s
 }
 
