@@ -474,3 +474,32 @@ func TestPlanRefusesMalformedRulesets(t *testing.T) {
 		}
 	}
 }
+
+// A direct map holds keys of one verdict, so that its kernel rule records
+// one meaning for all its counters (udataCounted), and lists them.
+func TestDirectMapsRecordTheirCountersMeaning(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n")
+	for port := 1; port <= 12; port++ {
+		action := "accept"
+		if port%3 == 0 {
+			action = "drop"
+		}
+		fmt.Fprintf(&b, "  - {name: x%d, direction: input, ports: [{protocol: tcp, port: %d}], action: %s}\n", port, port, action)
+	}
+	rs := compileYAML(t, b.String())
+	p := newPlanner(&TableState{}, rs, false)
+	var got []string
+	for _, ch := range rs.Chains {
+		for _, r := range ch.Rules {
+			if r.Dispatch == nil || !r.Dispatch.Direct {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s %v", p.counted(r), r.Counters()))
+		}
+	}
+	want := []string{"input accept [x1 x2 x4 x5 x7 x8 x10 x11]", "input drop [x3 x6 x9 x12]"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("direct maps (-want +got):\n%s", diff)
+	}
+}
