@@ -176,9 +176,11 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 	oldKeys := make([]ruleKey, len(old))
 	for i, r := range old {
 		oldKeys[i] = ruleKey{r.Hash, r.Counted}
-		for _, name := range r.Counters {
-			if p.reset[name] {
-				oldKeys[i] = ruleKey{}
+		for _, names := range [][]string{r.Counters, r.MapCounters} {
+			for _, name := range names {
+				if p.reset[name] {
+					oldKeys[i] = ruleKey{}
+				}
 			}
 		}
 	}
@@ -341,11 +343,13 @@ func countedBefore(ks *TableState) map[string]map[string]bool {
 			if r.Counted == "" {
 				continue
 			}
-			for _, name := range r.Counters {
-				if out[name] == nil {
-					out[name] = map[string]bool{}
+			for _, names := range [][]string{r.Counters, r.MapCounters} {
+				for _, name := range names {
+					if out[name] == nil {
+						out[name] = map[string]bool{}
+					}
+					out[name][r.Counted] = true
 				}
-				out[name][r.Counted] = true
 			}
 		}
 	}

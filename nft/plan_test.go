@@ -36,7 +36,12 @@ func held(rs *Ruleset) *TableState {
 		for _, r := range ch.Rules {
 			handle++
 			op := p.addRule(ch, r, 0)
-			rs := RuleState{Handle: handle, Hash: r.Hash(), Counted: op.Counted, Exprs: op.Expressions(), Counters: r.Counters()}
+			rs := RuleState{Handle: handle, Hash: r.Hash(), Counted: op.Counted, Exprs: op.Expressions()}
+			if r.Dispatch != nil && r.Dispatch.Direct {
+				rs.MapCounters = r.Counters()
+			} else {
+				rs.Counters = r.Counters()
+			}
 			cs.Rules = append(cs.Rules, rs)
 		}
 		ks.Chains[ch.Name] = cs

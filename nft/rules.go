@@ -21,7 +21,7 @@ import (
 // A rule that counts through an anonymous object map (a direct map, see
 // dispatch.go) names its counters in the map's elements, not in its
 // expressions: those maps' elements are dumped after the rules, on the
-// same socket, and their counters listed with the rule's.
+// same socket, and their counters listed in the rule's MapCounters.
 func dumpRules(netns int) (map[string][]RuleState, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
 	if err != nil {
@@ -92,16 +92,16 @@ type ruleAt struct {
 	i     int
 }
 
-// addObjMap lists the counters of an object map's elements with the
-// counters of the rules that look it up: each once, in the order of
+// addObjMap lists the counters of an object map's elements in the
+// MapCounters of the rules that look it up: each once, in the order of
 // their keys (the kernel dumps an interval map in its own order).
 func (d *ruleDump) addObjMap(set string, elems []objMapElem) {
 	slices.SortStableFunc(elems, func(a, b objMapElem) int { return bytes.Compare(a.key, b.key) })
 	for _, at := range d.objMaps[set] {
 		r := &d.rules[at.chain][at.i]
 		for _, e := range elems {
-			if e.obj != "" && !slices.Contains(r.Counters, e.obj) {
-				r.Counters = append(r.Counters, e.obj)
+			if e.obj != "" && !slices.Contains(r.MapCounters, e.obj) {
+				r.MapCounters = append(r.MapCounters, e.obj)
 			}
 		}
 	}

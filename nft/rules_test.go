@@ -159,7 +159,7 @@ func TestReadObjectMapCounters(t *testing.T) {
 	d.addObjMap("__objmap2", got)
 	want := []RuleState{
 		{Handle: 4, Hash: "h-ssh", Counted: "input accept", Counters: []string{"ssh"}, Exprs: 4},
-		{Handle: 12, Counters: []string{"ssh", "web"}, Exprs: 3},
+		{Handle: 12, MapCounters: []string{"ssh", "web"}, Exprs: 3},
 	}
 	if diff := cmp.Diff(want, d.rules["input"]); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
