@@ -508,3 +508,48 @@ func TestDirectMapsRecordTheirCountersMeaning(t *testing.T) {
 		t.Errorf("direct maps (-want +got):\n%s", diff)
 	}
 }
+
+// A direct-map rule written before direct maps recorded their counters'
+// meaning is rewritten once, with it, its counters kept; a direct map's
+// action flip resets the counter, which its old and new rules hold.
+func TestPlanDirectMapMeaning(t *testing.T) {
+	policyWith := func(drop int) string {
+		var b strings.Builder
+		b.WriteString("version: 1\nrules:\n")
+		for port := 1; port <= 8; port++ {
+			action := "accept"
+			if port == drop {
+				action = "drop"
+			}
+			fmt.Fprintf(&b, "  - {name: x%d, direction: input, ports: [{protocol: tcp, port: %d}], action: %s}\n", port, port, action)
+		}
+		return b.String()
+	}
+	rs := compileYAML(t, policyWith(0))
+	ks := held(rs)
+	for _, ch := range ks.Chains {
+		for i := range ch.Rules {
+			if len(ch.Rules[i].MapCounters) > 0 {
+				ch.Rules[i].Counted = "" // written before it was recorded
+			}
+		}
+	}
+	ops, err := plan(ks, rs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := summaries(ops), []string{"delete rule 8 of chain input", `add rule "input" in chain input before 9 counted "input accept"`}; !slices.Equal(got, want) {
+		t.Errorf("a direct map without its meaning: %q, want %q", got, want)
+	}
+
+	ops, err = plan(held(rs), compileYAML(t, policyWith(3)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := summaries(ops)
+	for _, want := range []string{"delete rule 8 of chain input", `reset counter "x3": now counts input drop`, `add rule "input" in chain input before 9 counted "input drop"`} {
+		if !slices.Contains(got, want) {
+			t.Errorf("x3 goes from accept to drop: %q has no %q", got, want)
+		}
+	}
+}
