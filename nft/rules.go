@@ -22,38 +22,52 @@ import (
 // dispatch.go) names its counters in the map's elements, not in its
 // expressions: those maps' elements are dumped after the rules, on the
 // same socket, and their counters listed in the rule's MapCounters.
-func dumpRules(netns int) (map[string][]RuleState, error) {
+//
+// The MapCounters of a rule of ours are also returned by its hash, and
+// known gives those of an earlier read: a rule's hash fingerprints its
+// text, which names each key's counter, and an anonymous map cannot
+// change while its rule uses it, so a rule of ours whose hash is known
+// needs no dump of its map. At 10,000 port rules (25 maps) the dumps
+// took 12 ms of a 100 ms read.
+func dumpRules(netns int, known map[string][]string) (map[string][]RuleState, map[string][]string, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
 	if err != nil {
-		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
+		return nil, nil, fmt.Errorf("dial netfilter netlink: %w", err)
 	}
 	defer c.Close()
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_RULE_TABLE, Data: []byte(TableName + "\x00")},
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req, err := c.Send(netlink.Message{
 		Header: netlink.Header{Type: nftType(unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
 		Data:   append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("request the rules of table inet %s: %w", TableName, err)
+		return nil, nil, fmt.Errorf("request the rules of table inet %s: %w", TableName, err)
 	}
 	sock, err := newNetlinkSocket(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	buf := make([]byte, dumpBufferSize)
 	d, err := readRules(sock, buf, req.Header.Sequence)
 	if err != nil {
-		return nil, fmt.Errorf("read the rules of table inet %s: %w", TableName, err)
+		return nil, nil, fmt.Errorf("read the rules of table inet %s: %w", TableName, err)
 	}
+	learned := map[string][]string{}
 	for _, set := range slices.Sorted(maps.Keys(d.objMaps)) {
+		hash := d.ourOnly(set)
+		if counters, ok := known[hash]; ok && hash != "" {
+			d.rules[d.objMaps[set][0].chain][d.objMaps[set][0].i].MapCounters = slices.Clone(counters)
+			learned[hash] = counters
+			continue
+		}
 		req, err := c.Send(setElemsRequest(set))
 		if err != nil {
-			return nil, fmt.Errorf("request elements of map %s: %w", set, err)
+			return nil, nil, fmt.Errorf("request elements of map %s: %w", set, err)
 		}
 		elems, err := readObjMapElems(sock, buf, req.Header.Sequence, set)
 		if errors.Is(err, unix.ENOENT) {
@@ -62,11 +76,14 @@ func dumpRules(netns int) (map[string][]RuleState, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read elements of map %s: %w", set, err)
+			return nil, nil, fmt.Errorf("read elements of map %s: %w", set, err)
 		}
 		d.addObjMap(set, elems)
+		if hash != "" {
+			learned[hash] = d.rules[d.objMaps[set][0].chain][d.objMaps[set][0].i].MapCounters
+		}
 	}
-	return d.rules, nil
+	return d.rules, learned, nil
 }
 
 // setElemsRequest asks for a dump of the elements of a set of table inet
@@ -90,6 +107,19 @@ type ruleDump struct {
 type ruleAt struct {
 	chain string
 	i     int
+	// maps is how many object maps the rule looks up.
+	maps int
+}
+
+// ourOnly returns the hash of the one rule that looks up an object map,
+// when that rule is ours (it has a hash) and looks up no other map; "" if
+// not. Such a rule's map counters are what its hash says.
+func (d *ruleDump) ourOnly(set string) string {
+	users := d.objMaps[set]
+	if len(users) != 1 || users[0].maps != 1 {
+		return ""
+	}
+	return d.rules[users[0].chain][users[0].i].Hash
 }
 
 // addObjMap lists the counters of an object map's elements in the
@@ -124,7 +154,7 @@ func readRules(sock datagramReader, buf []byte, seq uint32) (ruleDump, error) {
 			if d.objMaps == nil {
 				d.objMaps = map[string][]ruleAt{}
 			}
-			d.objMaps[set] = append(d.objMaps[set], ruleAt{chain, len(d.rules[chain])})
+			d.objMaps[set] = append(d.objMaps[set], ruleAt{chain, len(d.rules[chain]), len(objMaps)})
 		}
 		d.rules[chain] = append(d.rules[chain], r)
 		return nil
