@@ -53,8 +53,8 @@ import (
 // go to maps of their own. Its counters then all count one direction and
 // action, which its kernel rule records (udataCounted) as a rule with a
 // counter of its own does, and a read lists the counters of its object
-// map: a counter whose rule's action changes is reset wherever its rule
-// is (see countersToReset).
+// map (RuleState.MapCounters): a counter whose rule's action changes is
+// reset wherever its rule is (see countersToReset).
 
 // dispatchMinRules is the shortest run of port rules that is dispatched.
 // A map lookup and a jump cost about what walking a few port comparisons
