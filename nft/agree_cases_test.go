@@ -128,6 +128,7 @@ func planCases() []planCase {
 	cases = append(cases, ruleCases()...)
 	cases = append(cases, setCases()...)
 	cases = append(cases, counterCases()...)
+	cases = append(cases, directCases()...)
 	cases = append(cases, auditCases()...)
 	cases = append(cases, driftCases()...)
 	cases = append(cases, foreignCases()...)
@@ -206,6 +207,53 @@ func counterCases() []planCase {
 		{want: []string{}},
 		{policy: fmt.Sprintf(countedYAML, "output", "drop"), reset: []string{limited}, kept: []string{"other"}},
 	}}}
+}
+
+// directYAML has the input rules xN of tcp port N for N in 1 to 8, a run
+// long enough to be dispatched, whose keys go to direct maps; actions
+// gives some of them drop, and extra adds rules after them.
+func directYAML(drops []int, extra string) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n")
+	for p := 1; p <= 8; p++ {
+		action := "accept"
+		if slices.Contains(drops, p) {
+			action = "drop"
+		}
+		fmt.Fprintf(&b, "  - {name: x%d, direction: input, ports: [{protocol: tcp, port: %d}], action: %s}\n", p, p, action)
+	}
+	return b.String() + extra
+}
+
+// directCases change the rules of direct maps, whose counters a read
+// finds in the maps' elements: a counter whose rule's action changes is
+// reset, in a map as in a chain, and one that counts the same as before
+// is kept wherever its rule goes.
+func directCases() []planCase {
+	seed := map[string]nft.Counter{"x1": {Packets: 1, Bytes: 60}, "x3": {Packets: 3, Bytes: 180}, "x4": {Packets: 4, Bytes: 240}}
+	// y3 shares x3's port: key 3 then goes to a chain of both.
+	const y3 = "  - {name: y3, direction: input, ports: [{protocol: tcp, port: 3}], action: accept}\n"
+	return []planCase{
+		{name: "direct map: action flips accept and drop", seed: seed, steps: []step{
+			{policy: directYAML([]int{4}, ""), kept: []string{"x1", "x3", "x4"}},
+			{want: []string{}},
+			{policy: directYAML([]int{3}, ""), reset: []string{"x3", "x4"}, kept: []string{"x1"}},
+			{want: []string{}},
+		}},
+		{name: "direct map: a key moves to a chain and back", seed: seed, steps: []step{
+			{policy: directYAML(nil, ""), kept: []string{"x1", "x3", "x4"}},
+			{policy: directYAML(nil, y3), kept: []string{"x1", "x3", "x4"}},
+			{policy: directYAML(nil, ""), kept: []string{"x1", "x3", "x4"}},
+			{policy: directYAML([]int{3}, y3), reset: []string{"x3"}, kept: []string{"x1", "x4"}},
+			{want: []string{}},
+		}},
+		{name: "direct map: a rule renamed", seed: seed, steps: []step{
+			{policy: directYAML(nil, ""), kept: []string{"x1", "x3", "x4"}},
+			{policy: strings.Replace(directYAML(nil, ""), "name: x3,", "name: z3,", 1), kept: []string{"x1", "x4"},
+				want: []string{`add counter "z3"`, "delete rule #7 of chain input", `delete counter "x3"`, `add rule "input" in chain input`}},
+			{want: []string{}},
+		}},
+	}
 }
 
 // auditCases switch web between enforce and audit mode: its rules are

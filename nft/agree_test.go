@@ -100,7 +100,7 @@ func handlesOf(ks *nft.TableState) handles {
 	return func(chain, counter string) uint64 {
 		if ch := ks.Chains[chain]; ch != nil {
 			for _, r := range ch.Rules {
-				if slices.Contains(r.Counters, counter) {
+				if slices.Contains(r.Counters, counter) || slices.Contains(r.MapCounters, counter) {
 					return r.Handle
 				}
 			}
@@ -392,7 +392,7 @@ func describe(ks *nft.TableState) string {
 		}
 		b.WriteString("\n")
 		for i, r := range ch.Rules {
-			fmt.Fprintf(&b, "\trule #%d hash=%q counted=%q counters=%q exprs=%d\n", i, r.Hash, r.Counted, r.Counters, r.Exprs)
+			fmt.Fprintf(&b, "\trule #%d hash=%q counted=%q counters=%q map counters=%q exprs=%d\n", i, r.Hash, r.Counted, r.Counters, r.MapCounters, r.Exprs)
 		}
 	}
 	return b.String()

@@ -49,12 +49,12 @@ import (
 // protocol, and the order of the maps does not matter; the direct ones
 // come first, as they are the common case.
 //
-// A kernel rule that counts through an object map names no counter
-// itself (its counters are in the map's elements, which a read does not
-// fetch), so the planner does not know what such a counter counted
-// before: one that stays in a direct map while its rule's action
-// changes keeps its value, as counters of rules that recorded nothing
-// do (see countersToReset).
+// A direct map holds keys of one verdict only: accept keys and drop keys
+// go to maps of their own. Its counters then all count one direction and
+// action, which its kernel rule records (udataCounted) as a rule with a
+// counter of its own does, and a read lists the counters of its object
+// map (RuleState.MapCounters): a counter whose rule's action changes is
+// reset wherever its rule is (see countersToReset).
 
 // dispatchMinRules is the shortest run of port rules that is dispatched.
 // A map lookup and a jump cost about what walking a few port comparisons
@@ -134,6 +134,26 @@ func (d *PortDispatch) String() string {
 		items[i] = renderPorts([]PortSpan{e.Ports}) + " : jump " + e.Chain
 	}
 	return fmt.Sprintf("%s dport vmap { %s }", d.Proto, strings.Join(items, ", "))
+}
+
+// Counters returns the named counters the rule counts into: its Counter,
+// or the counters of its direct map's keys, each once, in port order.
+func (r *Rule) Counters() []string {
+	if r.Dispatch == nil || !r.Dispatch.Direct {
+		if r.Counter == "" {
+			return nil
+		}
+		return []string{r.Counter}
+	}
+	out := make([]string, 0, len(r.Dispatch.Elements))
+	seen := make(map[string]bool, len(r.Dispatch.Elements))
+	for _, e := range r.Dispatch.Elements {
+		if !seen[e.Rule.Counter] {
+			seen[e.Rule.Counter] = true
+			out = append(out, e.Rule.Counter)
+		}
+	}
+	return out
 }
 
 // directRule reports whether r can be a key of a direct map: it matches a
@@ -334,8 +354,12 @@ func (c *compiler) dispatch(ch *Chain, units []ruleUnit) {
 			}
 			jumps = append(jumps, DispatchElement{Ports: iv.span, Chain: dc.Name})
 		}
-		for keys := range slices.Chunk(direct, maxKeysPerMap) {
-			ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: &PortDispatch{Proto: proto, Elements: keys, Direct: true}})
+		// A direct map's keys share a verdict (see above): accept first.
+		for _, verdict := range []policy.Action{policy.Accept, policy.Drop} {
+			same := slices.DeleteFunc(slices.Clone(direct), func(e DispatchElement) bool { return e.Rule.Verdict != verdict })
+			for keys := range slices.Chunk(same, maxKeysPerMap) {
+				ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: &PortDispatch{Proto: proto, Elements: keys, Direct: true}})
+			}
 		}
 		for keys := range slices.Chunk(jumps, maxKeysPerMap) {
 			ch.Rules = append(ch.Rules, &Rule{Owner: ch.Name, Dispatch: &PortDispatch{Proto: proto, Elements: keys}})

@@ -79,8 +79,14 @@ type RuleState struct {
 	// Counted is what edgefw recorded of the meaning of the rule's
 	// counter (udataCounted), e.g. "input accept"; "" when nothing.
 	Counted string
-	// Counters are the named counters the rule counts into.
+	// Counters are the named counters the rule counts into by name.
 	Counters []string
+	// MapCounters are the named counters the rule counts into through
+	// an anonymous object map (a direct map's, see dispatch.go), each
+	// once, in the order of their keys. They are apart from Counters,
+	// which say what one kernel rule of a policy rule touches: a direct
+	// map's rule stands for many policy rules' keys.
+	MapCounters []string
 	// Exprs is the number of the rule's expressions.
 	Exprs int
 }

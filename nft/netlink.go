@@ -26,6 +26,9 @@ type netlinkKernel struct {
 	knownTouches, knownLosses uint64
 	// last is the last table read: what a commit's ops are planned on.
 	last *lastRead
+	// mapCounters are the MapCounters of our direct-map rules as the
+	// last consistent read found them, by rule hash (see dumpRules).
+	mapCounters map[string][]string
 	// counters reads the named counters, on a socket of its own.
 	counters counterReader
 }

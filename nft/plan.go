@@ -165,26 +165,32 @@ func (p *planner) diffRules() {
 	}
 }
 
+// ruleKey is what the planner compares a kernel rule with a wanted one
+// by: its hash, and what it records of its counters' meaning, which must
+// be what the planner would record now. The zero key never matches.
+type ruleKey struct{ hash, counted string }
+
 func (p *planner) diffChain(ch *Chain, old []RuleState) {
 	// Rules that count into a counter being reset are rewritten: the
-	// counter cannot go while they refer to it. An empty hash never
-	// matches.
-	oldHashes := make([]string, len(old))
+	// counter cannot go while they refer to it.
+	oldKeys := make([]ruleKey, len(old))
 	for i, r := range old {
-		oldHashes[i] = r.Hash
-		for _, name := range r.Counters {
-			if p.reset[name] {
-				oldHashes[i] = ""
+		oldKeys[i] = ruleKey{r.Hash, r.Counted}
+		for _, names := range [][]string{r.Counters, r.MapCounters} {
+			for _, name := range names {
+				if p.reset[name] {
+					oldKeys[i] = ruleKey{}
+				}
 			}
 		}
 	}
-	newHashes := make([]string, len(ch.Rules))
+	newKeys := make([]ruleKey, len(ch.Rules))
 	for i, r := range ch.Rules {
-		if !p.reset[r.Counter] {
-			newHashes[i] = r.Hash()
+		if !p.resets(r) {
+			newKeys[i] = ruleKey{r.Hash(), p.counted(r)}
 		}
 	}
-	keepOld, keepNew := lcs.Keep(oldHashes, newHashes)
+	keepOld, keepNew := lcs.Keep(oldKeys, newKeys)
 	if p.full || referencesAny(ch, p.recreate) {
 		keepOld, keepNew = make([]bool, len(old)), make([]bool, len(ch.Rules))
 	}
@@ -199,7 +205,7 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 	pending := []AddRule{}
 	for ni := len(ch.Rules) - 1; ni >= 0; ni-- {
 		if keepNew[ni] {
-			for oi >= 0 && !(keepOld[oi] && oldHashes[oi] == newHashes[ni]) {
+			for oi >= 0 && !(keepOld[oi] && oldKeys[oi] == newKeys[ni]) {
 				oi--
 			}
 			next = old[oi].Handle
@@ -207,7 +213,7 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 			continue
 		}
 		op := p.addRule(ch, ch.Rules[ni], next)
-		op.hash = newHashes[ni] // "" for a rule whose counter is reset
+		op.hash = newKeys[ni].hash // "" for a rule whose counter is reset
 		pending = append(pending, op)
 	}
 	slices.Reverse(pending)
@@ -215,11 +221,44 @@ func (p *planner) diffChain(ch *Chain, old []RuleState) {
 }
 
 func (p *planner) addRule(ch *Chain, r *Rule, before uint64) AddRule {
-	op := AddRule{Chain: ch.Name, Rule: r, Before: before}
-	if info, ok := p.infos[r.Counter]; ok {
-		op.Counted = countedAs(info)
+	return AddRule{Chain: ch.Name, Rule: r, Before: before, Counted: p.counted(r)}
+}
+
+// resets reports whether a rule counts into a counter being reset.
+func (p *planner) resets(r *Rule) bool {
+	if len(p.reset) == 0 {
+		return false
 	}
-	return op
+	if r.Dispatch != nil && r.Dispatch.Direct {
+		return slices.ContainsFunc(r.Dispatch.Elements, func(e DispatchElement) bool { return p.reset[e.Rule.Counter] })
+	}
+	return p.reset[r.Counter]
+}
+
+// counted is what a rule records of the meaning of the counters it counts
+// into (udataCounted): their direction and action, as the ruleset's
+// RuleInfos give them, when they all have one and the same; "" when not.
+// A direct map's keys share a verdict and a direction (see dispatch.go),
+// so its counters share a meaning.
+func (p *planner) counted(r *Rule) string {
+	if r.Dispatch == nil || !r.Dispatch.Direct {
+		if info, ok := p.infos[r.Counter]; ok {
+			return countedAs(info)
+		}
+		return ""
+	}
+	var first RuleInfo
+	for i, e := range r.Dispatch.Elements {
+		info, ok := p.infos[e.Rule.Counter]
+		if !ok || (i > 0 && (info.Direction != first.Direction || info.Action != first.Action)) {
+			return ""
+		}
+		first = info
+	}
+	if len(r.Dispatch.Elements) == 0 {
+		return ""
+	}
+	return countedAs(first)
 }
 
 // flushChains flushes the chains that go (step 3): after this, no rule of
@@ -304,11 +343,13 @@ func countedBefore(ks *TableState) map[string]map[string]bool {
 			if r.Counted == "" {
 				continue
 			}
-			for _, name := range r.Counters {
-				if out[name] == nil {
-					out[name] = map[string]bool{}
+			for _, names := range [][]string{r.Counters, r.MapCounters} {
+				for _, name := range names {
+					if out[name] == nil {
+						out[name] = map[string]bool{}
+					}
+					out[name][r.Counted] = true
 				}
-				out[name][r.Counted] = true
 			}
 		}
 	}

@@ -37,8 +37,10 @@ func held(rs *Ruleset) *TableState {
 			handle++
 			op := p.addRule(ch, r, 0)
 			rs := RuleState{Handle: handle, Hash: r.Hash(), Counted: op.Counted, Exprs: op.Expressions()}
-			if r.Counter != "" {
-				rs.Counters = []string{r.Counter}
+			if r.Dispatch != nil && r.Dispatch.Direct {
+				rs.MapCounters = r.Counters()
+			} else {
+				rs.Counters = r.Counters()
 			}
 			cs.Rules = append(cs.Rules, rs)
 		}
@@ -474,6 +476,80 @@ func TestPlanRefusesMalformedRulesets(t *testing.T) {
 		mutate(rs)
 		if ops, err := plan(held(compileYAML(t, incrementalBase)), rs, false); err == nil || ops != nil || !strings.Contains(err.Error(), "invalid ruleset") {
 			t.Errorf("%s: plan = %d ops, %v; want an invalid ruleset error", name, len(ops), err)
+		}
+	}
+}
+
+// A direct map holds keys of one verdict, so that its kernel rule records
+// one meaning for all its counters (udataCounted), and lists them.
+func TestDirectMapsRecordTheirCountersMeaning(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n")
+	for port := 1; port <= 12; port++ {
+		action := "accept"
+		if port%3 == 0 {
+			action = "drop"
+		}
+		fmt.Fprintf(&b, "  - {name: x%d, direction: input, ports: [{protocol: tcp, port: %d}], action: %s}\n", port, port, action)
+	}
+	rs := compileYAML(t, b.String())
+	p := newPlanner(&TableState{}, rs, false)
+	var got []string
+	for _, ch := range rs.Chains {
+		for _, r := range ch.Rules {
+			if r.Dispatch == nil || !r.Dispatch.Direct {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s %v", p.counted(r), r.Counters()))
+		}
+	}
+	want := []string{"input accept [x1 x2 x4 x5 x7 x8 x10 x11]", "input drop [x3 x6 x9 x12]"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("direct maps (-want +got):\n%s", diff)
+	}
+}
+
+// A direct-map rule written before direct maps recorded their counters'
+// meaning is rewritten once, with it, its counters kept; a direct map's
+// action flip resets the counter, which its old and new rules hold.
+func TestPlanDirectMapMeaning(t *testing.T) {
+	policyWith := func(drop int) string {
+		var b strings.Builder
+		b.WriteString("version: 1\nrules:\n")
+		for port := 1; port <= 8; port++ {
+			action := "accept"
+			if port == drop {
+				action = "drop"
+			}
+			fmt.Fprintf(&b, "  - {name: x%d, direction: input, ports: [{protocol: tcp, port: %d}], action: %s}\n", port, port, action)
+		}
+		return b.String()
+	}
+	rs := compileYAML(t, policyWith(0))
+	ks := held(rs)
+	for _, ch := range ks.Chains {
+		for i := range ch.Rules {
+			if len(ch.Rules[i].MapCounters) > 0 {
+				ch.Rules[i].Counted = "" // written before it was recorded
+			}
+		}
+	}
+	ops, err := plan(ks, rs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := summaries(ops), []string{"delete rule 8 of chain input", `add rule "input" in chain input before 9 counted "input accept"`}; !slices.Equal(got, want) {
+		t.Errorf("a direct map without its meaning: %q, want %q", got, want)
+	}
+
+	ops, err = plan(held(rs), compileYAML(t, policyWith(3)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := summaries(ops)
+	for _, want := range []string{"delete rule 8 of chain input", `reset counter "x3": now counts input drop`, `add rule "input" in chain input before 9 counted "input drop"`} {
+		if !slices.Contains(got, want) {
+			t.Errorf("x3 goes from accept to drop: %q has no %q", got, want)
 		}
 	}
 }

@@ -131,9 +131,9 @@ func (k *netlinkKernel) ReadTable() (*TableState, error) {
 		touches, losses := w.touches, w.losses
 		if touches != k.knownTouches || losses != k.knownLosses {
 			// Someone else touched our table since we wrote or read it.
-			k.known = nil
+			k.known, k.mapCounters = nil, nil
 		}
-		ks, elems, err := k.readOnce()
+		ks, elems, mapCounters, err := k.readOnce()
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +146,7 @@ func (k *netlinkKernel) ReadTable() (*TableState, error) {
 			// next read need not read the elements again. (Our own commit
 			// of a large set overflows the watch with its element
 			// notifications; then this is how the Kernel learns again.)
+			k.mapCounters = mapCounters
 			k.known = maps.Clone(elems)
 			k.knownTouches, k.knownLosses = touches, losses
 			k.last = &lastRead{elems: elems, touches: touches, losses: losses}
@@ -156,48 +157,50 @@ func (k *netlinkKernel) ReadTable() (*TableState, error) {
 }
 
 // readOnce reads the table once, and returns the elements of its sets
-// apart too, for the cache of known elements.
-func (k *netlinkKernel) readOnce() (*TableState, map[string][]AddrRange, error) {
+// apart too, for the cache of known elements, and the counters of its
+// direct maps by rule hash.
+func (k *netlinkKernel) readOnce() (*TableState, map[string][]AddrRange, map[string][]string, error) {
 	c, err := k.conn()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer c.CloseLasting()
 	ks := &TableState{Counters: map[string]Counter{}, Sets: map[string]*SetState{}, Chains: map[string]*ChainState{}}
 	elems := map[string][]AddrRange{}
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, syscall.ENOENT) {
-			return &TableState{}, elems, nil
+			return &TableState{}, elems, nil, nil
 		}
-		return nil, nil, fmt.Errorf("read table inet %s: %w", TableName, err)
+		return nil, nil, nil, fmt.Errorf("read table inet %s: %w", TableName, err)
 	}
 	ks.Exists = true
-	if err := k.readChains(c, ks); err != nil {
-		return nil, nil, err
+	mapCounters, err := k.readChains(c, ks)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if err := k.readSets(c, ks, elems); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	objs, err := c.GetObjects(table)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list counters: %w", err)
+		return nil, nil, nil, fmt.Errorf("list counters: %w", err)
 	}
 	for _, o := range objs {
 		if co, ok := o.(*nftables.CounterObj); ok {
 			ks.Counters[co.Name] = Counter{Packets: co.Packets, Bytes: co.Bytes}
 		}
 	}
-	return ks, elems, nil
+	return ks, elems, mapCounters, nil
 }
 
-func (k *netlinkKernel) readChains(c *nftables.Conn, ks *TableState) error {
+func (k *netlinkKernel) readChains(c *nftables.Conn, ks *TableState) (map[string][]string, error) {
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return fmt.Errorf("list chains: %w", err)
+		return nil, fmt.Errorf("list chains: %w", err)
 	}
-	rules, err := dumpRules(k.netns)
+	rules, mapCounters, err := dumpRules(k.netns, k.mapCounters)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, ch := range chains {
 		if ch.Table.Name != TableName {
@@ -205,7 +208,7 @@ func (k *netlinkKernel) readChains(c *nftables.Conn, ks *TableState) error {
 		}
 		ks.Chains[ch.Name] = &ChainState{Name: ch.Name, Base: baseChain(ch), Rules: rules[ch.Name]}
 	}
-	return nil
+	return mapCounters, nil
 }
 
 func (k *netlinkKernel) readSets(c *nftables.Conn, ks *TableState, elems map[string][]AddrRange) error {

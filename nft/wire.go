@@ -259,12 +259,61 @@ func decodeObjectTable(data []byte) (family uint8, table string, named bool, err
 // those, NFTA_LIST_ELEM being 1 like NFTA_SET_ELEM_LIST_TABLE, name the
 // table again.
 func decodeSetElems(out []nftables.SetElement, data []byte, set string) ([]nftables.SetElement, error) {
-	family, ad, err := nfgen(data)
+	err := decodeElemList(data, set, func(el *netlink.AttributeDecoder) {
+		out = append(out, decodeSetElem(el))
+	})
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// An objMapElem is an element of an object map: its key and the name of
+// the object it maps to ("" for the end of an interval).
+type objMapElem struct {
+	key []byte
+	obj string
+}
+
+// decodeObjMapElems decodes one NFT_MSG_NEWSETELEM of a dump of the
+// elements of the object map set (anonymous: a direct map's counters) in
+// table inet edgefw, and appends its elements to out; it checks the
+// message as decodeSetElems does.
+func decodeObjMapElems(out []objMapElem, data []byte, set string) ([]objMapElem, error) {
+	err := decodeElemList(data, set, func(el *netlink.AttributeDecoder) {
+		var e objMapElem
+		for el.Next() {
+			switch el.Type() {
+			case unix.NFTA_SET_ELEM_KEY:
+				el.Nested(func(key *netlink.AttributeDecoder) error {
+					for key.Next() {
+						if key.Type() == unix.NFTA_DATA_VALUE {
+							e.key = key.Bytes()
+						}
+					}
+					return nil
+				})
+			case unix.NFTA_SET_ELEM_OBJREF:
+				e.obj = el.String()
+			}
+		}
+		out = append(out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeElemList checks an element list message of set and passes each
+// of its elements' attributes to elem.
+func decodeElemList(data []byte, set string, elem func(*netlink.AttributeDecoder)) error {
+	family, ad, err := nfgen(data)
+	if err != nil {
+		return err
+	}
 	if family != unix.NFPROTO_INET {
-		return nil, malformed("elements of family %d", family)
+		return malformed("elements of family %d", family)
 	}
 	var table, name string
 	var seen [unix.NFTA_SET_ELEM_LIST_ELEMENTS + 1]bool
@@ -272,7 +321,7 @@ func decodeSetElems(out []nftables.SetElement, data []byte, set string) ([]nftab
 		t := ad.Type()
 		if t > unix.NFTA_SET_ELEM_LIST_UNSPEC && t <= unix.NFTA_SET_ELEM_LIST_ELEMENTS {
 			if seen[t] {
-				return nil, malformed("attribute %d twice in an element list", t)
+				return malformed("attribute %d twice in an element list", t)
 			}
 			seen[t] = true
 		}
@@ -287,24 +336,22 @@ func decodeSetElems(out []nftables.SetElement, data []byte, set string) ([]nftab
 					if list.Type() != unix.NFTA_LIST_ELEM {
 						continue
 					}
-					var e nftables.SetElement
 					list.Nested(func(el *netlink.AttributeDecoder) error {
-						e = decodeSetElem(el)
+						elem(el)
 						return nil
 					})
-					out = append(out, e)
 				}
 				return nil
 			})
 		}
 	}
 	if err := ad.Err(); err != nil {
-		return nil, malformed("elements of set %s: %v", set, err)
+		return malformed("elements of set %s: %v", set, err)
 	}
 	if table != TableName || name != set {
-		return nil, malformed("elements of set %q of table %q in a dump of set %s of table %s", name, table, set, TableName)
+		return malformed("elements of set %q of table %q in a dump of set %s of table %s", name, table, set, TableName)
 	}
-	return out, nil
+	return nil
 }
 
 // decodeSetElem decodes the attributes of one NFTA_LIST_ELEM. An element

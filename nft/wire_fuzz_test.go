@@ -29,7 +29,8 @@ func FuzzDecode(f *testing.F) {
 			_, _ = decodeGen(m.Data)
 			_, _, _, _ = decodeObjectTable(m.Data)
 			_, _ = decodeSetElems(nil, m.Data, "trusted")
-			_, _, _ = decodeRule(m.Data)
+			_, _, _, _ = decodeRule(m.Data)
+			_, _ = decodeObjMapElems(nil, m.Data, "__objmap0")
 			_, _, _ = decodeCounter(m.Data)
 		}
 		if total > len(b) || err == nil && total != len(b) {
@@ -39,7 +40,7 @@ func FuzzDecode(f *testing.F) {
 		bt, bySeq, last := testBatch()
 		_ = bt.awaitOutcome(&fakeSocket{reads: []fakeRead{{data: b}}}, bySeq, last)
 		_, _ = readSetElements(&fakeSocket{reads: []fakeRead{{data: b}}}, 5, "trusted")
-		_, _ = readRules(&fakeSocket{reads: []fakeRead{{data: b}}}, 9)
+		_, _ = readRules(&fakeSocket{reads: []fakeRead{{data: b}}}, make([]byte, len(b)+1), 9)
 		_, _ = readCounters(&fakeSocket{reads: []fakeRead{{data: b}}}, make([]byte, len(b)), 11, 0)
 		w := &tableWatch{src: &fakeSocket{reads: []fakeRead{{data: b}}}, buf: make([]byte, len(b)), generation: generations(4),
 			process: func(tid uint32) int { return int(tid) }, changed: func(TableChange) {}}

@@ -221,7 +221,7 @@ func (t *table) addRule(chainName string, before uint64, r *ruleSpec) error {
 
 // checkRule checks what a rule refers to and what its chain allows.
 func (t *table) checkRule(ch *chain, r *ruleSpec) error {
-	if err := checkName(slices.Concat(r.sets, r.counters, r.jumps)...); err != nil {
+	if err := checkName(slices.Concat(r.sets, r.counters, r.mapCounters, r.jumps)...); err != nil {
 		return err
 	}
 	for _, name := range r.sets {
@@ -232,7 +232,7 @@ func (t *table) checkRule(ch *chain, r *ruleSpec) error {
 	if r.zeroRate {
 		return refuse(syscall.EINVAL)
 	}
-	for _, name := range r.counters {
+	for _, name := range slices.Concat(r.counters, r.mapCounters) {
 		if _, ok := t.counters[name]; !ok {
 			return refuse(syscall.ENOENT)
 		}
@@ -365,8 +365,12 @@ func ruleOf(op nft.AddRule) *ruleSpec {
 	}
 	s.zeroRate = s.zeroRate || r.Limit != nil && r.Limit.Rate == 0
 	_, s.clampsMSS = r.Stmt.(nft.MSSClampStmt)
-	if r.Counter != "" {
-		s.counters = []string{r.Counter}
+	// A direct map's counters are in its object map's elements, which
+	// the kernel checks before the rule, and a read lists with it.
+	if r.Dispatch != nil && r.Dispatch.Direct {
+		s.mapCounters = r.Counters()
+	} else {
+		s.counters = r.Counters()
 	}
 	return s
 }

@@ -30,7 +30,8 @@ type rule struct {
 	handle        uint64
 	hash, counted string
 	exprs         int
-	counters      []string // named counters it counts into
+	counters      []string // named counters it counts into by name
+	mapCounters   []string // and through its object map
 	sets          []string // named sets and meters it looks up or updates
 	jumps         []string // the chains it jumps or goes to, itself or through its verdict map
 }
@@ -97,7 +98,7 @@ func (t *table) state() *nft.TableState {
 		}
 		for i, r := range ch.rules {
 			cs.Rules[i] = nft.RuleState{Handle: r.handle, Hash: r.hash, Counted: r.counted,
-				Counters: slices.Clone(r.counters), Exprs: r.exprs}
+				Counters: slices.Clone(r.counters), MapCounters: slices.Clone(r.mapCounters), Exprs: r.exprs}
 		}
 		ks.Chains[name] = cs
 	}
@@ -107,7 +108,9 @@ func (t *table) state() *nft.TableState {
 // counterUsed, setUsed and chainUsed report whether something still
 // refers to the object, which the kernel then refuses to delete.
 func (t *table) counterUsed(name string) bool {
-	return t.anyRule(func(_ *chain, r *rule) bool { return slices.Contains(r.counters, name) })
+	return t.anyRule(func(_ *chain, r *rule) bool {
+		return slices.Contains(r.counters, name) || slices.Contains(r.mapCounters, name)
+	})
 }
 
 func (t *table) setUsed(name string) bool {
