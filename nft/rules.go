@@ -101,10 +101,12 @@ type ruleDump struct {
 	rules map[string][]RuleState
 	// objMaps are the rules that count through each anonymous object
 	// map, by the map's name: their chain and place in it.
-	objMaps map[string][]ruleAt
+	objMaps map[string][]objMapUser
 }
 
-type ruleAt struct {
+// objMapUser is a rule that counts through an object map: its chain and
+// place in it.
+type objMapUser struct {
 	chain string
 	i     int
 	// maps is how many object maps the rule looks up.
@@ -152,9 +154,9 @@ func readRules(sock datagramReader, buf []byte, seq uint32) (ruleDump, error) {
 		}
 		for _, set := range objMaps {
 			if d.objMaps == nil {
-				d.objMaps = map[string][]ruleAt{}
+				d.objMaps = map[string][]objMapUser{}
 			}
-			d.objMaps[set] = append(d.objMaps[set], ruleAt{chain, len(d.rules[chain]), len(objMaps)})
+			d.objMaps[set] = append(d.objMaps[set], objMapUser{chain, len(d.rules[chain]), len(objMaps)})
 		}
 		d.rules[chain] = append(d.rules[chain], r)
 		return nil

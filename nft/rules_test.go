@@ -130,7 +130,7 @@ func TestReadObjectMapCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string][]ruleAt{"__objmap2": {{"input", 1, 1}}}; !cmp.Equal(want, d.objMaps, cmp.AllowUnexported(ruleAt{})) {
+	if want := map[string][]objMapUser{"__objmap2": {{"input", 1, 1}}}; !cmp.Equal(want, d.objMaps, cmp.AllowUnexported(objMapUser{})) {
 		t.Fatalf("object maps %+v, want %+v", d.objMaps, want)
 	}
 
