@@ -46,6 +46,7 @@ func TestReloadPeersAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.lastGood.wait)
 	ctx := context.Background()
 	if err := d.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -86,6 +87,9 @@ func TestReloadPeersAsWritten(t *testing.T) {
 		if !reflect.DeepEqual(got, want.Tunnels) {
 			t.Errorf("%s: tunnels applied differ from the files':\n%+v\nwant\n%+v", c.what, got, want.Tunnels)
 		}
+		// Reloads after the first save write the last good policy in the
+		// background: wait for it before reading.
+		d.lastGood.wait()
 		saved, err := loadLastGood(h.state)
 		if err != nil {
 			t.Fatal(err)
