@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -194,4 +195,39 @@ func TestCompilerThroughReader(t *testing.T) {
 		t.Errorf("only %d sets were patched: the test does not exercise patching", c.memo.patched)
 	}
 	t.Logf("%d sets patched, %d reused, %d merged anew", c.memo.patched, c.memo.reused, c.memo.merged)
+}
+
+// BenchmarkCompileChangedSetLine compiles a policy whose set's first
+// prefix changes and changes back, as the daemon's reloads see one
+// changed line of a set file (a new slice, the run of the line
+// replaced): with Compile, and with one Compiler.
+func BenchmarkCompileChangedSetLine(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		prefixes := randomPrefixes(uint64(n), n)
+		changed := slices.Clone(prefixes)
+		changed[0] = netip.MustParsePrefix("10.0.0.1/32") // randomPrefixes never uses 10/8
+		policies := [2]*policy.Policy{largeSetPolicy(prefixes), largeSetPolicy(changed)}
+		for _, memo := range []bool{false, true} {
+			name := fmt.Sprintf("%d/Compile", n)
+			var c Compiler
+			compile := Compile
+			if memo {
+				name = fmt.Sprintf("%d/Compiler", n)
+				compile = c.Compile
+				if _, err := compile(policies[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				k := 0
+				for b.Loop() {
+					k++
+					if _, err := compile(policies[k%2]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }
