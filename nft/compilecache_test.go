@@ -102,6 +102,14 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				p.Sets = append(p.Sets, policy.Set{Name: name, Prefixes: sets[name]})
 			}
 		}
+		if rng.IntN(2) == 0 {
+			// Two sets of one file share its prefixes.
+			p.Sets = append(p.Sets, policy.Set{Name: "alias", Prefixes: sets["block"]})
+		}
+		if rng.IntN(10) == 0 {
+			// No validated policy names a set twice; one in code may.
+			p.Sets = append(p.Sets, policy.Set{Name: "wide", Prefixes: sets["small"]})
+		}
 		got, err := c.Compile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -229,5 +237,30 @@ func BenchmarkCompileChangedSetLine(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestPatchRefusesDisagreement checks that keys which disagree with the
+// ranges they are said to have been merged into (a caller that modified
+// a policy's prefixes after compiling it) make a patch fail, which the
+// Compiler answers by merging the set anew, rather than patch wrongly.
+func TestPatchRefusesDisagreement(t *testing.T) {
+	key := func(s string) uint64 { return ipv4PrefixKey(netip.MustParsePrefix(s)) }
+	missing := []uint64{key("10.0.0.9/32")}
+	keys := []uint64{key("10.0.0.0/24"), key("10.0.1.0/24")}
+	if _, ok := replaceKeys(slices.Clone(keys), missing, nil); ok {
+		t.Error("a few keys: removed a key that was not there")
+	}
+	many := make([]uint64, maxInPlaceKeys+1)
+	for i := range many {
+		many[i] = key(fmt.Sprintf("10.1.%d.0/24", i))
+	}
+	if _, ok := replaceKeys(slices.Clone(keys), missing, many); ok {
+		t.Error("many keys: removed a key that was not there")
+	}
+	// 10.0.0.4/30 is in keys, but old has no range of it.
+	wide := key("10.0.0.4/30")
+	if _, ok := patchIPv4Ranges(nil, []uint64{wide}, []uint64{key("10.0.0.4/32")}); ok {
+		t.Error("patched ranges that disagree with the keys")
 	}
 }
