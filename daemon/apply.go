@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/edgefw/edgefw/nft"
 	"github.com/edgefw/edgefw/policy"
 	"github.com/edgefw/edgefw/wg"
 )
@@ -69,7 +68,7 @@ func (d *Daemon) setPolicyFiles(pf *PolicyFiles) {
 // but do not undo the firewall.
 func (d *Daemon) apply(ctx context.Context, pol *policy.Policy, src PolicySource, trigger string) error {
 	start := d.now()
-	rs, err := nft.Compile(pol)
+	rs, err := d.compiler.Compile(pol)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("compile: %w", err))
 		return err

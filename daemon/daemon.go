@@ -157,6 +157,9 @@ type Daemon struct {
 	releaseDue, syncDue bool
 	// loader loads the policy files for reloads; only the loop uses it.
 	loader policyLoader
+	// compiler keeps the sets' merged ranges from one apply to the next:
+	// a set the loader hands back unchanged is not merged again.
+	compiler nft.Compiler
 	// lastGood writes the last good policy after the first.
 	lastGood lastGoodWriter
 }

@@ -71,6 +71,12 @@ type compiler struct {
 func Compile(p *policy.Policy) (*Ruleset, error) { return compile(p, compileOptions{}) }
 
 func compile(p *policy.Policy, opts compileOptions) (*Ruleset, error) {
+	return compileWith(p, opts, nil)
+}
+
+// compileWith is compile with the sets' ranges taken from memo, which
+// may be nil.
+func compileWith(p *policy.Policy, opts compileOptions, memo *setMemo) (*Ruleset, error) {
 	// Most rules have a counter of their own, and the implicit rules a
 	// few dozen: sized once, not grown rule by rule (growing them took
 	// a tenth of compiling 10,000 rules).
@@ -78,10 +84,10 @@ func compile(p *policy.Policy, opts compileOptions) (*Ruleset, error) {
 	c := &compiler{p: p, rs: &Ruleset{Counters: make([]string, 0, n), Rules: make([]RuleInfo, 0, n)},
 		counted: make(map[string]bool, n), opts: opts}
 	for _, s := range p.Sets {
-		v4, v6 := splitFamilies(s.Prefixes)
+		v4, v6 := memo.ranges(s.Name, s.Prefixes)
 		c.rs.Sets = append(c.rs.Sets,
-			&AddrSet{Name: SetName(s.Name, false), Ranges: prefixesToRanges(v4)},
-			&AddrSet{Name: SetName(s.Name, true), V6: true, Ranges: prefixesToRanges(v6)})
+			&AddrSet{Name: SetName(s.Name, false), Ranges: v4},
+			&AddrSet{Name: SetName(s.Name, true), V6: true, Ranges: v6})
 	}
 	// Fail closed: whatever the compiler does not know is refused, never
 	// read as accept. Policies from the parser never get here with such

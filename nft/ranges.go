@@ -111,6 +111,14 @@ func mergeIPv4(s []AddrRange) []AddrRange {
 // last) and appends them, merged, to out.
 func mergeIPv4Keys(keys []uint64, out []AddrRange) []AddrRange {
 	slices.Sort(keys)
+	return mergeSortedIPv4Keys(keys, out)
+}
+
+// mergeSortedIPv4Keys is mergeIPv4Keys of keys already sorted.
+func mergeSortedIPv4Keys(keys []uint64, out []AddrRange) []AddrRange {
+	if len(keys) == 0 {
+		return out
+	}
 	from, to := keys[0]>>32, keys[0]&0xffffffff
 	for _, k := range keys[1:] {
 		f, t := k>>32, k&0xffffffff
@@ -189,11 +197,7 @@ func rangePrefixes(r AddrRange) []netip.Prefix {
 // prefixesToRanges converts prefixes of one family into merged ranges.
 func prefixesToRanges(ps []netip.Prefix) []AddrRange {
 	if len(ps) > 64 && allPrefixesIPv4(ps) {
-		keys := make([]uint64, len(ps))
-		for i, p := range ps {
-			from := ipv4(p.Masked().Addr())
-			keys[i] = uint64(from)<<32 | uint64(from|uint32(1<<(32-p.Bits())-1))
-		}
+		keys := ipv4PrefixKeys(ps)
 		return mergeIPv4Keys(keys, make([]AddrRange, 0, len(keys)))
 	}
 	rs := make([]AddrRange, 0, len(ps))
@@ -201,6 +205,23 @@ func prefixesToRanges(ps []netip.Prefix) []AddrRange {
 		rs = append(rs, prefixRange(p))
 	}
 	return mergeOwnRanges(rs)
+}
+
+// ipv4PrefixKeys returns the keys of IPv4 prefixes as mergeIPv4Keys
+// takes them, in the prefixes' order.
+func ipv4PrefixKeys(ps []netip.Prefix) []uint64 {
+	keys := make([]uint64, len(ps))
+	for i, p := range ps {
+		keys[i] = ipv4PrefixKey(p)
+	}
+	return keys
+}
+
+// ipv4PrefixKey is the key of one IPv4 prefix: its first address above
+// its last.
+func ipv4PrefixKey(p netip.Prefix) uint64 {
+	from := ipv4(p.Masked().Addr())
+	return uint64(from)<<32 | uint64(from|uint32(1<<(32-p.Bits())-1))
 }
 
 // wholeFamily is the range of every IPv4 or every IPv6 address.
