@@ -27,13 +27,14 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	start := d.now()
 	// The files' hashes are of the bytes loaded, not of a second read:
 	// with a large set file, that read cost 10 ms of every reload.
-	pol, files, err := policy.ReadBundle(d.cfg.PolicyPath)
+	pol, files, err := d.readPolicy() // with the cluster's objects (kube.go)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err
 	}
 	src := sourceFrom(d.cfg.PolicyPath, pol.Files, false, func(file string) ([]byte, error) { return files[file], nil })
 	err = d.applyNew(ctx, pol, src, trigger)
+	d.clusterApplied(ctx, err) // kube.go
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)

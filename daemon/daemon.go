@@ -98,6 +98,8 @@ type Config struct {
 	// Hostname is the host.name of the log lines of denied traffic; ""
 	// asks the kernel.
 	Hostname string
+	// Cluster, if set, adds policy from the Kubernetes API (kube.go).
+	Cluster Cluster
 }
 
 // running is a policy in force and what it compiled to.
@@ -155,6 +157,8 @@ type Daemon struct {
 	// syncDue by an apply that wrote the last good policy, which it syncs
 	// to the disk then; only the loop (and Start, before it) uses them.
 	releaseDue, syncDue bool
+	// cluster is the cluster source as of the last reload (kube.go).
+	cluster *ClusterStatus
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -226,6 +230,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer close(attributed)
 		d.runAttribution(ctx)
 	}()
+	go d.followCluster(ctx)
 	err := d.loop(ctx)
 	<-attributed // its last snapshot is written when Run returns
 	return err

@@ -120,8 +120,9 @@ func (o Object) Fragment() (policy.Fragment, error) {
 
 // Rejection is an object left out of the policy, and why.
 type Rejection struct {
-	Name string
-	Err  error
+	Name       string
+	Generation int64
+	Err        error
 }
 
 // Merge decides which objects (in merge order) the host applies: each is
@@ -136,7 +137,7 @@ func Merge(objs []Object, load func([]policy.Fragment) error) (accepted []Object
 	for _, o := range objs {
 		f, err := o.Fragment()
 		if err != nil {
-			rejected = append(rejected, Rejection{Name: o.Name, Err: err})
+			rejected = append(rejected, Rejection{Name: o.Name, Generation: o.Generation, Err: err})
 			continue
 		}
 		frags, valid = append(frags, f), append(valid, o)
@@ -150,7 +151,7 @@ func Merge(objs []Object, load func([]policy.Fragment) error) (accepted []Object
 	var ok []policy.Fragment
 	for i, o := range valid {
 		if err := load(append(slices.Clip(ok), frags[i])); err != nil {
-			rejected = append(rejected, Rejection{Name: o.Name, Err: err})
+			rejected = append(rejected, Rejection{Name: o.Name, Generation: o.Generation, Err: err})
 			continue
 		}
 		ok, accepted = append(ok, frags[i]), append(accepted, o)

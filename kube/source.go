@@ -177,7 +177,7 @@ func (s *Source) recompute() {
 		}
 		o, sel, err := objectFrom(u)
 		if err != nil {
-			invalid = append(invalid, Rejection{Name: o.Name, Err: err})
+			invalid = append(invalid, Rejection{Name: o.Name, Generation: o.Generation, Err: err})
 			continue
 		}
 		if sel.Matches(labels.Set(nodeLabels)) {
