@@ -94,8 +94,14 @@ func (s *Source) informer(res schema.GroupVersionResource, fieldSelector string)
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.FieldSelector = fieldSelector
 			w, err := ri.Watch(ctx, opts)
-			s.reached(err)
-			return w, err
+			if err != nil {
+				s.reached(err)
+				return nil, err
+			}
+			return s.observe(ctx, w, func() error {
+				_, err := ri.List(ctx, metav1.ListOptions{FieldSelector: fieldSelector, Limit: 1})
+				return err
+			}), nil
 		},
 	}
 	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
@@ -207,4 +213,54 @@ func sameRejections(a, b []Rejection) bool {
 	return slices.EqualFunc(a, b, func(x, y Rejection) bool {
 		return x.Name == y.Name && x.Err.Error() == y.Err.Error()
 	})
+}
+
+// observedWatch forwards a watch's events, noting each as a sign that the
+// API server is reached.
+type observedWatch struct {
+	w       watch.Interface
+	out     chan watch.Event
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func (o *observedWatch) Stop() {
+	o.once.Do(func() { close(o.stopped) })
+	o.w.Stop()
+}
+
+func (o *observedWatch) ResultChan() <-chan watch.Event { return o.out }
+
+// observe wraps w. client-go returns an empty watch, closed at once and
+// without error, when the connection is reset or ends before the API
+// server answers (a proxy or load balancer in front of a stopped API
+// server does that), and the reflector watches again: no error would
+// ever tell. So a watch that ends without an event is followed by probe,
+// a request whose outcome says whether the API server is reached.
+func (s *Source) observe(ctx context.Context, w watch.Interface, probe func() error) watch.Interface {
+	o := &observedWatch{w: w, out: make(chan watch.Event), stopped: make(chan struct{})}
+	go func() {
+		defer close(o.out)
+		events := 0
+		for ev := range w.ResultChan() {
+			if events == 0 {
+				s.reached(nil)
+			}
+			events++
+			select {
+			case o.out <- ev:
+			case <-o.stopped:
+				return
+			}
+		}
+		select {
+		case <-o.stopped:
+			return
+		default:
+		}
+		if events == 0 && ctx.Err() == nil {
+			s.reached(probe())
+		}
+	}()
+	return o
 }

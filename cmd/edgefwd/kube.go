@@ -46,6 +46,8 @@ func (c *cluster) Merge(load func([]policy.Fragment) error) (daemon.ClusterStatu
 	if err != nil {
 		return daemon.ClusterStatus{}, err
 	}
+	c.log.Debug("cluster policy merged", "live", v.Live, "reachable", v.Reachable, "last_error", v.LastError,
+		"applied", len(v.Accepted), "rejected", len(v.Rejected))
 	st := daemon.ClusterStatus{Reachable: v.Reachable, LastError: v.LastError, Source: "Live", Policies: []daemon.ClusterPolicy{}}
 	if !v.Live {
 		st.Source = "Saved"
