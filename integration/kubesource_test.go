@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/edgefw/edgefw/daemon"
 	"github.com/edgefw/edgefw/internal/kubetest"
 	"github.com/edgefw/edgefw/internal/netnstest"
 	"github.com/edgefw/edgefw/kube"
@@ -105,7 +107,8 @@ func kubeWebPolicy(port int) *unstructured.Unstructured {
 // TestKubernetesSource runs edgefwd in a namespace with a node's
 // kubeconfig against a real API server: a HostFirewallPolicy selecting
 // the node's label opens a port (real connections), the node's
-// HostFirewallNodeState reports it; relabelling the node closes it again;
+// HostFirewallNodeState reports it, and an object conflicting with the
+// host's rules is rejected alone; relabelling the node closes it again;
 // with the API server stopped edgefwd keeps enforcing, and restarted
 // (after the namespace's ruleset is flushed, as by a reboot) it enforces
 // the cluster policy saved in its state directory; the API server back, a
@@ -156,13 +159,30 @@ func TestKubernetesSource(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 	kubeconfig := c.Kubeconfig(t, kubetest.Node("edge-1"))
-	const hostPolicy = "version: 1\n"
+	// The host's own rule ssh: a cluster object defining a rule of that
+	// name conflicts, and is rejected alone.
+	const hostPolicy = "version: 1\nrules:\n  - {name: ssh, direction: input, action: accept, ports: [{protocol: tcp, port: 22}]}\n"
+	clash := kubeWebPolicy(9999)
+	clash.SetName("clash")
+	rules, _, _ := unstructured.NestedSlice(clash.Object, "spec", "policy", "rules")
+	rules[0].(map[string]any)["name"] = "ssh"
+	if err := unstructured.SetNestedSlice(clash.Object, rules, "spec", "policy", "rules"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.Create(ctx, clash, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	p := startEdgefwdReady(t, edgefwdSetup{NS: host, Policy: hostPolicy, Args: []string{"--kubeconfig", kubeconfig, "--node-name", "edge-1", "--log-level", "debug"}})
 
 	waitConnects(8080, true)
 	st := p.Status(t)
 	if st.Cluster == nil || !st.Cluster.Reachable || st.Cluster.Source != "Live" {
 		t.Errorf("status cluster: %+v", st.Cluster)
+	}
+	if !slices.ContainsFunc(st.Cluster.Policies, func(p daemon.ClusterPolicy) bool {
+		return p.Name == "clash" && p.State == "Rejected" && strings.Contains(p.Error, "hostfirewallpolicy/clash")
+	}) {
+		t.Errorf("status cluster: the conflicting object is not reported rejected: %+v", st.Cluster.Policies)
 	}
 	for _, r := range st.Rules {
 		if r.Name == "web" && r.Source != "hostfirewallpolicy/web" {
@@ -179,12 +199,12 @@ func TestKubernetesSource(t *testing.T) {
 			return false, err.Error()
 		}
 		ps, _, _ := unstructured.NestedSlice(got.Object, "status", "policies")
+		states := map[any]any{}
 		for _, x := range ps {
-			if m, _ := x.(map[string]any); m["name"] == "web" && m["state"] == "Applied" {
-				return true, ""
-			}
+			m, _ := x.(map[string]any)
+			states[m["name"]] = m["state"]
 		}
-		return false, fmt.Sprint(got.Object["status"])
+		return states["web"] == "Applied" && states["clash"] == "Rejected", fmt.Sprint(got.Object["status"])
 	})
 
 	relabel := func(ring string) {

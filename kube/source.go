@@ -48,9 +48,12 @@ type Source struct {
 	node   string
 	client dynamic.Interface
 
-	mu      sync.Mutex
-	snap    Snapshot
-	changed chan struct{} // holds a signal once the snapshot changed
+	// recomputing serializes recompute: both informers call it, and a
+	// selection read from older stores must not overwrite a newer one.
+	recomputing sync.Mutex
+	mu          sync.Mutex
+	snap        Snapshot
+	changed     chan struct{} // holds a signal once the snapshot changed
 
 	policies, nodes cache.SharedIndexInformer
 }
@@ -165,6 +168,8 @@ func (s *Source) signal() {
 // recompute selects the objects matching the node's labels, and signals
 // if the selection (names and generations) changed.
 func (s *Source) recompute() {
+	s.recomputing.Lock()
+	defer s.recomputing.Unlock()
 	if !s.nodes.HasSynced() || !s.policies.HasSynced() {
 		return
 	}
