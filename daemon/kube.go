@@ -74,6 +74,8 @@ func (d *Daemon) readPolicy() (*policy.Policy, policy.Bundle, error) {
 		return err
 	})
 	if err != nil {
+		// The host's own files do not load: the node state says so.
+		d.clusterApplied(d.loopContext(), err)
 		return nil, nil, err
 	}
 	d.mu.Lock()
@@ -140,4 +142,12 @@ func ruleSources(pol *policy.Policy) map[string]string {
 		out[r.Name] = r.Pos.File
 	}
 	return out
+}
+
+// loopContext is the context Run was given, or Background before Run.
+func (d *Daemon) loopContext() context.Context {
+	if ctx := d.ctx.Load(); ctx != nil {
+		return *ctx
+	}
+	return context.Background()
 }

@@ -98,3 +98,35 @@ func TestClusterPolicyMergedAfterFiles(t *testing.T) {
 	cl.set()
 	waitFor(t, "the object's removal applied", func() bool { return h.holds(t, policyA) })
 }
+
+// TestClusterHostFilesBroken: when the host's own files do not load, the
+// cluster source hears the failure (the node state reports it).
+func TestClusterHostFilesBroken(t *testing.T) {
+	h := newHarness(t)
+	cl := &fakeCluster{changed: make(chan struct{}, 1)}
+	var failed []error
+	errs := &failedCluster{fakeCluster: cl, failed: &failed}
+	d, err := New(Config{PolicyPath: h.policy, StateDir: h.state, Firewall: h.fw, Version: "test", Cluster: errs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.write(t, "version: 1\nrules: [{name: x}]\n")
+	if _, _, err := d.readPolicy(); err == nil {
+		t.Fatal("a broken policy file loaded")
+	}
+	if len(failed) != 1 {
+		t.Errorf("failures reported to the cluster source: %v, want 1", failed)
+	}
+}
+
+// failedCluster records the failed applies reported to it.
+type failedCluster struct {
+	*fakeCluster
+	failed *[]error
+}
+
+func (f *failedCluster) Applied(rep NodeReport, err error) {
+	if err != nil {
+		*f.failed = append(*f.failed, err)
+	}
+}
