@@ -70,6 +70,8 @@ type Status struct {
 	OtherTables []HookedChain `json:"otherTables"`
 	// Journal is where the audit journal is and its head.
 	Journal *JournalStatus `json:"journal,omitempty"`
+	// Cluster is the Kubernetes source of policy, if edgefwd has one.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // JournalStatus is the audit journal's head: an auditor who notes it can
@@ -171,6 +173,9 @@ type RuleStatus struct {
 	Mode    string `json:"mode"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
+	// Source is where a user rule was written: its file, or
+	// hostfirewallpolicy/NAME for a cluster object's rule.
+	Source string `json:"source,omitempty"`
 }
 
 // Pending is an apply waiting for confirmation.

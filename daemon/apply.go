@@ -26,7 +26,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 	start := d.now()
 	// The files' hashes are of the bytes loaded, not of a second read:
 	// with a large set file, that read cost 10 ms of every reload.
-	pol, src, err := d.loader.load(d.cfg.PolicyPath)
+	pol, src, err := d.readPolicy() // with the cluster's objects (kube.go)
 	if err != nil {
 		d.recordFailure(start, trigger, fmt.Errorf("policy %s: %w", d.cfg.PolicyPath, err))
 		return err
@@ -38,6 +38,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) error {
 		return nil
 	}
 	err = d.applyNew(ctx, pol, src, trigger)
+	d.clusterApplied(ctx, err) // kube.go
 	if firewallApplied(err) {
 		d.setPolicyFiles(nil)
 		d.clearPending("reloaded from " + d.cfg.PolicyPath)

@@ -98,6 +98,8 @@ type Config struct {
 	// Hostname is the host.name of the log lines of denied traffic; ""
 	// asks the kernel.
 	Hostname string
+	// Cluster, if set, adds policy from the Kubernetes API (kube.go).
+	Cluster Cluster
 }
 
 // running is a policy in force and what it compiled to.
@@ -162,6 +164,8 @@ type Daemon struct {
 	compiler nft.Compiler
 	// lastGood writes the last good policy after the first.
 	lastGood lastGoodWriter
+	// cluster is the cluster source as of the last reload (kube.go).
+	cluster *ClusterStatus
 }
 
 // event is one thing for the loop to do; done receives the outcome.
@@ -234,6 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer close(attributed)
 		d.runAttribution(ctx)
 	}()
+	go d.followCluster(ctx)
 	err := d.loop(ctx)
 	<-attributed // its last snapshot is written when Run returns
 	return err

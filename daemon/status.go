@@ -88,16 +88,18 @@ func (d *Daemon) Status(ctx context.Context) *Status {
 	}
 	d.mu.Unlock()
 	st.Journal = d.journalStatus()
+	st.Cluster = d.clusterStatus()
 	if cur != nil {
 		st.Policy = cur.source
 		counters, err := d.cfg.Firewall.Counters()
 		if err != nil {
 			st.Warnings = append(st.Warnings, "cannot read counters: "+err.Error())
 		}
+		sources := ruleSources(cur.pol)
 		for _, r := range cur.rs.Rules {
 			c := counters[r.Name]
 			st.Rules = append(st.Rules, RuleStatus{Name: r.Name, Direction: string(r.Direction), Action: string(r.Action),
-				Kind: r.Kind, Mode: ruleMode(r), Packets: c.Packets, Bytes: c.Bytes})
+				Kind: r.Kind, Mode: ruleMode(r), Packets: c.Packets, Bytes: c.Bytes, Source: sources[r.Name]})
 		}
 	} else {
 		st.Warnings = append(st.Warnings, "no edgefw ruleset is installed")

@@ -40,6 +40,9 @@ func TestAPIServer(t *testing.T) {
 	t.Run("NodeAccess", func(t *testing.T) { testNodeAccess(t, c, admin) })
 	t.Run("AggregatorAccess", func(t *testing.T) { testAggregatorAccess(t, c, admin) })
 	t.Run("PrinterColumns", func(t *testing.T) { testPrinterColumns(t, c) })
+	t.Run("NodeStateWriter", func(t *testing.T) { testNodeStateWriter(t, c, admin) })
+	// Last: it stops and restarts the API server.
+	t.Run("Source", func(t *testing.T) { testSource(t, c, admin) })
 }
 
 func dynamicClient(t *testing.T, kubeconfig string) *dynamic.DynamicClient {

@@ -59,10 +59,17 @@ func osRoot() fs.FS { return os.DirFS("/") }
 
 // load reads the main file at path, its drop-ins and their set files.
 func (l *loader) load(path string) (*Policy, error) {
+	l.readFiles(path)
+	return l.finish()
+}
+
+// readFiles decodes the main file at path, its drop-ins and their set
+// files, leaving the checks that need every file to finish.
+func (l *loader) readFiles(path string) {
 	data, err := l.read(path, maxPolicyFileSize)
 	if err != nil {
 		l.fileError(path, "cannot read policy", err)
-		return l.finish()
+		return
 	}
 	l.decodeFile(path, data, true)
 
@@ -85,7 +92,6 @@ func (l *loader) load(path string) (*Policy, error) {
 		}
 		l.decodeFile(file, data, false)
 	}
-	return l.finish()
 }
 
 // isDropIn reports whether a file of policy.d/ is a drop-in by its name.

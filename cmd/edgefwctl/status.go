@@ -46,7 +46,7 @@ such as other tables hooked where edgefw is.
 		w := a.stdout
 		printStatusHeader(w, st, now)
 		fmt.Fprintln(w)
-		printRules(w, st.Rules)
+		printRules(w, st.Rules, st.Cluster != nil)
 		fmt.Fprintln(w)
 		printTunnels(w, st.Tunnels, now)
 		if dropsErr != nil {
@@ -109,6 +109,9 @@ func printStatusHeader(w io.Writer, st *daemon.Status, now time.Time) {
 			p.Path, seconds(p.SecondsLeft).Round(time.Second), p.Deadline.In(time.Local).Format(time.TimeOnly))
 	}
 	fmt.Fprintf(t, "drift repairs:\t%d\n", st.DriftRepairs)
+	if st.Cluster != nil {
+		fmt.Fprintf(t, "cluster:\t%s\n", clusterSummary(st.Cluster))
+	}
 	if st.Journal != nil {
 		fmt.Fprintf(t, "journal:\t%s\n", journalSummary(st.Journal))
 	}
@@ -126,16 +129,25 @@ func applySummary(info *daemon.ApplyInfo, now time.Time) string {
 	return fmt.Sprintf("failed %s (trigger %s): %s", ago(now, info.Time), orDash(info.Trigger), info.Error)
 }
 
-// printRules prints the rule counter table.
-func printRules(w io.Writer, rules []daemon.RuleStatus) {
+// printRules prints the rule counter table; with sources, where each
+// rule was written (a file or a cluster object).
+func printRules(w io.Writer, rules []daemon.RuleStatus, sources bool) {
 	if len(rules) == 0 {
 		fmt.Fprintln(w, "no rules")
 		return
 	}
 	t := newTable(w)
-	fmt.Fprintln(t, "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES")
+	header := "RULE\tDIRECTION\tACTION\tKIND\tPACKETS\tBYTES"
+	if sources {
+		header += "\tSOURCE"
+	}
+	fmt.Fprintln(t, header)
 	for _, r := range rules {
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, orDash(r.Direction), ruleAction(r.Action, r.Mode), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%d\t%s", r.Name, orDash(r.Direction), ruleAction(r.Action, r.Mode), orDash(r.Kind), r.Packets, humanBytes(r.Bytes))
+		if sources {
+			fmt.Fprintf(t, "\t%s", orDash(r.Source))
+		}
+		fmt.Fprintln(t)
 	}
 	t.Flush()
 }

@@ -47,6 +47,8 @@ func run(args []string) int {
 	failsafe := fs.String("failsafe", "tcp/22", "anti-lockout ports of the safe ruleset installed when the policy does not load and no earlier ruleset exists, like tcp/22,tcp/2222 (none: no port); the policy's failsafe section is opened too when it alone can be read")
 	journalMax := fs.Int64("journal-max-bytes", journal.DefaultMaxBytes, fmt.Sprintf("size cap of the audit journal in the state directory; its oldest files are rotated away past it (at least %d)", journal.MinMaxBytes))
 	socketGroup := fs.String("socket-group", daemon.SocketGroup, "group (name or gid) whose members may use the control socket")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the node's identity: apply the HostFirewallPolicy objects selecting this node after the policy files, and report in its HostFirewallNodeState; empty: files only")
+	nodeName := fs.String("node-name", "", "the node's name in the Kubernetes API (default: the host name)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,7 +85,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := serveOptions{journalMaxBytes: *journalMax, socketGroup: *socketGroup}
+	opts := serveOptions{journalMaxBytes: *journalMax, socketGroup: *socketGroup, kubeconfig: *kubeconfig, nodeName: *nodeName}
 	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, failsafePorts, opts, log); err != nil {
 		log.Error("edgefwd failed", "error", err)
 		return 1
@@ -210,6 +212,8 @@ func saveLastGood(stateDir, policyPath string, pol *policy.Policy, log *slog.Log
 type serveOptions struct {
 	journalMaxBytes int64
 	socketGroup     string
+	// kubeconfig, if set, adds the Kubernetes source for nodeName.
+	kubeconfig, nodeName string
 }
 
 func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, failsafe []policy.PortRange, opts serveOptions, log *slog.Logger) error {
@@ -227,11 +231,25 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 	if err != nil {
 		log.Warn("systemd watchdog not pinged", "error", err)
 	}
-	d, err := daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		PolicyPath: policyPath, StateDir: stateDir, Version: version, Logger: log, Failsafe: failsafe,
 		Firewall: nft.NewApplier(), Tunnels: tunnels, Notify: daemon.SystemdNotifier,
 		Metrics: metrics, WatchdogInterval: watchdog, JournalMaxBytes: opts.journalMaxBytes,
-	})
+	}
+	if opts.kubeconfig != "" {
+		node := opts.nodeName
+		if node == "" {
+			if node, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--node-name: %w", err)
+			}
+		}
+		c, err := newCluster(ctx, opts.kubeconfig, node, stateDir, log.With("component", "kube"))
+		if err != nil {
+			return err
+		}
+		cfg.Cluster = c
+	}
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
