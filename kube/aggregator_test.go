@@ -3,13 +3,17 @@ package kube
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/edgefw/edgefw/internal/kubetest"
 )
@@ -237,4 +241,65 @@ func TestAggregator(t *testing.T) {
 	waitPolicyStatus(t, admin, "agg-web", "generation 2 applied everywhere", func(st PolicyStatus) bool {
 		return counts(st, 3, 3, 0) && hasPolicyCondition(st, "Ready", "True", ReasonAllNodesApplied) && len(st.Conditions) == 1
 	})
+
+	// Status is written only when it changes: with the candidates
+	// stopped, one recount over the listed objects writes the one policy
+	// without status, and a second over the objects as written, none.
+	for _, cand := range cands {
+		if cand != nil {
+			cand.cancel()
+			<-cand.done
+		}
+	}
+	if _, err := policies.Create(ctx, srcPolicy("agg-new", 0, ModeEnforce, "edge",
+		`{rules: [{name: agg-new, direction: input, action: accept}]}`), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var patches atomic.Int64
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodPatch {
+				patches.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	agg, err := NewAggregator(cfg, AggregatorOptions{Identity: "counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := func() (p, s, n cache.Store) {
+		return listStore(t, admin, PolicyResource), listStore(t, admin, NodeStateResource), listStore(t, admin, NodeResource)
+	}
+	p, s, n := stores()
+	if failed := agg.recount(ctx, p, s, n); failed || patches.Load() != 1 {
+		t.Fatalf("first recount: %d status writes (failed %v), want 1: agg-new", patches.Load(), failed)
+	}
+	p, s, n = stores()
+	if failed := agg.recount(ctx, p, s, n); failed || patches.Load() != 1 {
+		t.Fatalf("second recount: %d status writes in all (failed %v), want none more", patches.Load(), failed)
+	}
+	waitPolicyStatus(t, admin, "agg-new", "written by the recount", func(st PolicyStatus) bool {
+		return counts(st, 3, 0, 0) && hasPolicyCondition(st, "Ready", "False", ReasonProgressing)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// listStore is a store of res's objects as listed now.
+func listStore(t *testing.T, client dynamic.Interface, res schema.GroupVersionResource) cache.Store {
+	t.Helper()
+	list, err := client.Resource(res).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	for i := range list.Items {
+		if err := store.Add(&list.Items[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store
 }
