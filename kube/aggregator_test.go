@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -282,6 +283,64 @@ func TestAggregator(t *testing.T) {
 	waitPolicyStatus(t, admin, "agg-new", "written by the recount", func(st PolicyStatus) bool {
 		return counts(st, 3, 0, 0) && hasPolicyCondition(st, "Ready", "False", ReasonProgressing)
 	})
+
+	testLeaseRace(t, admin)
+}
+
+// TestAggregator's candidates race on the Lease: testLeaseRace, step by
+// step with a clock of its own, shows that a held Lease is not taken, that
+// a write from an outdated read (the race's loser) conflicts, and that
+// only a record unchanged for the lease duration by the candidate's own
+// clock is taken over.
+func testLeaseRace(t *testing.T, admin dynamic.Interface) {
+	ctx := context.Background()
+	clock := time.Now()
+	now := func() time.Time { return clock }
+	cand := func(id string) *Aggregator {
+		a, err := newAggregator(admin, AggregatorOptions{Identity: id, Name: "agg-race", LeaseDuration: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.now = now
+		return a
+	}
+	a1, a2 := cand("race-1"), cand("race-2")
+	if !a1.tryAcquire(ctx) {
+		t.Fatal("race-1 did not take a free Lease")
+	}
+	if a2.tryAcquire(ctx) {
+		t.Fatal("race-2 took a Lease held by race-1")
+	}
+	// race-2 would have won from the Lease as it reads it now; race-1
+	// renews first: race-2's write conflicts.
+	read, err := admin.Resource(LeaseResource).Namespace(AggregatorNamespace).Get(ctx, "agg-race", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.lease = read
+	clock = clock.Add(time.Second)
+	if err := a1.renew(ctx); err != nil {
+		t.Fatalf("race-1 renews: %v", err)
+	}
+	if err := a2.renew(ctx); !apierrors.IsConflict(err) {
+		t.Fatalf("a write from an outdated read: %v, want a conflict", err)
+	}
+	// race-2 sees race-1's renewal as a new record: not expired 59 s on.
+	clock = clock.Add(30 * time.Second)
+	if a2.tryAcquire(ctx) {
+		t.Fatal("race-2 took a Lease renewed 30 s ago")
+	}
+	clock = clock.Add(59 * time.Second)
+	if a2.tryAcquire(ctx) {
+		t.Fatal("race-2 took a Lease it saw renewed 59 s ago")
+	}
+	clock = clock.Add(2 * time.Second)
+	if !a2.tryAcquire(ctx) {
+		t.Fatal("race-2 did not take a Lease not renewed for its duration")
+	}
+	if err := a1.renew(ctx); !apierrors.IsConflict(err) {
+		t.Fatalf("race-1 renews a Lease taken over: %v, want a conflict", err)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
