@@ -144,3 +144,24 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// startAggregator runs the aggregator candidate through kubeconfig (the
+// aggregator's identity), standing for election as identity (the node's
+// name), until ctx ends; stopped is closed once it has released the Lease.
+func startAggregator(ctx context.Context, kubeconfig, identity string, log *slog.Logger) (stopped <-chan struct{}, err error) {
+	cfg, err := kube.RESTConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--aggregate: %w", err)
+	}
+	agg, err := kube.NewAggregator(cfg, kube.AggregatorOptions{
+		Identity:  identity,
+		OnError:   func(err error) { log.Warn("aggregator", "error", err) },
+		OnLeading: func(leading bool) { log.Info("aggregator leadership", "leading", leading, "identity", identity) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--aggregate: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); agg.Run(ctx) }()
+	return done, nil
+}

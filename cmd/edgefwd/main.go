@@ -49,6 +49,8 @@ func run(args []string) int {
 	socketGroup := fs.String("socket-group", daemon.SocketGroup, "group (name or gid) whose members may use the control socket")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the node's identity: apply the HostFirewallPolicy objects selecting this node after the policy files, and report in its HostFirewallNodeState; empty: files only")
 	nodeName := fs.String("node-name", "", "the node's name in the Kubernetes API (default: the host name)")
+	aggregate := fs.Bool("aggregate", false, "also stand for election as the cluster's one aggregator (Lease edgefw-system/edgefw-aggregator) and, while elected, write each HostFirewallPolicy's status (matched, applied, failed nodes, Ready)")
+	aggKubeconfig := fs.String("aggregator-kubeconfig", "", "kubeconfig of the aggregator's identity (service account edgefw-system/edgefw-aggregator) for --aggregate (default: --kubeconfig)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,12 +82,17 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "edgefwd: --journal-max-bytes %d: must be at least %d\n", *journalMax, journal.MinMaxBytes)
 		return 1
 	}
+	if *aggregate && *aggKubeconfig == "" && *kubeconfig == "" {
+		fmt.Fprintln(os.Stderr, "edgefwd: --aggregate needs --aggregator-kubeconfig or --kubeconfig")
+		return 1
+	}
 	if *once {
 		return runOnce(*policyPath, *stateDir, log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := serveOptions{journalMaxBytes: *journalMax, socketGroup: *socketGroup, kubeconfig: *kubeconfig, nodeName: *nodeName}
+	opts := serveOptions{journalMaxBytes: *journalMax, socketGroup: *socketGroup, kubeconfig: *kubeconfig, nodeName: *nodeName,
+		aggregate: *aggregate, aggregatorKubeconfig: *aggKubeconfig}
 	if err := serve(ctx, *policyPath, *socket, *metricsAddr, *stateDir, failsafePorts, opts, log); err != nil {
 		log.Error("edgefwd failed", "error", err)
 		return 1
@@ -214,6 +221,10 @@ type serveOptions struct {
 	socketGroup     string
 	// kubeconfig, if set, adds the Kubernetes source for nodeName.
 	kubeconfig, nodeName string
+	// aggregate runs the aggregator (kube.Aggregator) through
+	// aggregatorKubeconfig, or kubeconfig if empty.
+	aggregate            bool
+	aggregatorKubeconfig string
 }
 
 func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string, failsafe []policy.PortRange, opts serveOptions, log *slog.Logger) error {
@@ -236,13 +247,31 @@ func serve(ctx context.Context, policyPath, socket, metricsAddr, stateDir string
 		Firewall: nft.NewApplier(), Tunnels: tunnels, Notify: daemon.SystemdNotifier,
 		Metrics: metrics, WatchdogInterval: watchdog, JournalMaxBytes: opts.journalMaxBytes,
 	}
-	if opts.kubeconfig != "" {
-		node := opts.nodeName
-		if node == "" {
-			if node, err = os.Hostname(); err != nil {
-				return fmt.Errorf("--node-name: %w", err)
-			}
+	node := opts.nodeName
+	if node == "" && (opts.kubeconfig != "" || opts.aggregate) {
+		if node, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--node-name: %w", err)
 		}
+	}
+	if opts.aggregate {
+		kubeconfig := opts.aggregatorKubeconfig
+		if kubeconfig == "" {
+			kubeconfig = opts.kubeconfig
+		}
+		if kubeconfig == "" {
+			return errors.New("--aggregate needs --aggregator-kubeconfig or --kubeconfig")
+		}
+		actx, stopAggregator := context.WithCancel(ctx)
+		stopped, err := startAggregator(actx, kubeconfig, node, log.With("component", "aggregator"))
+		if err != nil {
+			stopAggregator()
+			return err
+		}
+		// On the way out, however serve ends: stop it, and wait until it
+		// has released the Lease so another candidate takes over at once.
+		defer func() { stopAggregator(); <-stopped }()
+	}
+	if opts.kubeconfig != "" {
 		c, err := newCluster(ctx, opts.kubeconfig, node, stateDir, log.With("component", "kube"))
 		if err != nil {
 			return err

@@ -62,3 +62,11 @@ func TestJournalCapFlag(t *testing.T) {
 		t.Errorf("--journal-max-bytes 100 exited %d, want 1", code)
 	}
 }
+
+// TestAggregateFlag refuses --aggregate without a kubeconfig before
+// anything else is done.
+func TestAggregateFlag(t *testing.T) {
+	if code := run([]string{"--aggregate", "--state-dir", t.TempDir()}); code != 1 {
+		t.Errorf("--aggregate without a kubeconfig exited %d, want 1", code)
+	}
+}
