@@ -162,6 +162,9 @@ func fleetWaitValue(t *testing.T, s *metricsScraper, expr string, min float64) f
 	return got
 }
 
+// labScrapeInterval is the lab agents' scrape interval.
+const labScrapeInterval = 5 * time.Second
+
 // fleetAgentConfigFile is the deploy configuration, parsed, with the
 // identity it gives the host.
 type fleetAgentConfigFile struct {
@@ -216,6 +219,11 @@ func (c *fleetAgentConfigFile) forLab(t *testing.T, target, store string, relabe
 	if err := yaml.Unmarshal(data, &doc); err != nil { // a deep copy
 		t.Fatal(err)
 	}
+	// The lab scrapes every few seconds instead of the deploy interval, so
+	// the test does not wait minutes for samples; the budget's samples per
+	// second are computed at the deploy interval (cfg.interval).
+	global := doc["global"].(map[string]any)
+	global["scrape_interval"], global["scrape_timeout"] = labScrapeInterval.String(), labScrapeInterval.String()
 	job := doc["scrape_configs"].([]any)[0].(map[string]any)
 	job["static_configs"].([]any)[0].(map[string]any)["targets"] = []any{target}
 	writes, _ := doc["remote_write"].([]any)
