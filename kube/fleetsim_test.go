@@ -106,7 +106,7 @@ func TestFleetSimulation(t *testing.T) {
 	time.Sleep(5 * time.Second) // let the start's tail settle
 
 	// One change of the policy selecting every node.
-	before := sampleProcs(c.APIServerPID(), etcdPID)
+	before := sampleProcs(c.APIServerPID(), etcdPID, os.Getpid())
 	cur, err := policies.Get(ctx, fleetPolicy, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestFleetSimulation(t *testing.T) {
 	gen := upd.GetGeneration()
 	waitFleet(t, agents, gen, 10*time.Minute)
 	burst := time.Since(updated)
-	after := sampleProcs(c.APIServerPID(), etcdPID)
+	after := sampleProcs(c.APIServerPID(), etcdPID, os.Getpid())
 	var seen, written []time.Duration
 	for _, a := range agents {
 		s, w := a.at(gen)
@@ -136,9 +136,9 @@ func TestFleetSimulation(t *testing.T) {
 	// Steady state: nothing changes; the agents keep their watches and
 	// write their node state every NodeStateInterval.
 	w0 := writes.Load()
-	before = sampleProcs(c.APIServerPID(), etcdPID)
+	before = sampleProcs(c.APIServerPID(), etcdPID, os.Getpid())
 	time.Sleep(steady)
-	after = sampleProcs(c.APIServerPID(), etcdPID)
+	after = sampleProcs(c.APIServerPID(), etcdPID, os.Getpid())
 	n := writes.Load() - w0
 	t.Logf("fleetsim: steady state over %v: %d status writes (%.2f/s; the heartbeat alone averages K/%v = %.2f/s once the agents' timers spread: they all wrote at the change), %s",
 		steady, n, float64(n)/steady.Seconds(), NodeStateInterval.Seconds(), float64(k)/NodeStateInterval.Seconds(), before.delta(after, steady))
@@ -400,16 +400,17 @@ func pct(ds []time.Duration, p int) time.Duration {
 }
 
 // procSample is the CPU time (utime+stime) and resident memory of the API
-// server and etcd at one moment.
+// server, etcd and the test process (the simulated agents, which share
+// the machine's cores with them) at one moment.
 type procSample struct {
-	cpu [2]time.Duration
-	rss [2]int64 // kB
-	ok  [2]bool
+	cpu [3]time.Duration
+	rss [3]int64 // kB
+	ok  [3]bool
 }
 
 func sampleProcs(pids ...int) procSample {
 	var s procSample
-	for i, pid := range pids[:2] {
+	for i, pid := range pids[:3] {
 		if pid <= 0 {
 			continue
 		}
@@ -422,7 +423,7 @@ func sampleProcs(pids ...int) procSample {
 
 func (s procSample) delta(after procSample, over time.Duration) string {
 	var out []string
-	for i, name := range []string{"kube-apiserver", "etcd"} {
+	for i, name := range []string{"kube-apiserver", "etcd", "agents"} {
 		if !s.ok[i] || !after.ok[i] {
 			out = append(out, name+": not measured")
 			continue
