@@ -131,6 +131,16 @@ func TestFleetSimulation(t *testing.T) {
 	}
 	t.Logf("fleetsim: K=%d, policy generation %d: seen by the sources p50 %v p99 %v max %v; node state written p50 %v p99 %v max %v",
 		k, gen, pct(seen, 50), pct(seen, 99), pct(seen, 100), pct(written, 50), pct(written, 99), pct(written, 100))
+	failed, sample := 0, ""
+	for _, a := range agents {
+		a.mu.Lock()
+		failed += len(a.errs)
+		if len(a.errs) > 0 {
+			sample = a.errs[len(a.errs)-1]
+		}
+		a.mu.Unlock()
+	}
+	t.Logf("fleetsim: failed status writes so far (each retried after 10 s): %d (last: %s)", failed, sample)
 	t.Logf("fleetsim: the change's burst (%v, %d node state writes): %s", burst.Round(time.Millisecond), k, before.delta(after, burst))
 
 	// Steady state: nothing changes; the agents keep their watches and
