@@ -28,9 +28,10 @@ import (
 	"github.com/edgefw/edgefw/kube"
 )
 
-// kubeManifests are the files of deploy/kubernetes/ a node needs, and
-// their kinds' resources.
-var kubeManifests = []string{"hostfirewallpolicies.yaml", "hostfirewallnodestates.yaml", "rbac-node.yaml", "admission-nodestate.yaml"}
+// kubeManifests are the files of deploy/kubernetes/ a node and the
+// aggregator need, and their kinds' resources.
+var kubeManifests = []string{"namespace.yaml", "hostfirewallpolicies.yaml", "hostfirewallnodestates.yaml",
+	"rbac-node.yaml", "rbac-aggregator.yaml", "admission-nodestate.yaml"}
 
 var kubeResources = map[string]schema.GroupVersionResource{
 	"CustomResourceDefinition":         {Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
@@ -38,6 +39,10 @@ var kubeResources = map[string]schema.GroupVersionResource{
 	"ClusterRoleBinding":               {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
 	"ValidatingAdmissionPolicy":        {Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"},
 	"ValidatingAdmissionPolicyBinding": {Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicybindings"},
+	"Namespace":                        {Version: "v1", Resource: "namespaces"},
+	"ServiceAccount":                   {Version: "v1", Resource: "serviceaccounts"},
+	"Role":                             {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	"RoleBinding":                      {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
 }
 
 // kubeApply applies the node's manifests (server-side, as kubectl would).
@@ -69,7 +74,11 @@ func kubeApply(t *testing.T, admin dynamic.Interface) {
 			if !ok {
 				t.Fatalf("%s: kind %s not known to the test", name, obj.GetKind())
 			}
-			if _, err := admin.Resource(res).Apply(context.Background(), obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "edgefw-test", Force: true}); err != nil {
+			var ri dynamic.ResourceInterface = admin.Resource(res)
+			if ns := obj.GetNamespace(); ns != "" {
+				ri = admin.Resource(res).Namespace(ns)
+			}
+			if _, err := ri.Apply(context.Background(), obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "edgefw-test", Force: true}); err != nil {
 				t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
 			}
 		}
@@ -264,4 +273,159 @@ func TestKubernetesSource(t *testing.T) {
 	if st := p.Status(t); st.Cluster == nil || st.Cluster.Source != "Live" || !st.Cluster.Reachable {
 		t.Errorf("status cluster after the API came back: %+v", st.Cluster)
 	}
+}
+
+// kubeAuditPolicy drops tcp/PORT from the client on the nodes labelled
+// edgefw.io/ring=edge, then accepts tcp/PORT: in mode Audit the drop
+// rule counts and lets the packets go on to the accept.
+func kubeAuditPolicy(port int, mode string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": kube.Group + "/" + kube.Version, "kind": "HostFirewallPolicy",
+		"metadata": map[string]any{"name": "staged"},
+		"spec": map[string]any{
+			"nodeSelector": map[string]any{"matchLabels": map[string]any{"edgefw.io/ring": "edge"}},
+			"mode":         mode,
+			"policy": map[string]any{"rules": []any{
+				map[string]any{
+					"name": "deny-client", "direction": "input", "action": "drop",
+					"from":  []any{map[string]any{"cidr": "192.0.2.2/32"}},
+					"ports": []any{map[string]any{"protocol": "tcp", "port": int64(port)}},
+				},
+				map[string]any{
+					"name": "web", "direction": "input", "action": "accept",
+					"ports": []any{map[string]any{"protocol": "tcp", "port": int64(port)}},
+				},
+			}},
+		},
+	}}
+}
+
+// TestKubernetesAuditThenEnforce stages a HostFirewallPolicy through a
+// real API server into an edgefwd in a namespace that also runs the
+// cluster's aggregator: in mode Audit the deny rule counts the client's
+// connections and lets them through, and the policy's status turns Ready
+// once the node applied it; switched to Enforce, the same rule drops them
+// and Ready follows the new generation; a policy that selects no node
+// shows 0 matched nodes and is not Ready.
+func TestKubernetesAuditThenEnforce(t *testing.T) {
+	netnstest.RequireRoot(t)
+	kubetest.Require(t)
+	ctx := context.Background()
+	c := kubetest.Start(t)
+	admin := kubeClient(t, c.Kubeconfig(t, kubetest.Admin()))
+	kubeApply(t, admin)
+
+	host := netnstest.New(t, "kaud")
+	client := netnstest.New(t, "kacl")
+	netnstest.Link(t, host, []string{"192.0.2.1/24"}, client, []string{"192.0.2.2/24"})
+	metricsServeTCP(t, host, "192.0.2.1:8080")
+	c.ProxyInto(t, host)
+	connects := func() bool {
+		return client.Do(func() error {
+			conn, err := net.DialTimeout("tcp", "192.0.2.1:8080", 500*time.Millisecond)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		}) == nil
+	}
+
+	nodes := admin.Resource(kube.NodeResource)
+	node := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Node",
+		"metadata": map[string]any{"name": "edge-1", "labels": map[string]any{"edgefw.io/ring": "edge"}},
+	}}
+	if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	policies := admin.Resource(kube.PolicyResource)
+	daemonPoll(t, time.Minute, "the policy CRD serves", func() (bool, string) {
+		_, err := policies.Create(ctx, kubeAuditPolicy(8080, "Audit"), metav1.CreateOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	nothing := kubeWebPolicy(8082)
+	nothing.SetName("nothing")
+	if err := unstructured.SetNestedStringMap(nothing.Object, map[string]string{"edgefw.io/ring": "none"}, "spec", "nodeSelector", "matchLabels"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.Create(ctx, nothing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	const hostPolicy = "version: 1\nrules:\n  - {name: ssh, direction: input, action: accept, ports: [{protocol: tcp, port: 22}]}\n"
+	p := startEdgefwdReady(t, edgefwdSetup{NS: host, Policy: hostPolicy, Args: []string{
+		"--kubeconfig", c.Kubeconfig(t, kubetest.Node("edge-1")), "--node-name", "edge-1",
+		"--aggregate", "--aggregator-kubeconfig", c.Kubeconfig(t, kubetest.ServiceAccount("edgefw-system", "edgefw-aggregator")),
+	}})
+
+	// ready waits for the policy's status: its counts for generation gen.
+	ready := func(name string, gen int64, want string, matched int64) {
+		t.Helper()
+		daemonPoll(t, 2*time.Minute, fmt.Sprintf("%s status: Ready %s, %d matched, generation %d", name, want, matched, gen), func() (bool, string) {
+			got, err := policies.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			observed, _, _ := unstructured.NestedInt64(got.Object, "status", "observedGeneration")
+			m, _, _ := unstructured.NestedInt64(got.Object, "status", "matchedNodes")
+			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			status := ""
+			for _, x := range conds {
+				if c, _ := x.(map[string]any); c["type"] == "Ready" {
+					status, _ = c["status"].(string)
+				}
+			}
+			return observed == gen && m == matched && status == want, fmt.Sprint(got.Object["status"])
+		})
+	}
+	rule := func(name string) daemon.RuleStatus {
+		t.Helper()
+		for _, r := range p.Status(t).Rules {
+			if r.Name == name {
+				return r
+			}
+		}
+		t.Fatalf("status has no rule %s", name)
+		return daemon.RuleStatus{}
+	}
+
+	// Audit: the client connects, and the deny rule counts it.
+	ready("staged", 1, "True", 1)
+	ready("nothing", 1, "False", 0)
+	if r := rule("deny-client"); r.Mode != "audit" {
+		t.Fatalf("deny-client in mode %q, want audit", r.Mode)
+	}
+	if !connects() {
+		t.Fatal("the client cannot connect while the deny rule is in audit mode")
+	}
+	audited := rule("deny-client").Packets
+	if audited == 0 {
+		t.Error("deny-client counted nothing in audit mode")
+	}
+
+	// Enforce: the same rule drops the client.
+	daemonPoll(t, time.Minute, "switch staged to Enforce", func() (bool, string) {
+		got, err := policies.Get(ctx, "staged", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		if err := unstructured.SetNestedField(got.Object, "Enforce", "spec", "mode"); err != nil {
+			return false, err.Error()
+		}
+		_, err = policies.Update(ctx, got, metav1.UpdateOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	ready("staged", 2, "True", 1)
+	daemonPoll(t, time.Minute, "deny-client enforced", func() (bool, string) {
+		r := rule("deny-client")
+		return r.Mode == "enforce", r.Mode
+	})
+	before := rule("deny-client").Packets
+	if connects() {
+		t.Fatal("the client connects although deny-client is enforced")
+	}
+	if after := rule("deny-client").Packets; after <= before {
+		t.Errorf("deny-client counted %d packets before the enforced drop and %d after; want more", before, after)
+	}
+	t.Logf("deny-client: %d packets counted in audit mode, then enforced", audited)
 }

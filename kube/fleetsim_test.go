@@ -15,6 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
@@ -103,6 +104,20 @@ func TestFleetSimulation(t *testing.T) {
 	waitFleet(t, agents, 1, 10*time.Minute)
 	t.Logf("fleetsim: all %d agents synced and wrote generation 1 in %v (%d status writes)",
 		k, time.Since(start).Round(time.Millisecond), writes.Load())
+	// The cluster's aggregator, through its service account, as one
+	// edgefwd --aggregate runs it.
+	aggCfg, err := RESTConfig(c.Kubeconfig(t, kubetest.ServiceAccount(AggregatorNamespace, "edgefw-aggregator")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := NewAggregator(aggCfg, AggregatorOptions{Identity: "fleetsim", OnError: func(err error) { t.Logf("aggregator: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggDone := make(chan struct{})
+	go func() { defer close(aggDone); agg.Run(ctx) }()
+	defer func() { cancel(); <-aggDone }()
+	waitAggregated(t, admin, 1, k, 10*time.Minute)
 	time.Sleep(5 * time.Second) // let the start's tail settle
 
 	// One change of the policy selecting every node.
@@ -123,6 +138,9 @@ func TestFleetSimulation(t *testing.T) {
 	gen := upd.GetGeneration()
 	waitFleet(t, agents, gen, 10*time.Minute)
 	burst := time.Since(updated)
+	waitAggregated(t, admin, gen, k, 10*time.Minute)
+	t.Logf("fleetsim: K=%d: the policy's aggregated status Ready (%d of %d nodes applied generation %d) %v after the update",
+		k, k, k, gen, time.Since(updated).Round(time.Millisecond))
 	after := sampleProcs(c.APIServerPID(), etcdPID, os.Getpid())
 	var seen, written []time.Duration
 	for _, a := range agents {
@@ -504,4 +522,27 @@ func selfMem() string {
 	}
 	fds, _ := os.ReadDir("/proc/self/fd")
 	return fmt.Sprintf("the agents' process: RSS %d MiB, %d file descriptors", rss/1024, len(fds))
+}
+
+// waitAggregated waits until the aggregator wrote fleetPolicy's status for
+// generation gen: k nodes matched, k applied, none failed, Ready True.
+func waitAggregated(t *testing.T, admin dynamic.Interface, gen int64, k int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var st PolicyStatus
+		u, err := admin.Resource(PolicyResource).Get(context.Background(), fleetPolicy, metav1.GetOptions{})
+		if err == nil {
+			raw, _, _ := unstructured.NestedMap(u.Object, "status")
+			err = runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &st)
+		}
+		if err == nil && st.ObservedGeneration == gen && st.MatchedNodes == int64(k) && st.AppliedNodes == int64(k) &&
+			st.FailedNodes == 0 && ready(st).Status == "True" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the policy's status is not Ready for generation %d with %d nodes: %+v (%v)", timeout, gen, k, st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
