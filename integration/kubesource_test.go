@@ -113,6 +113,64 @@ func kubeWebPolicy(port int) *unstructured.Unstructured {
 	}}
 }
 
+// kubeLab is a real API server with edgefw's manifests and a Node edge-1
+// labelled edgefw.io/ring=edge, and a host namespace (192.0.2.1, serving
+// tcp on ports) that reaches the API server, linked to a client
+// namespace (192.0.2.2).
+type kubeLab struct {
+	c             *kubetest.Cluster
+	admin         dynamic.Interface
+	host, client  *netnstest.NS
+	nodes, states dynamic.NamespaceableResourceInterface
+	policies      dynamic.NamespaceableResourceInterface
+}
+
+func newKubeLab(t *testing.T, name string, ports ...int) *kubeLab {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	kubetest.Require(t)
+	c := kubetest.Start(t)
+	l := &kubeLab{c: c, admin: kubeClient(t, c.Kubeconfig(t, kubetest.Admin()))}
+	kubeApply(t, l.admin)
+	l.host, l.client = netnstest.New(t, name), netnstest.New(t, name+"c")
+	netnstest.Link(t, l.host, []string{"192.0.2.1/24"}, l.client, []string{"192.0.2.2/24"})
+	for _, port := range ports {
+		metricsServeTCP(t, l.host, fmt.Sprintf("192.0.2.1:%d", port))
+	}
+	c.ProxyInto(t, l.host)
+	l.nodes = l.admin.Resource(kube.NodeResource)
+	l.states = l.admin.Resource(kube.NodeStateResource)
+	l.policies = l.admin.Resource(kube.PolicyResource)
+	node := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Node",
+		"metadata": map[string]any{"name": "edge-1", "labels": map[string]any{"edgefw.io/ring": "edge"}},
+	}}
+	if _, err := l.nodes.Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// connects reports whether the client connects to the host's tcp/port.
+func (l *kubeLab) connects(port int) bool {
+	return l.client.Do(func() error {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("192.0.2.1:%d", port), 500*time.Millisecond)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}) == nil
+}
+
+// createPolicy creates the first policy, waiting for its CRD to serve.
+func (l *kubeLab) createPolicy(t *testing.T, p *unstructured.Unstructured) {
+	t.Helper()
+	daemonPoll(t, time.Minute, "the policy CRD serves", func() (bool, string) {
+		_, err := l.policies.Create(context.Background(), p, metav1.CreateOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
 // TestKubernetesSource runs edgefwd in a namespace with a node's
 // kubeconfig against a real API server: a HostFirewallPolicy selecting
 // the node's label opens a port (real connections), the node's
@@ -123,29 +181,9 @@ func kubeWebPolicy(port int) *unstructured.Unstructured {
 // the cluster policy saved in its state directory; the API server back, a
 // change of the policy is caught up.
 func TestKubernetesSource(t *testing.T) {
-	netnstest.RequireRoot(t)
-	kubetest.Require(t)
 	ctx := context.Background()
-	c := kubetest.Start(t)
-	admin := kubeClient(t, c.Kubeconfig(t, kubetest.Admin()))
-	kubeApply(t, admin)
-
-	host := netnstest.New(t, "kube")
-	client := netnstest.New(t, "kcli")
-	netnstest.Link(t, host, []string{"192.0.2.1/24"}, client, []string{"192.0.2.2/24"})
-	metricsServeTCP(t, host, "192.0.2.1:8080")
-	metricsServeTCP(t, host, "192.0.2.1:8081")
-	c.ProxyInto(t, host)
-	connects := func(port int) bool {
-		err := client.Do(func() error {
-			conn, err := net.DialTimeout("tcp", fmt.Sprintf("192.0.2.1:%d", port), 500*time.Millisecond)
-			if err == nil {
-				conn.Close()
-			}
-			return err
-		})
-		return err == nil
-	}
+	l := newKubeLab(t, "kube", 8080, 8081)
+	c, host, nodes, policies, connects := l.c, l.host, l.nodes, l.policies, l.connects
 	waitConnects := func(port int, want bool) {
 		t.Helper()
 		daemonPoll(t, 2*time.Minute, fmt.Sprintf("tcp/%d open=%v", port, want), func() (bool, string) {
@@ -153,20 +191,7 @@ func TestKubernetesSource(t *testing.T) {
 			return got == want, fmt.Sprintf("open=%v", got)
 		})
 	}
-
-	nodes := admin.Resource(kube.NodeResource)
-	node := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Node",
-		"metadata": map[string]any{"name": "edge-1", "labels": map[string]any{"edgefw.io/ring": "edge"}},
-	}}
-	if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	policies := admin.Resource(kube.PolicyResource)
-	daemonPoll(t, time.Minute, "the policy CRD serves", func() (bool, string) {
-		_, err := policies.Create(ctx, kubeWebPolicy(8080), metav1.CreateOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	l.createPolicy(t, kubeWebPolicy(8080))
 	kubeconfig := c.Kubeconfig(t, kubetest.Node("edge-1"))
 	// The host's own rule ssh: a cluster object defining a rule of that
 	// name conflicts, and is rejected alone.
@@ -201,7 +226,7 @@ func TestKubernetesSource(t *testing.T) {
 	if out := p.MustCtl(t, "status"); !strings.Contains(out, "API reachable") || !strings.Contains(out, "hostfirewallpolicy/web") {
 		t.Errorf("edgefwctl status shows no cluster source:\n%s", out)
 	}
-	states := admin.Resource(kube.NodeStateResource)
+	states := l.states
 	daemonPoll(t, time.Minute, "node state reports web applied", func() (bool, string) {
 		got, err := states.Get(ctx, "edge-1", metav1.GetOptions{})
 		if err != nil {
@@ -308,41 +333,11 @@ func kubeAuditPolicy(port int, mode string) *unstructured.Unstructured {
 // and Ready follows the new generation; a policy that selects no node
 // shows 0 matched nodes and is not Ready.
 func TestKubernetesAuditThenEnforce(t *testing.T) {
-	netnstest.RequireRoot(t)
-	kubetest.Require(t)
 	ctx := context.Background()
-	c := kubetest.Start(t)
-	admin := kubeClient(t, c.Kubeconfig(t, kubetest.Admin()))
-	kubeApply(t, admin)
-
-	host := netnstest.New(t, "kaud")
-	client := netnstest.New(t, "kacl")
-	netnstest.Link(t, host, []string{"192.0.2.1/24"}, client, []string{"192.0.2.2/24"})
-	metricsServeTCP(t, host, "192.0.2.1:8080")
-	c.ProxyInto(t, host)
-	connects := func() bool {
-		return client.Do(func() error {
-			conn, err := net.DialTimeout("tcp", "192.0.2.1:8080", 500*time.Millisecond)
-			if err == nil {
-				conn.Close()
-			}
-			return err
-		}) == nil
-	}
-
-	nodes := admin.Resource(kube.NodeResource)
-	node := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Node",
-		"metadata": map[string]any{"name": "edge-1", "labels": map[string]any{"edgefw.io/ring": "edge"}},
-	}}
-	if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	policies := admin.Resource(kube.PolicyResource)
-	daemonPoll(t, time.Minute, "the policy CRD serves", func() (bool, string) {
-		_, err := policies.Create(ctx, kubeAuditPolicy(8080, "Audit"), metav1.CreateOptions{})
-		return err == nil, fmt.Sprint(err)
-	})
+	l := newKubeLab(t, "kaud", 8080)
+	c, policies := l.c, l.policies
+	connects := func() bool { return l.connects(8080) }
+	l.createPolicy(t, kubeAuditPolicy(8080, "Audit"))
 	nothing := kubeWebPolicy(8082)
 	nothing.SetName("nothing")
 	if err := unstructured.SetNestedStringMap(nothing.Object, map[string]string{"edgefw.io/ring": "none"}, "spec", "nodeSelector", "matchLabels"); err != nil {
@@ -353,7 +348,7 @@ func TestKubernetesAuditThenEnforce(t *testing.T) {
 	}
 
 	const hostPolicy = "version: 1\nrules:\n  - {name: ssh, direction: input, action: accept, ports: [{protocol: tcp, port: 22}]}\n"
-	p := startEdgefwdReady(t, edgefwdSetup{NS: host, Policy: hostPolicy, Args: []string{
+	p := startEdgefwdReady(t, edgefwdSetup{NS: l.host, Policy: hostPolicy, Args: []string{
 		"--kubeconfig", c.Kubeconfig(t, kubetest.Node("edge-1")), "--node-name", "edge-1",
 		"--aggregate", "--aggregator-kubeconfig", c.Kubeconfig(t, kubetest.ServiceAccount("edgefw-system", "edgefw-aggregator")),
 	}})
