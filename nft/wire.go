@@ -285,14 +285,7 @@ func decodeObjMapElems(out []objMapElem, data []byte, set string) ([]objMapElem,
 		for el.Next() {
 			switch el.Type() {
 			case unix.NFTA_SET_ELEM_KEY:
-				el.Nested(func(key *netlink.AttributeDecoder) error {
-					for key.Next() {
-						if key.Type() == unix.NFTA_DATA_VALUE {
-							e.key = key.Bytes()
-						}
-					}
-					return nil
-				})
+				e.key = elemKey(el)
 			case unix.NFTA_SET_ELEM_OBJREF:
 				e.obj = el.String()
 			}
@@ -362,17 +355,25 @@ func decodeSetElem(el *netlink.AttributeDecoder) nftables.SetElement {
 	for el.Next() {
 		switch el.Type() {
 		case unix.NFTA_SET_ELEM_KEY:
-			el.Nested(func(key *netlink.AttributeDecoder) error {
-				for key.Next() {
-					if key.Type() == unix.NFTA_DATA_VALUE {
-						e.Key = key.Bytes()
-					}
-				}
-				return nil
-			})
+			e.Key = elemKey(el)
 		case unix.NFTA_SET_ELEM_FLAGS:
 			e.IntervalEnd = el.Uint32()&unix.NFT_SET_ELEM_INTERVAL_END != 0
 		}
 	}
 	return e
+}
+
+// elemKey returns the value of an element's NFTA_SET_ELEM_KEY, whose
+// attribute el is at.
+func elemKey(el *netlink.AttributeDecoder) []byte {
+	var k []byte
+	el.Nested(func(key *netlink.AttributeDecoder) error {
+		for key.Next() {
+			if key.Type() == unix.NFTA_DATA_VALUE {
+				k = key.Bytes()
+			}
+		}
+		return nil
+	})
+	return k
 }
