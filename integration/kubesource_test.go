@@ -1,13 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -28,11 +23,7 @@ import (
 	"github.com/edgefw/edgefw/kube"
 )
 
-// kubeManifests are the files of deploy/kubernetes/ a node and the
-// aggregator need, and their kinds' resources.
-var kubeManifests = []string{"namespace.yaml", "hostfirewallpolicies.yaml", "hostfirewallnodestates.yaml",
-	"rbac-node.yaml", "rbac-aggregator.yaml", "admission-nodestate.yaml"}
-
+// kubeResources are the resources of the kinds deploy/kubernetes/ holds.
 var kubeResources = map[string]schema.GroupVersionResource{
 	"CustomResourceDefinition":         {Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
 	"ClusterRole":                      {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
@@ -52,35 +43,17 @@ func kubeApply(t *testing.T, admin dynamic.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range kubeManifests {
-		data, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", name))
-		if err != nil {
-			t.Fatal(err)
+	for _, obj := range kubetest.ReadManifests(t, filepath.Join(root, "deploy", "kubernetes")) {
+		res, ok := kubeResources[obj.GetKind()]
+		if !ok {
+			t.Fatalf("kind %s of %s not known to the test", obj.GetKind(), obj.GetName())
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			obj := &unstructured.Unstructured{}
-			err := dec.Decode(&obj.Object)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			if len(obj.Object) == 0 {
-				continue
-			}
-			res, ok := kubeResources[obj.GetKind()]
-			if !ok {
-				t.Fatalf("%s: kind %s not known to the test", name, obj.GetKind())
-			}
-			var ri dynamic.ResourceInterface = admin.Resource(res)
-			if ns := obj.GetNamespace(); ns != "" {
-				ri = admin.Resource(res).Namespace(ns)
-			}
-			if _, err := ri.Apply(context.Background(), obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "edgefw-test", Force: true}); err != nil {
-				t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
-			}
+		var ri dynamic.ResourceInterface = admin.Resource(res)
+		if ns := obj.GetNamespace(); ns != "" {
+			ri = admin.Resource(res).Namespace(ns)
+		}
+		if _, err := ri.Apply(context.Background(), obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "edgefw-test", Force: true}); err != nil {
+			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
 }

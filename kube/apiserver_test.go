@@ -1,13 +1,8 @@
 package kube
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,10 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 
 	"github.com/edgefw/edgefw/internal/kubetest"
 )
@@ -75,53 +68,13 @@ var manifestResources = map[schema.GroupVersionKind]struct {
 	{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicyBinding"}: {"validatingadmissionpolicybindings", false},
 }
 
-// readManifests returns the objects of the files kustomization.yaml
-// lists, in its order.
-func readManifests(t *testing.T) []*unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(manifestDir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kustomization struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Resources  []string `json:"resources"`
-	}
-	if err := yaml.UnmarshalStrict(data, &kustomization); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, name := range kustomization.Resources {
-		data, err := os.ReadFile(filepath.Join(manifestDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			obj := &unstructured.Unstructured{}
-			err := dec.Decode(&obj.Object)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			if len(obj.Object) > 0 {
-				objs = append(objs, obj)
-			}
-		}
-	}
-	return objs
-}
-
 // applyManifests applies deploy/kubernetes/ with server-side apply and
 // waits until the CRDs serve, RBAC grants what the node role says and the
 // admission policy refuses what it should.
 func applyManifests(t *testing.T, admin dynamic.Interface) {
 	t.Helper()
 	ctx := context.Background()
-	for _, obj := range readManifests(t) {
+	for _, obj := range kubetest.ReadManifests(t, manifestDir) {
 		client := resourceFor(t, admin, obj)
 		if _, err := client.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "edgefw-test", Force: true}); err != nil {
 			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
